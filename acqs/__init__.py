@@ -1,0 +1,1 @@
+"""acqs: the Asterisk Central Queue System, on Twisted."""
