@@ -1,0 +1,1 @@
+"""acqs' own Asterisk Manager Interface client: messages, framing, protocol."""
