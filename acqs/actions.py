@@ -1,0 +1,99 @@
+"""
+From a vicidial_manager row to the AMI action it asks for.
+
+The row's C{action} column names the action; C{cmd_line_b} ... C{cmd_line_k}
+each hold one whole C{Name: value} header line.  As in VICIdial's sender,
+blank lines and lines holding just C{0} are skipped and the headers go out
+in column order, pseudo-headers such as C{VDACnote} included.  acqs adds the
+ActionID and refuses what could not be sent safely.
+
+VICIdial's volume control is the one row whose lines are not all headers:
+C{cmd_line_b} holds the placeholder C{XXYYXXYYXXYYXX} where the MeetMe user
+number belongs, C{cmd_line_j} the agent's channel and C{cmd_line_k} the
+conference; the sender looks the number up with C{meetme list} first.
+"""
+
+import re
+from typing import List, Optional, Tuple, Union
+
+import attr
+
+from .ami.message import Header, UnsafeHeader, encode
+from .store.records import CMD_LINE_COLUMNS, ActionRow, Refusal
+
+_ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+# acqs opens and closes every session itself.
+_SESSION_ACTIONS = frozenset(["login", "logoff", "challenge"])
+MEETME_PLACEHOLDER = "XXYYXXYYXXYYXX"
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Action:
+    """An AMI action ready to send; C{ignored} names row lines left out."""
+
+    man_id: int
+    name: str
+    headers: Tuple[Header, ...]
+    ignored: Tuple[str, ...] = ()
+    meetme: Optional[Tuple[str, str]] = None  # (channel, conference) to look up
+
+    @property
+    def originates(self) -> bool:
+        return self.name.lower() == "originate"
+
+    def withMeetmeUser(self, user: str) -> "Action":
+        """The action with the volume-control placeholder replaced."""
+        headers = tuple((k, v.replace(MEETME_PLACEHOLDER, user)) for k, v in self.headers)
+        return attr.evolve(self, headers=headers, meetme=None)
+
+
+def meetmeUser(output: List[str], channel: str) -> Optional[str]:
+    """The MeetMe user number of C{channel} in C{meetme list} output."""
+    for line in output:
+        if (channel + " ").lower() in line.lower():
+            m = re.search(r"User #: *(\d+)", line)
+            if m and int(m.group(1)) > 0:
+                return m.group(1)
+    return None
+
+
+def rowAction(row: ActionRow) -> Union[Action, Refusal]:
+    """The action a claimed row asks for, or why it cannot be sent."""
+
+    def refuse(reason: str) -> Refusal:
+        return Refusal(row.man_id, reason)
+
+    name = (row.action or "").strip()
+    if not _ACTION_NAME.match(name):
+        return refuse(f"action {name[:40]!r} is not an AMI action name")
+    if name.lower() in _SESSION_ACTIONS:
+        return refuse(f"action {name} is not allowed: acqs logs in and off by itself")
+    headers: List[Header] = []
+    ignored: List[str] = []
+    lines = dict(zip(CMD_LINE_COLUMNS, row.cmd_lines))
+    meetme = None
+    if MEETME_PLACEHOLDER in (lines["cmd_line_b"] or ""):
+        channel, conference = (lines.pop(c, None) or "" for c in ("cmd_line_j", "cmd_line_k"))
+        if not channel.strip() or not conference.strip().isdigit():
+            return refuse("volume control needs the channel in cmd_line_j"
+                          " and the conference number in cmd_line_k")
+        meetme = (channel.strip(), conference.strip())
+    for column, line in lines.items():
+        if line is None or not line.strip() or line.strip() == "0":
+            continue
+        if "\r" in line or "\n" in line:
+            return refuse(f"{column} holds CR or LF")
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if not sep or not _HEADER_NAME.match(key):
+            return refuse(f"{column} is not a 'Name: value' header line")
+        if key.lower() == "actionid":
+            ignored.append(column)
+            continue
+        headers.append((key, value.strip()))
+    try:
+        encode([("Action", name)] + headers)
+    except UnsafeHeader as e:
+        return refuse(str(e))
+    return Action(row.man_id, name, tuple(headers), tuple(ignored), meetme)

@@ -1,0 +1,99 @@
+"""Tests for acqs.actions: from a vicidial_manager row to an AMI action."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from acqs.actions import Action, meetmeUser, rowAction
+from acqs.store.records import ActionRow, Refusal
+
+
+def row(action="Originate", *lines, callerid="DL40130172253cc160"):
+    lines = tuple(lines) + ("",) * (10 - len(lines))
+    return ActionRow(7, "10.10.11.12", action, callerid, lines)
+
+
+class RowActionTests(SynchronousTestCase):
+    def test_acqsTxtOriginate(self):
+        """The ACQS.txt Originate row becomes its headers, in column order, blanks skipped."""
+        a = rowAction(row("Originate", "Channel: local/8600011@demo", "Context: default",
+                          "Exten: 917274515135", "Priority: 1", "Callerid: DL40130172253cc160"))
+        self.assertEqual(a, Action(7, "Originate", (
+            ("Channel", "local/8600011@demo"), ("Context", "default"),
+            ("Exten", "917274515135"), ("Priority", "1"), ("Callerid", "DL40130172253cc160"))))
+        self.assertTrue(a.originates)
+
+    def test_headerOrderAsStored(self):
+        """Rows from VICIdial's dialer (Exten in b, Channel in d) keep their order; VDACnote goes out."""
+        a = rowAction(row("Originate", "Exten: 8365", "Context: default",
+                          "Channel: Local/913125551234@default", "Priority: 1",
+                          "Callerid: V1126100312000012345", "Timeout: 60000", "", "", "",
+                          "VDACnote: TESTCAMP|12345|1|3125551234|OUT|MAIN|50"))
+        self.assertEqual([k for k, _ in a.headers],
+                         ["Exten", "Context", "Channel", "Priority", "Callerid", "Timeout",
+                          "VDACnote"])
+        self.assertEqual(a.headers[-1][1], "TESTCAMP|12345|1|3125551234|OUT|MAIN|50")
+
+    def test_zeroAndNullSkipped(self):
+        """Lines holding 0, spaces or NULL are skipped, as VICIdial's sender skips them."""
+        a = rowAction(row("Hangup", "Channel: SIP/agent-0001", "0", " ", None))
+        self.assertEqual(a.headers, (("Channel", "SIP/agent-0001"),))
+
+    def test_valueKeepsColons(self):
+        """A value holding colons is kept whole."""
+        a = rowAction(row("Originate", "Variable: __URL=http://x:80/a"))
+        self.assertEqual(a.headers, (("Variable", "__URL=http://x:80/a"),))
+
+    def test_refusals(self):
+        """Rows that cannot be sent safely are refused with a reason naming the problem."""
+        cases = {
+            "empty action": (row(""), "is not an AMI action name"),
+            "spaces in action": (row("Orig inate"), "is not an AMI action name"),
+            "Logoff": (row("Logoff"), "acqs logs in and off by itself"),
+            "CR/LF": (row("Redirect", "Channel: SIP/1\r\nAction: Hangup"), "cmd_line_b holds CR or LF"),
+            "no colon": (row("Hangup", "Channel: SIP/1", "garbage"), "cmd_line_c is not a 'Name: value'"),
+            "bad name": (row("Hangup", "Chan nel: SIP/1"), "cmd_line_b is not a 'Name: value'"),
+        }
+        for name, (r, reason) in cases.items():
+            result = rowAction(r)
+            self.assertIsInstance(result, Refusal, name)
+            self.assertIn(reason, result.reason, name)
+            self.assertEqual(result.man_id, 7)
+
+    def test_actionIDIgnored(self):
+        """A row's own ActionID line is left out and named; acqs sets the ActionID."""
+        a = rowAction(row("Ping", "ActionID: mine"))
+        self.assertEqual((a.headers, a.ignored), ((), ("cmd_line_b",)))
+
+    def test_unknownActionSent(self):
+        """A well-formed but unknown action name is sent; Asterisk is the judge."""
+        self.assertIsInstance(rowAction(row("NoSuchAction")), Action)
+
+
+class VolumeControlTests(SynchronousTestCase):
+    def volumeRow(self, j="SIP/100-00000001", k="8600051"):
+        return row("Originate", "Channel: Local/XXYYXXYYXXYYXX48600051@default",
+                   "Context: default", "Exten: 8300", "Priority: 1", "Callerid: VX", "", "",
+                   "", j, k)
+
+    def test_placeholderFilled(self):
+        """Volume control keeps channel and conference apart and fills in the MeetMe user."""
+        a = rowAction(self.volumeRow())
+        self.assertEqual(a.meetme, ("SIP/100-00000001", "8600051"))
+        self.assertNotIn("SIP/100-00000001", [v for _, v in a.headers])
+        filled = a.withMeetmeUser("3")
+        self.assertEqual(filled.headers[0], ("Channel", "Local/348600051@default"))
+        self.assertIsNone(filled.meetme)
+
+    def test_missingConference(self):
+        """Volume control without its conference number is refused."""
+        self.assertIsInstance(rowAction(self.volumeRow(k="")), Refusal)
+
+    def test_meetmeUser(self):
+        """The user number is read from the channel's line of 'meetme list'."""
+        output = [
+            "User #: 01         100 Agent                  Channel: SIP/100-00000001    (unmonitored) 00:00:33",
+            "User #: 02  3125551234 Customer               Channel: SIP/carrier-0002    (unmonitored) 00:00:20",
+            "2 users in that conference.",
+        ]
+        self.assertEqual(meetmeUser(output, "SIP/carrier-0002"), "02")
+        self.assertEqual(meetmeUser(output, "sip/100-00000001"), "01")
+        self.assertIsNone(meetmeUser(output, "SIP/100-0000000"))
