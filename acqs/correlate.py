@@ -6,7 +6,9 @@ channels.  A channel of the call that rings or is answered makes the row
 UPDATED with that channel and its uniqueid; the hangup of that uniqueid
 makes the row DEAD.  The channel written is one a GUI client can act on
 (Redirect, Hangup): a dialled non-Local leg when there is one, else the
-originated Local leg (C{;1}, or C{,1} in Asterisk 1.4).
+originated Local leg: C{;1} (C{,1} in Asterisk 1.4), and in Asterisk 12+ the
+one whose uniqueid is the call's linkedid, because a Local channel dialled
+further down the call (its own C{;1}) often rings first.
 
 L{readEvent} turns an event of either dialect (Asterisk 1.4's C{State},
 C{CallerID}; 1.6 and later's C{ChannelStateDesc}, C{CallerIDNum},
@@ -68,6 +70,7 @@ class ChannelEvent:
     names: Tuple[str, ...]  # cleaned CallerIDName, then ConnectedLineName
     state: str = ""  # lower-case state description: "ringing", "up", ...
     cause: Optional[str] = None
+    linkedid: str = ""  # Asterisk 12+: the uniqueid of the call's first channel
 
 
 def readEvent(event: Mapping[str, str]) -> Optional[ChannelEvent]:
@@ -92,7 +95,8 @@ def readEvent(event: Mapping[str, str]) -> Optional[ChannelEvent]:
         state = _STATE_NUMBERS.get(state, state)
         if not state:
             state = _STATE_NUMBERS.get(event.get("ChannelState") or "", "")
-        return ChannelEvent(STATE, channel, uniqueid, names, state=state)
+        return ChannelEvent(STATE, channel, uniqueid, names, state=state,
+                            linkedid=event.get("Linkedid") or "")
     return None
 
 
@@ -156,7 +160,9 @@ class CallTracker:
     def _progress(self, callerid: str, call: _Call, event: ChannelEvent) -> List[Update]:
         channel = event.channel
         if isLocal(channel):
-            if call.channel or not isOriginatedLocalLeg(channel):
+            originated = isOriginatedLocalLeg(channel) and (
+                event.linkedid in ("", event.uniqueid))
+            if call.channel or not originated:
                 return []
         elif call.channel == channel and call.uniqueid == event.uniqueid:
             return []

@@ -21,13 +21,13 @@ def event(**headers):
     return Message(list(headers.items()))
 
 
-def newstate12(channel, uniqueid, state, name=CID, connected="<unknown>"):
-    """A Newstate as Asterisk 12 and later print it."""
+def newstate12(channel, uniqueid, state, name=CID, connected="<unknown>", linkedid="1.1"):
+    """A Newstate as Asterisk 12 and later print it; 1.1 is the call's first channel."""
     number = {"Ringing": "5", "Up": "6", "Down": "0", "Ring": "4"}[state]
     return readEvent(event(Event="Newstate", Channel=channel, ChannelState=number,
                            ChannelStateDesc=state, CallerIDNum="8600100",
                            CallerIDName=name, ConnectedLineName=connected,
-                           Uniqueid=uniqueid, Linkedid="1.0"))
+                           Uniqueid=uniqueid, Linkedid=linkedid))
 
 
 def hangup(channel, uniqueid, cause="16"):
@@ -66,7 +66,7 @@ class ReadEventTests(SynchronousTestCase):
         """An Asterisk 12+ Newstate gives channel, uniqueid, names and state."""
         e = newstate12("SIP/carrier-00000001", "1764152345.7", "Ringing")
         self.assertEqual(e, ChannelEvent(STATE, "SIP/carrier-00000001", "1764152345.7",
-                                         (CID, "<unknown>"), state="ringing"))
+                                         (CID, "<unknown>"), state="ringing", linkedid="1.1"))
 
     def test_asterisk14Newstate(self):
         """An Asterisk 1.4 Newstate (State:, CallerID:) reads the same way."""
@@ -181,3 +181,20 @@ class TrackerTests(SynchronousTestCase):
                                 ConnectedLineName="<unknown>"))]
         self.assertEqual(t.reconcile(before, live), [CallDead("1.1", "", None)])
         self.assertEqual(t.uniqueids(), frozenset(["1.2"]))
+
+
+class Asterisk22DialTests(SynchronousTestCase):
+    def test_dialledLocalLegDoesNotWin(self):
+        """When the originated Local channel dials another Local channel, whose ;1 rings
+        first, the row gets the originated leg (uniqueid == linkedid), as Asterisk 22 orders it."""
+        t = CallTracker()
+        t.expect(CID)
+        dialled = readEvent(event(Event="Newstate", Channel="Local/8600012@acqs-test-0000007c;1",
+                                  ChannelState="5", ChannelStateDesc="Ringing", CallerIDName=CID,
+                                  Uniqueid="1795688053.248", Linkedid="1795688053.246"))
+        originated = readEvent(event(Event="Newstate", Channel="Local/8600030@acqs-test-0000007b;1",
+                                     ChannelState="5", ChannelStateDesc="Ringing", CallerIDName=CID,
+                                     Uniqueid="1795688053.246", Linkedid="1795688053.246"))
+        self.assertEqual(t.observe(dialled), [])
+        self.assertEqual(t.observe(originated),
+                         [CallUpdated(CID, "Local/8600030@acqs-test-0000007b;1", "1795688053.246")])
