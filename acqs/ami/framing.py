@@ -18,6 +18,9 @@ END_COMMAND = b"--END COMMAND--"
 _TERMINATOR = re.compile(rb"\r?\n\r?\n")
 _END_COMMAND = re.compile(re.escape(END_COMMAND) + rb"\r?\n\r?\n")
 _KEEP = 3  # bytes kept while discarding, in case a terminator straddles reads
+_MARGIN = len(END_COMMAND) + 4  # bytes searched again after a read with no end
+_END_LEN = len(END_COMMAND)
+_FOLLOWS_LEN = len(FOLLOWS)
 
 DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
 DEFAULT_MAX_LINE = 64 * 1024
@@ -48,51 +51,70 @@ class MessageReader:
     def feed(self, data: bytes) -> List[bytes]:
         """Add C{data}; return every message it completes, in order."""
         buf = self._buffer + data if self._buffer else data
-        pos = 0
         end = len(buf)
-        out = []
-        # Bytes at the start of the buffer already searched in vain.
-        scanned, self._scanned = self._scanned, 0
+        out: List[bytes] = []
+        pos = self._discard(buf) if self._discarded else 0
+        find = buf.find
+        startswith = buf.startswith
+        maxLine, maxMessage = self._maxLine, self._maxMessage
+        limit = min(maxLine, maxMessage)
+        # Every blank line holds "\n\r\n" or "\n\n": their next positions
+        # (-1: none up to the end, -2: not searched yet), so that a CRLF
+        # stream is searched for "\n\n" at most once per read.
+        crlf = lf = -2
+        # The buffer's first bytes were already searched in vain.
+        here = pos + self._scanned
+        self._scanned = 0
         while pos < end:
-            if self._discarded:
-                m = _TERMINATOR.search(buf, pos)
+            if startswith(FOLLOWS, pos):
+                m = _END_COMMAND.search(buf, here)
                 if m is None:
-                    self._discarded += max(0, end - pos - _KEEP)
-                    pos = max(pos, end - _KEEP)
-                    break
-                self._onDiscard(self._discarded + m.start() - pos, "too long")
-                self._discarded = 0
-                pos = m.end()
-                continue
-            if buf[pos] in b"\r\n":
-                pos += 1  # stray blank lines between messages
-                continue
-            if buf.startswith(FOLLOWS, pos):
-                m = _END_COMMAND.search(buf, pos + scanned)
-                stop = m.start() + len(END_COMMAND) if m is not None else 0
-            elif end - pos < len(FOLLOWS) and FOLLOWS.startswith(buf[pos:]):
+                    found = -1
+                else:
+                    found, stop, after = m.start(), m.start() + _END_LEN, m.end()
+            elif end - pos < _FOLLOWS_LEN and FOLLOWS.startswith(buf[pos:]):
                 break  # too short to tell a Follows response from the rest
             else:
-                m = _TERMINATOR.search(buf, pos + scanned)
-                stop = m.start() if m is not None else 0
-            scanned = 0
-            if m is None:
-                if end - pos > self._maxMessage:
+                if -1 < crlf < here or crlf == -2:
+                    crlf = find(b"\n\r\n", here)
+                if -1 < lf < here or lf == -2:
+                    lf = find(b"\n\n", here)
+                if crlf >= 0 and (lf < 0 or crlf < lf):
+                    found, after = crlf, crlf + 3
+                else:
+                    found, after = lf, lf + 2
+                stop = found - 1 if found > 0 and buf[found - 1] == 13 else found
+            if found < 0:
+                if end - pos > maxMessage:
                     self._discarded = end - pos - _KEEP
                     pos = end - _KEEP
                 else:
-                    self._scanned = max(0, end - pos - len(END_COMMAND) - _KEEP)
+                    self._scanned = max(0, end - pos - _MARGIN)
                 break
             raw = buf[pos:stop]
-            pos = m.end()
-            if len(raw) > self._maxMessage:
-                self._onDiscard(len(raw), "too long")
-            elif len(raw) > self._maxLine and _longestLine(raw) > self._maxLine:
-                self._onDiscard(len(raw), "has a line that is too long")
+            here = pos = after
+            if not raw or raw[0] == 13 or raw[0] == 10:
+                raw = raw.lstrip(b"\r\n")  # stray blank lines between messages
+                if not raw:
+                    continue
+            size = len(raw)
+            if size > limit and (size > maxMessage or _longestLine(raw) > maxLine):
+                self._onDiscard(size, "too long" if size > maxMessage
+                                else "has a line that is too long")
             else:
                 out.append(raw)
         self._buffer = buf[pos:]
         return out
+
+    def _discard(self, buf: bytes) -> int:
+        """Skip the rest of an oversized message; where reading resumes."""
+        m = _TERMINATOR.search(buf)
+        if m is None:
+            self._discarded += max(0, len(buf) - _KEEP)
+            return max(0, len(buf) - _KEEP)
+        self._onDiscard(self._discarded + m.start(), "too long")
+        self._discarded = 0
+        return m.end()
 
 
 def _longestLine(raw: bytes) -> int:

@@ -93,6 +93,7 @@ class AMIProtocol(Protocol):
         self._pending: Dict[str, _Pending] = {}
         self._lists: Dict[str, _Pending] = {}
         self._handlers: Dict[Optional[str], List[EventHandler]] = {}
+        self._routes: Dict[bytes, Tuple[EventHandler, ...]] = {}
         self._greetingWaiters: List[Deferred] = []
         self._lostWaiters: List[Deferred] = []
         self._lost: Optional[Failure] = None
@@ -104,11 +105,40 @@ class AMIProtocol(Protocol):
             data = self._readGreeting(data)
             if not data:
                 return
+        routes = self._routes
         for raw in self._reader.feed(data):
             try:
-                self._route(raw)
+                if raw.startswith(b"Event: ") and not self._lists:
+                    # The hot path: most events are ones nobody listens to.
+                    eol = raw.find(b"\n", 7)
+                    key = raw[7:eol] if eol > 0 else raw[7:]
+                    handlers = routes.get(key)
+                    if handlers is None:
+                        handlers = self._resolve(key)
+                    if handlers:
+                        self._dispatch(handlers, raw)
+                else:
+                    self._route(raw)
             except Exception:
                 self.log.failure("AMI: could not handle a message")
+
+    def _resolve(self, key: bytes) -> Tuple[EventHandler, ...]:
+        """The handlers for an event name as it appears on the wire, cached."""
+        name = key.decode("utf-8", "replace").strip().lower()
+        handlers = tuple(self._handlers.get(name, ())) + tuple(self._handlers.get(None, ()))
+        if len(self._routes) > 1000:
+            self._routes.clear()  # garbage names must not grow the cache
+        self._routes[key] = handlers
+        return handlers
+
+    def _dispatch(self, handlers: Tuple[EventHandler, ...], raw: bytes) -> None:
+        message = Message.fromBytes(raw)
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:
+                self.log.failure("AMI event handler {handler!r} failed on {event}",
+                                 handler=handler, event=message.get("Event"))
 
     def _readGreeting(self, data: bytes) -> bytes:
         head = self._head + data
@@ -175,18 +205,9 @@ class AMIProtocol(Protocol):
             if pending is not None:
                 self._listEvent(pending, name, Message.fromBytes(raw))
                 return
-        key = name.lower()
-        named = self._handlers.get(key)
-        every = self._handlers.get(None)
-        if not named and not every:
-            return
-        message = Message.fromBytes(raw)
-        for handler in (named or []) + (every or []):
-            try:
-                handler(message)
-            except Exception:
-                self.log.failure("AMI event handler {handler!r} failed on {event}",
-                                 handler=handler, event=name)
+        handlers = self._resolve(name.encode("utf-8"))
+        if handlers:
+            self._dispatch(handlers, raw)
 
     def _listEvent(self, pending: _Pending, name: str, message: Message) -> None:
         if (message.get("EventList") or "").lower() == "complete" or (
@@ -236,12 +257,14 @@ class AMIProtocol(Protocol):
         """
         key = None if name is None else name.lower()
         self._handlers.setdefault(key, []).append(handler)
+        self._routes.clear()
 
     def deregisterEvent(self, name: Optional[str], handler: EventHandler) -> None:
         key = None if name is None else name.lower()
         handlers = self._handlers.get(key, [])
         if handler in handlers:
             handlers.remove(handler)
+        self._routes.clear()
 
     # Actions
 
