@@ -1,0 +1,331 @@
+"""
+What differs between the queue store on MySQL/MariaDB and on SQLite.
+
+L{SQLQueueStore<acqs.store.sqlstore.SQLQueueStore>} writes its SQL once,
+with C{%s} parameters and a few named fragments (C{{now}}, C{{ago}},
+C{{lockRows}}, C{{skipLocked}}); a dialect fills those in and knows how to
+connect, start a transaction, upsert and serialise claims.
+"""
+
+import contextlib
+import sqlite3
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import pymysql
+from twisted.enterprise import adbapi
+
+from .url import MYSQL, SQLITE, DatabaseURL
+
+# The SQL files that create each kind's tables, in order (package data).
+SCHEMA_FILES = {MYSQL: ("vicidial_manager.sql", "acqs.sql"), SQLITE: ("sqlite.sql",)}
+
+# PyMySQL: no network step may hang (seconds).
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 30
+WRITE_TIMEOUT = 30
+# MySQL: how long a claim waits for another instance's claim on a table
+# without row locks (seconds).
+CLAIM_LOCK_TIMEOUT = 10
+# SQLite: how long a writer waits for another one (seconds).
+SQLITE_BUSY_TIMEOUT = 10
+
+# The session sql_mode of acqs' own statements.  Not strict: acqs cuts
+# values to the column widths itself, and one odd character in a channel
+# name must not fail a whole batch of updates.  NO_ENGINE_SUBSTITUTION makes
+# initdb fail rather than silently create a table without InnoDB.
+SESSION_SQL_MODE = "NO_ENGINE_SUBSTITUTION"
+
+# In upsert assignments: "the value the INSERT gave" (see Dialect.upsert).
+INSERTED = object()
+
+# Errors that mean "the same transaction may succeed if run again".
+_MYSQL_DEADLOCK = 1213
+_MYSQL_NO_SUCH_TABLE = 1146
+
+
+class PooledConnection(adbapi.Connection):
+    """
+    adbapi's connection wrapper, without its error logging: a failed
+    rollback means the connection is gone, so drop it quietly and let the
+    next transaction open a new one.  (adbapi's own reconnect logic logs a
+    traceback for every failed call, which would flood the log during an
+    outage that the store already reports once.)
+    """
+
+    def rollback(self):
+        try:
+            self._connection.rollback()
+        except Exception:
+            self._pool.connections.pop(self._pool.threadID(), None)
+            try:
+                self._connection.close()
+            except Exception:
+                pass
+
+
+class _ConnectionPool(adbapi.ConnectionPool):
+    connectionFactory = PooledConnection
+
+
+class Dialect:
+    """The common part; L{MySQLDialect} and L{SQLiteDialect} fill it in."""
+
+    kind: str
+    module: str  # the DB-API module's name
+    errors: Tuple[type, ...]
+    poolSize: int
+    fragments: Dict[str, str]
+    # Whether vicidial_manager may live in an engine without row locks.
+    enginesVary = False
+
+    def sql(self, template: str, **fields: str) -> str:
+        """
+        C{template} with its fragments and C{fields} filled in and its
+        C{%s} parameters in this database's style.
+        """
+        return self.placeholders(template.format(**self.fragments, **fields))
+
+    def placeholders(self, statement: str) -> str:
+        return statement
+
+    def agoParameter(self, seconds: float) -> Any:
+        """The parameter of the C{{ago}} fragment for C{seconds} ago."""
+        raise NotImplementedError()
+
+    def upsert(self, key: Sequence[str], assignments: Dict[str, Any]) -> str:
+        """
+        The clause that turns an INSERT into an upsert on the unique
+        C{key}: each column of C{assignments} takes its SQL expression, or
+        the inserted value where it is L{INSERTED}.
+        """
+        return self.onConflict(key) + ", ".join(
+            f"{column} = {self.inserted(column) if value is INSERTED else value}"
+            for column, value in assignments.items()
+        )
+
+    def onConflict(self, key: Sequence[str]) -> str:
+        raise NotImplementedError()
+
+    def inserted(self, column: str) -> str:
+        """In an upsert's assignments: the value that the INSERT gave C{column}."""
+        raise NotImplementedError()
+
+    def connectArguments(self, url: DatabaseURL) -> Dict[str, Any]:
+        """The DB-API module's C{connect} arguments for C{url}."""
+        raise NotImplementedError()
+
+    def connect(self, url: DatabaseURL):
+        """A DB-API connection, for initdb and tests."""
+        raise NotImplementedError()
+
+    def pool(self, url: DatabaseURL, reactor) -> adbapi.ConnectionPool:
+        """A connection pool; acqs' own wrapper reconnects quietly."""
+        return _ConnectionPool(
+            self.module,
+            cp_min=1,
+            cp_max=self.poolSize,
+            cp_reconnect=True,
+            cp_reactor=reactor,
+            cp_openfun=self.opened,
+            **self.connectArguments(url),
+        )
+
+    def opened(self, connection) -> None:
+        """Set up a new connection."""
+
+    def ready(self, txn) -> None:
+        """Make sure the connection still works before a transaction."""
+
+    def begin(self, txn) -> None:
+        """Start a transaction that writes."""
+
+    def retryable(self, error: Exception) -> bool:
+        """Whether a transaction that failed with C{error} may be run again."""
+        return False
+
+    def missingTable(self, error: Exception) -> bool:
+        """Whether C{error} says that one of the tables does not exist."""
+        return False
+
+    def engine(self, txn) -> Optional[str]:
+        """The storage engine of vicidial_manager, where there are several."""
+        return None
+
+    def lockClaims(self, txn, server_ip: str) -> None:
+        """Wait until no other claim on C{server_ip}'s rows is running."""
+
+    def unlockClaims(self, txn, server_ip: str, commit: bool) -> None:
+        """
+        Commit (or roll back) the transaction, then let other claims on
+        C{server_ip}'s rows run, so that they see this one.
+        """
+
+    def createTables(self, connection, statements: Sequence[str]) -> None:
+        cursor = connection.cursor()
+        self.begin(cursor)
+        for statement in statements:
+            cursor.execute(statement)
+        connection.commit()
+
+
+class MySQLDialect(Dialect):
+    """
+    MySQL and MariaDB through PyMySQL: utf8mb4, autocommit off, READ
+    COMMITTED (a claim's locks then cover only the rows it takes, not the
+    gaps that GUI clients insert into), timeouts on every network step.
+    """
+
+    kind = MYSQL
+    enginesVary = True
+    module = "pymysql"
+    errors = (pymysql.err.Error,)
+    poolSize = 5
+    fragments = {
+        "now": "NOW(6)",
+        "ago": "NOW(6) - INTERVAL %s MICROSECOND",
+        "lockRows": " FOR UPDATE",
+        "skipLocked": " FOR UPDATE SKIP LOCKED",
+    }
+
+    def agoParameter(self, seconds: float) -> int:
+        return max(0, int(seconds * 1_000_000))
+
+    def onConflict(self, key):
+        return " ON DUPLICATE KEY UPDATE "
+
+    def inserted(self, column):
+        return f"VALUES({column})"
+
+    def connectArguments(self, url: DatabaseURL, database: bool = True) -> Dict[str, Any]:
+        arguments = dict(
+            host=url.host,
+            port=url.port,
+            user=url.user or "",
+            password=url.password or "",
+            charset="utf8mb4",
+            autocommit=False,
+            sql_mode=SESSION_SQL_MODE,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
+            write_timeout=WRITE_TIMEOUT,
+        )
+        if database:
+            arguments["database"] = url.database
+        return arguments
+
+    def connect(self, url: DatabaseURL, database: bool = True):
+        return pymysql.connect(**self.connectArguments(url, database))
+
+    def ready(self, txn) -> None:
+        # A connection killed while idle (server restart, wait_timeout, KILL)
+        # only shows on its next use: try it first, and open a new one
+        # rather than failing the call.
+        try:
+            txn.connection.ping()
+        except pymysql.err.Error:
+            txn.reconnect()
+            txn.reopen()
+
+    def retryable(self, error):
+        return _errno(error) == _MYSQL_DEADLOCK
+
+    def missingTable(self, error):
+        return _errno(error) == _MYSQL_NO_SUCH_TABLE
+
+    def engine(self, txn):
+        txn.execute(
+            "SELECT ENGINE FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'vicidial_manager'"
+        )
+        row = txn.fetchone()
+        return row[0] if row else None
+
+    def lockClaims(self, txn, server_ip):
+        txn.execute("SELECT GET_LOCK(%s, %s)", (_claimLockName(server_ip), CLAIM_LOCK_TIMEOUT))
+        if txn.fetchone()[0] != 1:
+            raise pymysql.err.OperationalError(
+                0, f"another claim on {server_ip} held its lock for over {CLAIM_LOCK_TIMEOUT} s"
+            )
+
+    def unlockClaims(self, txn, server_ip, commit):
+        release = "SELECT RELEASE_LOCK(%s)", (_claimLockName(server_ip),)
+        if commit:
+            txn.connection.commit()
+            txn.execute(*release)
+            return
+        # On the way out of a failure, which matters more than these: if the
+        # connection is gone, so is the lock.
+        with contextlib.suppress(pymysql.err.Error):
+            txn.connection.rollback()
+            txn.execute(*release)
+
+
+class SQLiteDialect(Dialect):
+    """
+    The standard library's sqlite3: WAL mode, explicit transactions, and
+    C{BEGIN IMMEDIATE} so that one writer runs at a time, across processes
+    too; a busy writer is waited for, up to L{SQLITE_BUSY_TIMEOUT}.
+    """
+
+    kind = SQLITE
+    module = "sqlite3"
+    errors = (sqlite3.Error,)
+    poolSize = 1
+    _clock = "strftime('%Y-%m-%d %H:%M:%f', 'now', 'localtime'"
+    fragments = {
+        "now": _clock + ")",
+        "ago": _clock + ", %s)",
+        "lockRows": "",
+        "skipLocked": "",
+    }
+
+    def placeholders(self, statement):
+        return statement.replace("%s", "?")
+
+    def agoParameter(self, seconds):
+        return f"-{max(0.0, seconds):.3f} seconds"
+
+    def onConflict(self, key):
+        return f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+
+    def inserted(self, column):
+        return f"excluded.{column}"
+
+    def connectArguments(self, url: DatabaseURL) -> Dict[str, Any]:
+        # The pool opens and closes connections in different threads.
+        return dict(
+            database=url.database,
+            timeout=SQLITE_BUSY_TIMEOUT,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
+    def connect(self, url: DatabaseURL):
+        connection = sqlite3.connect(**self.connectArguments(url))
+        self.opened(connection)
+        return connection
+
+    def opened(self, connection):
+        connection.execute("PRAGMA journal_mode=WAL")
+
+    def begin(self, txn):
+        txn.execute("BEGIN IMMEDIATE")
+
+    def missingTable(self, error):
+        return "no such table" in str(error)
+
+
+DIALECTS = {MYSQL: MySQLDialect, SQLITE: SQLiteDialect}
+
+
+def dialectFor(url: DatabaseURL) -> Dialect:
+    return DIALECTS[url.kind]()
+
+
+def _errno(error: Exception) -> Optional[int]:
+    return error.args[0] if error.args and isinstance(error.args[0], int) else None
+
+
+def _claimLockName(server_ip: str) -> str:
+    return f"acqs-claim-{server_ip}"

@@ -1,0 +1,57 @@
+-- The queue store on SQLite, for a single box and the demo: VICIdial's
+-- vicidial_manager table and acqs' own tables in one file.
+--
+-- vicidial_manager has VICIdial's columns, in VICIdial's order and with its
+-- names (never add, drop or reorder one: GUI clients INSERT positionally).
+-- SQLite has no ENUM: status and response are TEXT with CHECK constraints.
+-- Text columns compare case-insensitively (COLLATE NOCASE), as they do
+-- under MySQL's default collations.  man_id is an AUTOINCREMENT rowid:
+-- insert NULL for it (SQLite refuses VICIdial's '').
+--
+-- acqs_action and acqs_instance hold what acqs records beyond VICIdial's
+-- columns; acqs.sql explains each column.  Times are local-time text
+-- ('YYYY-MM-DD HH:MM:SS.SSS') from SQLite's clock.
+
+CREATE TABLE IF NOT EXISTS vicidial_manager (
+    man_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    uniqueid VARCHAR(20) COLLATE NOCASE,
+    entry_date DATETIME,
+    status TEXT CHECK (status IN ('NEW', 'QUEUE', 'SENT', 'UPDATED', 'DEAD')),
+    response TEXT CHECK (response IN ('Y', 'N')),
+    server_ip VARCHAR(15) NOT NULL COLLATE NOCASE,
+    channel VARCHAR(100) COLLATE NOCASE,
+    action VARCHAR(20) COLLATE NOCASE,
+    callerid VARCHAR(20) COLLATE NOCASE,
+    cmd_line_b VARCHAR(100) COLLATE NOCASE,
+    cmd_line_c VARCHAR(100) COLLATE NOCASE,
+    cmd_line_d VARCHAR(100) COLLATE NOCASE,
+    cmd_line_e VARCHAR(100) COLLATE NOCASE,
+    cmd_line_f VARCHAR(100) COLLATE NOCASE,
+    cmd_line_g VARCHAR(100) COLLATE NOCASE,
+    cmd_line_h VARCHAR(100) COLLATE NOCASE,
+    cmd_line_i VARCHAR(100) COLLATE NOCASE,
+    cmd_line_j VARCHAR(100) COLLATE NOCASE,
+    cmd_line_k VARCHAR(100) COLLATE NOCASE
+);
+CREATE INDEX IF NOT EXISTS callerid ON vicidial_manager (callerid);
+CREATE INDEX IF NOT EXISTS uniqueid ON vicidial_manager (uniqueid);
+CREATE INDEX IF NOT EXISTS serverstat ON vicidial_manager (server_ip, status);
+
+CREATE TABLE IF NOT EXISTS acqs_action (
+    man_id INTEGER NOT NULL PRIMARY KEY,
+    claimed_by VARCHAR(64),
+    claimed_at TEXT,
+    sending_at TEXT,
+    answered_at TEXT,
+    outcome VARCHAR(16) NOT NULL,
+    response_text VARCHAR(255),
+    reason VARCHAR(255),
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS acqs_instance (
+    server_ip VARCHAR(15) NOT NULL,
+    instance VARCHAR(64) NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    PRIMARY KEY (server_ip, instance)
+);

@@ -1,0 +1,201 @@
+"""
+Scratch databases for tests: a fresh database on the real MariaDB, or a
+fresh SQLite file, each with the queue store's tables, gone after the test.
+
+    from tests.databases import scratchMySQL, scratchSQLite
+
+    db = scratchMySQL(self)          # skips the test when MariaDB is unreachable
+    man_id = db.insertAction("10.10.11.12", "Originate", "M1130172253000000001",
+                             ["Channel: Local/8600011@default", "Context: default"])
+    store = db.openStore()           # closed when the test ends
+    db.status(man_id)                # 'NEW'
+    db.rows("SELECT channel FROM vicidial_manager WHERE man_id = %s", (man_id,))
+
+SQL given to L{ScratchDatabase} uses C{%s} parameters on both kinds.  Its
+own connection autocommits, so it always sees what the store committed.
+
+The MariaDB server is C{mysql://root@127.0.0.1:3306/test} unless the
+environment variable C{ACQS_TEST_MYSQL} names another one (a mysql:// URL of
+a server where this user may create and drop databases); the database part
+of that URL is not used.
+"""
+
+import os
+import secrets
+from datetime import datetime
+from typing import Dict, Optional, Sequence
+
+import attr
+from twisted.trial.unittest import SkipTest
+
+from acqs.store import openStore
+from acqs.store.dialects import dialectFor
+from acqs.store.records import CMD_LINE_COLUMNS
+from acqs.store.schema import initdb
+from acqs.store.url import MYSQL, DatabaseURL, parseURL
+
+MYSQL_ENV = "ACQS_TEST_MYSQL"
+DEFAULT_MYSQL = "mysql://root@127.0.0.1:3306/test"
+
+VICIDIAL_COLUMNS = (
+    "man_id uniqueid entry_date status response server_ip channel action callerid".split()
+    + list(CMD_LINE_COLUMNS)
+)
+ACTION_COLUMNS = (
+    "man_id claimed_by claimed_at sending_at answered_at outcome response_text reason attempts"
+).split()
+
+_unreachable: Dict[str, str] = {}
+
+
+def mysqlServer() -> DatabaseURL:
+    """The MariaDB server where scratch databases are made."""
+    return parseURL(os.environ.get(MYSQL_ENV, DEFAULT_MYSQL))
+
+
+def mysqlConnection(url: Optional[DatabaseURL] = None, database: bool = False):
+    """
+    An autocommitting PyMySQL connection to the test server (to C{url}'s
+    database if C{database}); skips the test when the server is
+    unreachable.
+    """
+    url = url or mysqlServer()
+    key = str(url)
+    if key in _unreachable:
+        raise SkipTest(_unreachable[key])
+    try:
+        connection = dialectFor(url).connect(url, database=database)
+    except Exception as e:
+        if database:
+            raise
+        _unreachable[key] = f"MariaDB is not reachable at {url} ({e}); set {MYSQL_ENV}"
+        raise SkipTest(_unreachable[key])
+    connection.autocommit(True)
+    return connection
+
+
+def scratchMySQL(testCase, tables: bool = True, engine: Optional[str] = None) -> "ScratchDatabase":
+    """
+    A new, randomly named database on the test MariaDB, dropped when
+    C{testCase} ends; with the queue store's tables if C{tables}, and
+    vicidial_manager converted to C{engine} (e.g. C{"MyISAM"}) if given.
+    """
+    server = mysqlServer()
+    admin = mysqlConnection(server)
+    name = f"acqs_test_{secrets.token_hex(6)}"
+    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+
+    def drop():
+        try:
+            admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            admin.close()
+
+    testCase.addCleanup(drop)
+    url = attr.evolve(server, database=name)
+    if tables:
+        initdb(url)
+    db = ScratchDatabase(url, mysqlConnection(url, database=True), testCase)
+    if engine is not None:
+        db.execute(f"ALTER TABLE vicidial_manager ENGINE={engine}")
+    return db
+
+
+def scratchSQLite(testCase, tables: bool = True) -> "ScratchDatabase":
+    """A new SQLite file in C{testCase}'s temporary folder."""
+    url = parseURL("sqlite://" + os.path.abspath(testCase.mktemp() + ".db"))
+    if tables:
+        initdb(url)
+    return ScratchDatabase(url, dialectFor(url).connect(url), testCase)
+
+
+@attr.s(auto_attribs=True, eq=False)
+class ScratchDatabase:
+    """A database of the queue store made for one test; see the module docstring."""
+
+    url: DatabaseURL
+    connection: object = attr.ib(repr=False)
+    testCase: object = attr.ib(repr=False)
+
+    def __attrs_post_init__(self):
+        self.testCase.addCleanup(self.connection.close)
+
+    def openStore(self, reactor=None, **kwargs):
+        """An L{IQueueStore} on this database, closed when the test ends."""
+        if reactor is None:
+            from twisted.internet import reactor
+        store = openStore(self.url, reactor, **kwargs)
+        self.testCase.addCleanup(store.close)
+        return store
+
+    def connect(self):
+        """A new DB-API connection of this database's kind (yours to close)."""
+        if self.url.kind == MYSQL:
+            return mysqlConnection(self.url, database=True)
+        return dialectFor(self.url).connect(self.url)
+
+    def execute(self, sql: str, params: Sequence = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        cursor = self.connection.cursor()
+        cursor.execute(dialectFor(self.url).placeholders(sql), tuple(params))
+        return cursor.rowcount
+
+    def rows(self, sql: str, params: Sequence = ()) -> list:
+        """The rows a query returns, as tuples."""
+        cursor = self.connection.cursor()
+        cursor.execute(dialectFor(self.url).placeholders(sql), tuple(params))
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def insertAction(
+        self,
+        server_ip: str,
+        action: str,
+        callerid: str,
+        cmdLines: Sequence[Optional[str]] = (),
+        status: str = "NEW",
+        entry_date: Optional[str] = None,
+        uniqueid: Optional[str] = "",
+        channel: Optional[str] = "",
+    ) -> int:
+        """
+        INSERT a row the way GUI clients do (all 19 columns, positionally;
+        missing cmd lines are ''), with the current local time by default;
+        its man_id.
+        """
+        lines = list(cmdLines) + [""] * (len(CMD_LINE_COLUMNS) - len(cmdLines))
+        if entry_date is None:
+            entry_date = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        cursor = self.connection.cursor()
+        cursor.execute(
+            dialectFor(self.url).placeholders(
+                "INSERT INTO vicidial_manager VALUES (NULL, " + ", ".join(["%s"] * 18) + ")"
+            ),
+            (uniqueid, entry_date, status, "N", server_ip, channel, action, callerid, *lines),
+        )
+        return cursor.lastrowid
+
+    def insertActions(
+        self, server_ip: str, count: int, action: str = "Originate", **kwargs
+    ) -> list:
+        """C{count} rows with callerids C{M0000000000000000001} and on; their man_ids."""
+        return [
+            self.insertAction(server_ip, action, f"M{n:019d}", **kwargs)
+            for n in range(1, count + 1)
+        ]
+
+    def row(self, man_id: int) -> Optional[dict]:
+        """vicidial_manager's row C{man_id}, as a dict, or None."""
+        return self._one("vicidial_manager", VICIDIAL_COLUMNS, man_id)
+
+    def action(self, man_id: int) -> Optional[dict]:
+        """acqs_action's record of row C{man_id}, as a dict, or None."""
+        return self._one("acqs_action", ACTION_COLUMNS, man_id)
+
+    def status(self, man_id: int) -> Optional[str]:
+        """The status of row C{man_id}."""
+        row = self.row(man_id)
+        return row and row["status"]
+
+    def _one(self, table: str, columns: Sequence[str], man_id: int) -> Optional[dict]:
+        found = self.rows(f"SELECT {', '.join(columns)} FROM {table} WHERE man_id = %s", (man_id,))
+        return dict(zip(columns, found[0])) if found else None
