@@ -1,0 +1,639 @@
+"""
+The simulated manager interface: one L{AMISession} per connection, and the
+L{Simulator} that owns the users, the call engine, the sessions and the
+fault knobs.
+
+Sessions behave as Asterisk's manager threads do: actions of one session
+are answered in order; while an action is not yet answered (a synchronous
+Originate, a failed login's delay, L{Simulator.responseDelay}) the session
+reads no further action and keeps its events, which follow the response.
+Events reach a session only once it has logged in, and only those of a
+class both its user may read and its C{Events:} mask asks for (on when the
+header is absent).  List events are part of the response, so an
+C{Events: off} session gets them too.
+
+Simplified: permissions are checked per action class only (no ACLs, no
+C{displayconnects}, no C{authlimit}); C{RequestNotAllowed} is not printed.
+The security events carry the fields a real Asterisk 22 printed.
+"""
+
+import hashlib
+import itertools
+import random
+import time
+from collections import deque
+from types import MappingProxyType
+from typing import (Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
+
+import attr
+from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..ami.framing import MessageReader
+from ..ami.message import Header, Message, encode
+from . import cli
+from .calls import PBX, OriginateRequest
+from .channels import NORMAL_CLEARING, Channel, parseCallerID
+from .dialects import Dialect, dialect as makeDialect
+from .dialplan import DEFAULT_DIALPLAN, Dialplan
+from .events import Event
+
+MASK = "********"
+_SECRET_HEADERS = frozenset(["secret", "key"])
+_TRUE = frozenset(["yes", "true", "y", "t", "1", "on"])
+_FALSE = frozenset(["no", "false", "n", "f", "0", "off"])
+
+DEFAULT_GARBAGE = b"\x00\xff\xfeGARBAGE that is not AMI\r\nno colon here\r\n\r\n"
+
+
+@attr.s(frozen=True, auto_attribs=True, repr=False)
+class User:
+    """A manager user; C{read}/C{write} are comma lists of classes."""
+
+    username: str
+    secret: str
+    read: str = "all"
+    write: str = "all"
+
+    def __repr__(self) -> str:
+        return f"User({self.username!r}, read={self.read!r}, write={self.write!r})"
+
+
+# The users of the test Asterisk (/work/shared/asterisk/etc/manager.conf.in):
+# username -> secret, and their permissions there.
+DEFAULT_USERS: Mapping[str, str] = MappingProxyType(
+    {"sender": "sendersecret", "listener": "listenersecret"})
+PERMISSIONS: Mapping[str, Tuple[str, str]] = MappingProxyType({
+    "sender": ("system,call,originate", "system,call,originate,command,reporting"),
+    "listener": ("all", "system"),
+})
+
+
+def makeUsers(users: Union[Mapping[str, str], Iterable[User]]) -> Dict[str, User]:
+    """
+    Users by name, from L{User}s or from a mapping of username to secret
+    (permissions as the test Asterisk gives them, all for other names).
+    """
+    if isinstance(users, Mapping):
+        users = [User(name, secret, *PERMISSIONS.get(name, ("all", "all")))
+                 for name, secret in users.items()]
+    return {u.username: u for u in users}
+
+
+def masked(message: Message) -> Message:
+    """A copy of an action with its secret and MD5 key hidden."""
+    return Message([(k, MASK if k.lower() in _SECRET_HEADERS else v)
+                    for k, v in message.headers])
+
+
+def _isoTime(seconds: float) -> str:
+    whole = int(seconds)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{stamp}.{int((seconds - whole) * 1000):03d}+0000"
+
+
+def _address(address) -> str:
+    host = getattr(address, "host", "127.0.0.1")
+    port = getattr(address, "port", 0)
+    return f"IPV4/TCP/{host}/{port}"
+
+
+class AMISession(Protocol):
+    """One manager connection, server side."""
+
+    log = Logger()
+
+    def __init__(self, simulator: "Simulator"):
+        self._sim = simulator
+        self._reader = MessageReader(self._discarded)
+        self.user: Optional[User] = None
+        self.authenticated = False
+        self._wanted: frozenset = frozenset()
+        self._challenge: Optional[str] = None
+        self._busy = False
+        self._held: List[bytes] = []
+        self._pending: Deque[Message] = deque()
+        self._timers: list = []
+        self._closed = False
+        self.sessionID = f"0x{next(simulator._sessionIDs):012x}"
+        self.loggedIn: Optional[float] = None
+
+    @property
+    def username(self) -> Optional[str]:
+        return self.user.username if self.user is not None else None
+
+    @property
+    def eventsOn(self) -> bool:
+        return self.authenticated and bool(self._wanted)
+
+    def __repr__(self) -> str:
+        return f"<AMISession {self.sessionID} user={self.username!r}>"
+
+    # Connection
+
+    def connectionMade(self) -> None:
+        self._sim.sessions.append(self)
+        self.transport.write(self._sim.dialect.greeting)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._closed = True
+        if self in self._sim.sessions:
+            self._sim.sessions.remove(self)
+        for timer in self._timers:
+            if timer.active():
+                timer.cancel()
+        self._timers = []
+
+    def _discarded(self, size: int, why: str) -> None:
+        self.log.warn("Simulator dropped a {size}-byte action that {why}", size=size, why=why)
+
+    def dataReceived(self, data: bytes) -> None:
+        for raw in self._reader.feed(data):
+            self._pending.append(Message.fromBytes(raw))
+        self._process()
+
+    def _process(self) -> None:
+        while self._pending and not self._busy and not self._closed:
+            self._handle(self._pending.popleft())
+
+    # Writing
+
+    def sendEvent(self, category: str, data: bytes) -> None:
+        """Deliver an event if this session wants its class."""
+        if category not in self._wanted or self._closed:
+            return
+        if self._busy:
+            self._held.append(data)
+        else:
+            self.transport.write(data)
+
+    def _later(self, seconds: float, fn: Callable, *args) -> None:
+        self._timers = [t for t in self._timers if t.active()]
+        self._timers.append(self._sim._clock.callLater(seconds, fn, *args))
+
+    def _reply(self, data: bytes, then: Optional[Callable[[], None]] = None,
+               delay: Optional[float] = None) -> None:
+        """Answer the current action, after the response delay if one is set."""
+        delay = self._sim.responseDelay if delay is None else delay
+        if delay > 0:
+            self._busy = True
+            self._later(delay, self._deliver, data, then)
+        else:
+            self._deliver(data, then)
+
+    def _deliver(self, data: bytes, then: Optional[Callable[[], None]] = None) -> None:
+        if self._closed:
+            return
+        self._busy = False
+        self.transport.write(data)
+        held, self._held = self._held, []
+        for event in held:
+            self.transport.write(event)
+        if then is not None:
+            then()
+        self._process()
+
+    def _respond(self, message: Message, *headers: Header) -> bytes:
+        """A response: the first header, the action's ActionID, the rest."""
+        actionID = message.get("ActionID")
+        first, rest = headers[0], list(headers[1:])
+        return encode([first] + ([("ActionID", actionID)] if actionID else []) + rest)
+
+    def _success(self, message: Message, text: str) -> bytes:
+        return self._respond(message, ("Response", "Success"), ("Message", text))
+
+    def _error(self, message: Message, text: str) -> bytes:
+        return self._respond(message, ("Response", "Error"), ("Message", text))
+
+    # Actions
+
+    def _handle(self, message: Message) -> None:
+        sim = self._sim
+        action = (message.get("Action") or "").strip()
+        who = self.username or (message.get("Username") if action.lower() == "login" else None)
+        sim.actions.append((who, masked(message)))
+        if sim.unresponsive:
+            return
+        if not action:
+            self._reply(self._error(message, "Missing action in request"))
+            return
+        key = action.lower()
+        if not self.authenticated:
+            if key == "login":
+                self._login(message)
+            elif key == "challenge":
+                self._challengeAction(message)
+            elif key == "logoff":
+                if sim.dialect.anonymousLogoff is not None:
+                    self._reply(self._success(message, sim.dialect.anonymousLogoff), self._close)
+                else:
+                    self._logoff(message)
+            else:
+                self._reply(self._error(message, sim.dialect.unauthenticated))
+            return
+        handler = getattr(self, "_action_" + key, None)
+        if handler is None or key in sim.dialect.unsupportedActions:
+            self._reply(self._error(message, sim.dialect.unknownAction(action)))
+            return
+        needed = sim.dialect.parseClasses(sim.dialect.authority.get(key, ""))
+        granted = sim.dialect.parseClasses(self.user.write)
+        if not sim.dialect.permitted(granted, needed):
+            self._reply(self._error(message, "Permission denied"))
+            return
+        handler(message)
+
+    def _close(self) -> None:
+        if not self._closed:
+            self.transport.loseConnection()
+
+    def _challengeAction(self, message: Message) -> None:
+        if (message.get("AuthType") or "").lower() != "md5":
+            self._reply(self._error(message, "Must specify AuthType"))
+            return
+        if self._challenge is None:
+            self._challenge = str(self._sim._challenges.randrange(100000000, 2 ** 31))
+        self._reply(self._respond(message, ("Response", "Success"),
+                                  ("Challenge", self._challenge)))
+
+    def _login(self, message: Message) -> None:
+        sim = self._sim
+        username = message.get("Username") or ""
+        user = next((u for u in sim.users.values() if u.username.lower() == username.lower()),
+                    None)
+        md5 = (message.get("AuthType") or "").lower() == "md5"
+        extra: Tuple[Header, ...] = ()
+        if user is None:
+            accepted, failure = False, "InvalidAccountID"
+        elif md5:
+            expected = hashlib.md5(((self._challenge or "") + user.secret).encode("utf-8"),
+                                   usedforsecurity=False).hexdigest()
+            accepted = self._challenge is not None and message.get("Key") == expected
+            # As Asterisk 22 prints it: no account, the key sent and the one expected.
+            failure, username = "ChallengeResponseFailed", ""
+            extra = (("Challenge", self._challenge or ""), ("Response", message.get("Key") or ""),
+                     ("ExpectedResponse", expected))
+        else:
+            accepted, failure = message.get("Secret") == user.secret, "InvalidPassword"
+        if sim.refuseLogins:
+            accepted = False
+        if not accepted:
+            sim._securityEvent(failure, self, username, extra)
+            self._reply(self._error(message, "Authentication failed"), self._close,
+                        delay=sim.loginFailureDelay + sim.responseDelay)
+            return
+        self.user = user
+        self.authenticated = True
+        self.loggedIn = sim._clock.seconds()
+        self._setEventMask(message.get("Events") or "on")
+        self._reply(self._success(message, "Authentication accepted"), self._welcome)
+
+    def _welcome(self) -> None:
+        sim = self._sim
+        if sim.dialect.hasFullyBooted:
+            up = int(sim._clock.seconds() - sim.pbx.startTime)
+            rendered = sim.dialect.renderBytes(Event("FullyBooted", fields=(
+                ("Uptime", str(up)), ("LastReload", str(up)), ("Status", "Fully Booted"))))
+            if rendered is not None:
+                self.sendEvent(*rendered)
+        sim._securityEvent("SuccessfulAuth", self, self.username)
+
+    def _logoff(self, message: Message) -> None:
+        self._reply(self._respond(message, ("Response", "Goodbye"),
+                                  ("Message", "Thanks for all the fish.")), self._close)
+
+    _action_logoff = _logoff
+
+    def _action_login(self, message: Message) -> None:
+        self._reply(self._success(message, self._sim.dialect.alreadyLoggedIn))
+
+    def _action_challenge(self, message: Message) -> None:
+        self._challengeAction(message)
+
+    def _action_ping(self, message: Message) -> None:
+        self._reply(self._respond(message, *self._sim.dialect.ping(self._sim._clock.seconds())))
+
+    def _setEventMask(self, text: str) -> None:
+        """Events on, off or by class, within what the user may read."""
+        dialect = self._sim.dialect
+        mask = text.strip().lower()
+        if mask in _TRUE:
+            wanted = frozenset(dialect.classes)
+        elif mask in _FALSE:
+            wanted = frozenset()
+        else:
+            wanted = dialect.parseClasses(mask)
+        self._wanted = wanted & dialect.parseClasses(self.user.read)
+
+    def _action_events(self, message: Message) -> None:
+        self._setEventMask(message.get("EventMask") or "")
+        self._reply(self._respond(message, *self._sim.dialect.eventsResponse(bool(self._wanted))))
+
+    def _action_command(self, message: Message) -> None:
+        sim = self._sim
+        command = message.get("Command") or ""
+        if not command.strip():
+            self._reply(self._error(message, "No command provided"))
+            return
+        known, lines = cli.run(command, sim.pbx, sim.dialect, sim._clock.seconds())
+        self._reply(sim.dialect.commandResponse(message.get("ActionID"), known, lines))
+
+    def _list(self, message: Message, build) -> None:
+        sim = self._sim
+        name = (message.get("Channel") or "").strip()
+        if name:
+            ch = sim.pbx.find(name)
+            if ch is None:
+                self._reply(self._error(message, "No such channel"))
+                return
+            channels = [ch]
+        else:
+            channels = list(sim.pbx.channels.values())
+        response, items, complete = build(channels, sim._clock.seconds(),
+                                          message.get("ActionID"))
+        self._reply(b"".join(encode(h) for h in [response] + items + [complete]))
+
+    def _action_status(self, message: Message) -> None:
+        self._list(message, self._sim.dialect.statusList)
+
+    def _action_coreshowchannels(self, message: Message) -> None:
+        self._list(message, self._sim.dialect.coreShowChannels)
+
+    def _action_hangup(self, message: Message) -> None:
+        sim = self._sim
+        name = (message.get("Channel") or "").strip()
+        if not name:
+            self._reply(self._error(message, "No channel specified"))
+            return
+        if sim.pbx.find(name) is None:
+            self._reply(self._error(message, "No such channel"))
+            return
+        cause = message.get("Cause") or "0"
+        self._reply(self._success(message, "Channel Hungup"))
+        sim.pbx.hangup(name, int(cause) if cause.isdigit() else 0)
+
+    def _action_redirect(self, message: Message) -> None:
+        sim = self._sim
+        name = (message.get("Channel") or "").strip()
+        extra = (message.get("ExtraChannel") or "").strip()
+        context = message.get("Context") or ""
+        exten = message.get("Exten") or ""
+        priority = (message.get("Priority") or "1").strip()
+        if not name:
+            self._reply(self._error(message, "Channel not specified"))
+            return
+        if not priority.isdigit():
+            self._reply(self._error(message, "Invalid priority"))
+            return
+        if sim.pbx.find(name) is None:
+            self._reply(self._error(message, f"Channel does not exist: {name}"))
+            return
+        if extra and sim.pbx.find(extra) is None:
+            self._reply(self._error(message, "Secondary redirect failed"))
+            return
+        self._reply(self._success(message,
+                                  "Dual Redirect successful" if extra else "Redirect successful"))
+        sim.pbx.redirect(name, context, exten, int(priority))
+        if extra:
+            sim.pbx.redirect(extra, context, exten, int(priority))
+
+    def _action_originate(self, message: Message) -> None:
+        sim = self._sim
+        request, problem = self._originateRequest(message)
+        if problem is not None:
+            self._reply(self._error(message, problem))
+            return
+        queued = self._success(message, "Originate successfully queued")
+        if request.isAsync:
+            self._reply(queued)
+            if sim.failOriginates:
+                sim.pbx.failOriginate(request)
+            else:
+                sim.pbx.originate(request)
+            return
+        if sim.failOriginates:
+            self._reply(self._error(message, "Originate failed"))
+            return
+        self._busy = True
+        failed = self._error(message, "Originate failed")
+
+        def done(answered: bool) -> None:
+            self._reply(queued if answered else failed, delay=sim.responseDelay)
+
+        sim.pbx.originate(request, done)
+
+    def _originateRequest(self, message: Message) -> Tuple[Optional[OriginateRequest],
+                                                           Optional[str]]:
+        sim = self._sim
+        channel = (message.get("Channel") or "").strip()
+        if not channel:
+            return None, "Channel not specified"
+        tech, sep, data = channel.partition("/")
+        if not sep or not data:
+            return None, "Invalid channel"
+        priority = (message.get("Priority") or "").strip()
+        if priority and not priority.isdigit():
+            return None, "Invalid priority"
+        timeout = (message.get("Timeout") or "30000").strip()
+        if not timeout.lstrip("-").isdigit():
+            return None, "Invalid timeout"
+        exten = (message.get("Exten") or "").strip()
+        context = (message.get("Context") or "").strip()
+        application = (message.get("Application") or "").strip()
+        if not application:
+            if not (exten and context and priority):
+                return None, "Originate with 'Exten' requires 'Context' and 'Priority'"
+            if sim.dialect.checksOriginateTarget and not sim.pbx.dialplan.exists(
+                    context, exten, int(priority)):
+                return None, "Extension does not exist."
+        number, name = parseCallerID(message.get("CallerID") or "")
+        variables = []
+        for header in message.getall("Variable"):
+            for item in header.split(","):
+                key, eq, value = item.partition("=")
+                if eq and key.strip():
+                    variables.append((key.strip(), value))
+        return OriginateRequest(
+            tech=tech, data=data, context=context, exten=exten,
+            priority=int(priority or 1), application=application,
+            appData=message.get("Data") or "", timeout=max(int(timeout), 0) / 1000.0,
+            callerIDNum=number, callerIDName=name, account=message.get("Account") or "",
+            variables=tuple(variables), actionID=message.get("ActionID"),
+            isAsync=(message.get("Async") or "").strip().lower() in _TRUE,
+        ), None
+
+
+def _delegated(name: str, doc: str) -> property:
+    """A read-write attribute kept by the call engine."""
+    return property(lambda self: getattr(self.pbx, name),
+                    lambda self, value: setattr(self.pbx, name, value), doc=doc)
+
+
+class AMIServerFactory(Factory):
+    """Builds L{AMISession}s for one L{Simulator}."""
+
+    def __init__(self, simulator: "Simulator"):
+        self.simulator = simulator
+
+    def buildProtocol(self, addr) -> AMISession:
+        session = AMISession(self.simulator)
+        session.factory = self
+        return session
+
+
+class Simulator:
+    """
+    A simulated Asterisk manager interface: users, a dialplan, live calls.
+
+    @ivar factory: the server factory to listen with (or to connect
+        in-memory with C{twisted.test.iosim}).
+    @ivar actions: C{(username, Message)} for every action received after
+        the greeting, in order; Login secrets and MD5 keys are masked.
+    @ivar channels: the live channels by name (see L{Channel}).
+    @ivar sessions: the connected L{AMISession}s.
+    @ivar races: the L{Races} knobs for orderings real Asterisk leaves to
+        chance (drawn per call from C{seed} unless pinned).
+
+    Fault knobs, all driven by the injected clock:
+     - C{responseDelay}: seconds before every response (and, while it
+       waits, before the session's events);
+     - C{loginFailureDelay}: seconds before a refused login is answered
+       (Asterisk's 1 s), after which the connection closes;
+     - C{refuseLogins}: refuse every login as a bad secret;
+     - C{failOriginates}: every Originate fails as if the channel could not
+       be created (async: queued, then a Failure C{OriginateResponse};
+       sync: C{Originate failed});
+     - C{unresponsive}: record actions but never answer them;
+     - C{testEvents}: print C{TestEvent}s, as the captured Debian build
+       (compiled with the test framework) does; False for a production-like
+       stream;
+     - L{dropAll}, L{sendGarbage}, L{flood}, L{hangup}.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, *,
+                 users: Union[Mapping[str, str], Iterable[User]] = DEFAULT_USERS,
+                 dialect: str = "asterisk22", dialplan: Dialplan = DEFAULT_DIALPLAN,
+                 seed: int = 0):
+        self._clock = clock
+        self.dialect: Dialect = makeDialect(dialect)
+        self.users: Dict[str, User] = makeUsers(users)
+        self.actions: List[Tuple[Optional[str], Message]] = []
+        self.sessions: List[AMISession] = []
+        self.responseDelay = 0.0
+        self.loginFailureDelay = 1.0
+        self.refuseLogins = False
+        self.failOriginates = False
+        self.unresponsive = False
+        self.testEvents = True
+        self._sessionIDs = itertools.count(0x7F5860000F40, 0x1010)
+        self._challenges = random.Random(seed)
+        self.pbx = PBX(clock, dialplan, self._publish, self.dialect, seed=seed)
+        self.factory = AMIServerFactory(self)
+
+    def __repr__(self) -> str:
+        return f"<Simulator {self.dialect.name} sessions={len(self.sessions)}>"
+
+    @property
+    def channels(self) -> Dict[str, Channel]:
+        return self.pbx.channels
+
+    races = _delegated("races", "The L{Races} knobs (see L{calls.Races}).")
+    farEnd = _delegated("farEnd", "How the far end of an originated non-Local channel behaves"
+                                  " (an L{Exten}: ring, answer, hold).")
+
+    @property
+    def conferences(self):
+        return self.pbx.conferences
+
+    def listen(self, endpoint: IStreamServerEndpoint):
+        """Listen on C{endpoint}; fires with the C{IListeningPort}."""
+        return endpoint.listen(self.factory)
+
+    def stop(self) -> None:
+        """Close every session and cancel every timer (calls freeze)."""
+        for session in list(self.sessions):
+            session.transport.loseConnection()
+        self.pbx.stop()
+
+    # Events
+
+    def _publish(self, event: Event) -> None:
+        if event.name == "TestEvent" and not self.testEvents:
+            return
+        rendered = self.dialect.renderBytes(event)
+        if rendered is None:
+            return
+        for session in list(self.sessions):
+            session.sendEvent(*rendered)
+
+    def _securityEvent(self, name: str, session: AMISession, account: str,
+                       extra: Sequence[Header] = ()) -> None:
+        """Asterisk 22's security events, with the fields a real one printed."""
+        if not self.dialect.hasSecurityEvents:
+            return
+        now = _isoTime(self._clock.seconds())
+        transport = session.transport
+        fields = [("EventTV", now),
+                  ("Severity", "Informational" if name == "SuccessfulAuth" else "Error"),
+                  ("Service", "AMI"),
+                  ("EventVersion", "2" if name == "InvalidPassword" else "1"),
+                  ("AccountID", account), ("SessionID", session.sessionID),
+                  ("LocalAddress", _address(transport.getHost())),
+                  ("RemoteAddress", _address(transport.getPeer()))]
+        if name == "SuccessfulAuth":
+            fields += [("UsingPassword", "0"), ("SessionTV", now)]
+        else:
+            fields += list(extra) + [("SessionTV", "1970-01-01T00:00:00.000+0000")]
+        self._publish(Event(name, fields=tuple(fields)))
+
+    # Test-side controls
+
+    def hangup(self, channelName: str, cause: int = NORMAL_CLEARING) -> None:
+        """End a live call from the far end of C{channelName}."""
+        if not self.pbx.farHangup(channelName, cause):
+            raise KeyError(channelName)
+
+    def dropAll(self) -> None:
+        """Close every session's connection abruptly."""
+        for session in list(self.sessions):
+            session.transport.abortConnection()
+
+    def sendGarbage(self, data: bytes = DEFAULT_GARBAGE) -> None:
+        """Write raw bytes to every session."""
+        for session in list(self.sessions):
+            session.transport.write(data)
+
+    def flood(self, count: int, names: Sequence[str] = ("VarSet", "Newexten")) -> int:
+        """
+        Send C{count} realistic events nobody waits for to every session
+        with events on, at once (cycling through C{names}); returns how many
+        were written in all.
+        """
+        ghost = Channel("Local/flood@acqs-flood-00000000;2", "0.0", "0.0", "Local",
+                        "acqs-flood", "flood", 6, self._clock.seconds())
+        ghost.application, ghost.appData = "Wait", "60"
+        samples = {
+            "VarSet": (("Variable", "FLOODVAR"), ("Value", "1")),
+            "Newexten": (("Extension", "flood"), ("Application", "Wait"), ("AppData", "60")),
+        }
+        rendered = []
+        for name in names:
+            r = self.dialect.renderBytes(Event(name, ghost, fields=samples.get(name, ())))
+            if r is not None:
+                rendered.append(r)
+        written = 0
+        if not rendered:
+            return 0
+        for session in list(self.sessions):
+            if not session.eventsOn:
+                continue
+            for i in range(count):
+                category, data = rendered[i % len(rendered)]
+                if category in session._wanted:
+                    session.sendEvent(category, data)
+                    written += 1
+        return written
