@@ -5,15 +5,17 @@
 -- names (never add, drop or reorder one: GUI clients INSERT positionally).
 -- SQLite has no ENUM: status and response are TEXT with CHECK constraints.
 -- Text columns compare case-insensitively (COLLATE NOCASE), as they do
--- under MySQL's default collations.  man_id is an AUTOINCREMENT rowid:
--- insert NULL for it (SQLite refuses VICIdial's '').
+-- under MySQL's default collations.  GUI clients INSERT '' for man_id and
+-- MySQL (outside strict mode) gives the row the next number: so does the
+-- trigger below, for '', 0 or NULL.  (man_id is INT, not INTEGER, so that
+-- it is not the rowid, which would refuse '' before any trigger ran.)
 --
 -- acqs_action and acqs_instance hold what acqs records beyond VICIdial's
 -- columns; acqs.sql explains each column.  Times are local-time text
 -- ('YYYY-MM-DD HH:MM:SS.SSS') from SQLite's clock.
 
 CREATE TABLE IF NOT EXISTS vicidial_manager (
-    man_id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    man_id INT PRIMARY KEY NOT NULL,
     uniqueid VARCHAR(20) COLLATE NOCASE,
     entry_date DATETIME,
     status TEXT CHECK (status IN ('NEW', 'QUEUE', 'SENT', 'UPDATED', 'DEAD')),
@@ -33,6 +35,18 @@ CREATE TABLE IF NOT EXISTS vicidial_manager (
     cmd_line_j VARCHAR(100) COLLATE NOCASE,
     cmd_line_k VARCHAR(100) COLLATE NOCASE
 );
+CREATE TRIGGER IF NOT EXISTS vicidial_manager_next_man_id
+BEFORE INSERT ON vicidial_manager
+WHEN NEW.man_id IS NULL OR NEW.man_id IN ('', 0)
+BEGIN
+    INSERT INTO vicidial_manager VALUES (
+        (SELECT COALESCE(MAX(man_id), 0) + 1 FROM vicidial_manager),
+        NEW.uniqueid, NEW.entry_date, NEW.status, NEW.response, NEW.server_ip, NEW.channel,
+        NEW.action, NEW.callerid, NEW.cmd_line_b, NEW.cmd_line_c, NEW.cmd_line_d,
+        NEW.cmd_line_e, NEW.cmd_line_f, NEW.cmd_line_g, NEW.cmd_line_h, NEW.cmd_line_i,
+        NEW.cmd_line_j, NEW.cmd_line_k);
+    SELECT RAISE(IGNORE);
+END;
 CREATE INDEX IF NOT EXISTS callerid ON vicidial_manager (callerid);
 CREATE INDEX IF NOT EXISTS uniqueid ON vicidial_manager (uniqueid);
 CREATE INDEX IF NOT EXISTS serverstat ON vicidial_manager (server_ip, status);

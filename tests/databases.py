@@ -172,7 +172,11 @@ class ScratchDatabase:
             ),
             (uniqueid, entry_date, status, "N", server_ip, channel, action, callerid, *lines),
         )
-        return cursor.lastrowid
+        if self.url.kind == MYSQL:
+            return cursor.lastrowid
+        # SQLite numbers the row in a trigger, which lastrowid does not see.
+        cursor.execute("SELECT MAX(man_id) FROM vicidial_manager")
+        return cursor.fetchone()[0]
 
     def insertActions(
         self, server_ip: str, count: int, action: str = "Originate", **kwargs

@@ -18,6 +18,7 @@ from acqs.store import openStore
 from acqs.store.schema import initdb
 
 from .databases import VICIDIAL_COLUMNS, mysqlConnection, scratchMySQL, scratchSQLite
+from .test_store_mariadb import ACQS_INSERT
 
 # VICIdial's vicidial_manager, as MariaDB describes it: (column, type, nullable).
 VICIDIAL_TYPES = [
@@ -218,3 +219,19 @@ class SQLiteInitdbTests(InitdbTests, TestCase):
             for store in (first, second):
                 claimed += [row.man_id for row in await store.claim("10.10.11.12", 1, "box1")]
         self.assertEqual(claimed, ids)
+
+
+class SQLiteVICIdialInsertTests(TestCase):
+    """GUI clients' positional INSERT on the embedded SQLite store."""
+
+    async def test_insertVerbatim(self):
+        """ACQS.txt's INSERT (man_id '') works unchanged on SQLite, numbering rows in order."""
+        db = scratchSQLite(self)
+        gui = db.connect()
+        self.addCleanup(gui.close)
+        for _ in range(2):
+            gui.execute(ACQS_INSERT)
+        gui.commit()
+        rows = await db.openStore().claim("10.10.11.12", 10, "box1")
+        self.assertEqual([(r.man_id, r.callerid) for r in rows],
+                         [(1, "DL40130172253cc160"), (2, "DL40130172253cc160")])

@@ -38,12 +38,22 @@ class SchemaReport:
 
 
 def statements(kind: str) -> List[str]:
-    """The SQL statements that create the tables of a C{kind} of database."""
+    """
+    The SQL statements that create the tables of a C{kind} of database.  A
+    statement ends with a line ending in C{;}; a trigger's, at its C{END;}.
+    """
     found = []
     for name in SCHEMA_FILES[kind]:
         text = resources.files("acqs").joinpath("sql", name).read_text(encoding="utf-8")
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-        found.extend(s.strip() for s in "\n".join(lines).split(";") if s.strip())
+        current: List[str] = []
+        for line in text.splitlines():
+            if not current and (not line.strip() or line.lstrip().startswith("--")):
+                continue
+            current.append(line)
+            trigger = current[0].upper().startswith("CREATE TRIGGER")
+            if line.rstrip().endswith(";") and (not trigger or line.strip().upper() == "END;"):
+                found.append("\n".join(current).strip()[:-1])
+                current = []
     return found
 
 
