@@ -25,6 +25,9 @@ _ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 # acqs opens and closes every session itself.
 _SESSION_ACTIONS = frozenset(["login", "logoff", "challenge"])
+_TRUE = frozenset(["yes", "true", "y", "t", "1", "on"])  # Asterisk's ast_true()
+# How long Asterisk lets an Originate ring when the action names no Timeout.
+ORIGINATE_RING = 30.0
 MEETME_PLACEHOLDER = "XXYYXXYYXXYYXX"
 
 
@@ -41,6 +44,23 @@ class Action:
     @property
     def originates(self) -> bool:
         return self.name.lower() == "originate"
+
+    def _header(self, name: str) -> str:
+        return next((v for k, v in self.headers if k.lower() == name), "")
+
+    def answerTimeout(self, timeout: float) -> float:
+        """
+        How long to wait for Asterisk's answer.  A synchronous Originate
+        (VICIdial sends no C{Async}) is answered only once its call is, so
+        it gets its ring time (C{Timeout}, in ms) on top.
+        """
+        if not self.originates or self._header("async").lower() in _TRUE:
+            return timeout
+        try:
+            ring = float(self._header("timeout")) / 1000
+        except ValueError:
+            ring = ORIGINATE_RING
+        return timeout + (ring if ring > 0 else ORIGINATE_RING)
 
     def withMeetmeUser(self, user: str) -> "Action":
         """The action with the volume-control placeholder replaced."""

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS acqs_action (
     outcome VARCHAR(16) NOT NULL,
     response_text VARCHAR(255),
     reason VARCHAR(255),
-    attempts INT UNSIGNED NOT NULL DEFAULT 0
+    attempts INT UNSIGNED NOT NULL DEFAULT 0,
+    INDEX outcome (outcome)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE IF NOT EXISTS acqs_instance (

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS acqs_action (
     reason VARCHAR(255),
     attempts INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS outcome ON acqs_action (outcome);
 
 CREATE TABLE IF NOT EXISTS acqs_instance (
     server_ip VARCHAR(15) NOT NULL,

@@ -97,3 +97,16 @@ class VolumeControlTests(SynchronousTestCase):
         self.assertEqual(meetmeUser(output, "SIP/carrier-0002"), "02")
         self.assertEqual(meetmeUser(output, "sip/100-00000001"), "01")
         self.assertIsNone(meetmeUser(output, "SIP/100-0000000"))
+
+
+class AnswerTimeoutTests(SynchronousTestCase):
+    def test_syncOriginateWaitsForTheCall(self):
+        """A synchronous Originate waits its Timeout (or Asterisk's 30 s) beyond the action timeout."""
+        self.assertEqual(rowAction(row("Originate", "Timeout: 45000")).answerTimeout(10), 55)
+        self.assertEqual(rowAction(row("Originate", "Channel: SIP/1")).answerTimeout(10), 40)
+        self.assertEqual(rowAction(row("Originate", "Timeout: soon")).answerTimeout(10), 40)
+
+    def test_asyncAndOthers(self):
+        """Async Originates and other actions are answered at once: the plain timeout."""
+        self.assertEqual(rowAction(row("Originate", "Async: yes", "Timeout: 45000")).answerTimeout(10), 10)
+        self.assertEqual(rowAction(row("Hangup", "Channel: SIP/1")).answerTimeout(10), 10)

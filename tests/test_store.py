@@ -169,14 +169,26 @@ class QueueStoreTests:
     # -- marking, sending, refusing, releasing ------------------------------
 
     async def test_markSending(self):
-        """Marking records the time and outcome sending, for claimed rows only."""
+        """Marking makes claimed rows SENT, recording the time and outcome sending."""
         [a, b] = self.db.insertActions(SERVER, 2)
         await self.store.claim(SERVER, 1, "box1")
         self.assertEqual(await self.store.markSending([a, b]), 1)
+        self.assertEqual((self.db.status(a), self.db.status(b)), ("SENT", "NEW"))
         self.assertEqual(self.db.action(a)["outcome"], "sending")
         self.assertIsNotNone(self.db.action(a)["sending_at"])
         self.assertIsNone(self.db.action(b))
         self.assertEqual(await self.store.markSending([a]), 0)
+
+    async def test_releaseMarkedButUnwritten(self):
+        """A marked row whose action was never written goes back to NEW; an answered one stays."""
+        [a, b] = self.db.insertActions(SERVER, 2)
+        await self.claimAll()
+        await self.store.markSending([a, b])
+        await self.store.recordSent([SendResult(b, True, "Success")])
+        await self.store.release([a, b], "connection closed before the action was written")
+        self.assertEqual((self.db.status(a), self.db.status(b)), ("NEW", "SENT"))
+        self.assertEqual(self.db.action(a)["outcome"], "released")
+        self.assertEqual(self.ids(await self.claimAll()), [a])
 
     async def test_recordSent(self):
         """Sent rows become SENT with response Y or N and Asterisk's message kept."""
@@ -427,7 +439,8 @@ class QueueStoreTests:
         return unmarked, marked
 
     async def test_recoverPreviousRun(self):
-        """At start-up, unmarked rows go back to NEW; marked ones become SENT/N, never resent."""
+        """At start-up, unmarked rows go back to NEW; marked ones stay SENT with response N,
+        never resent."""
         unmarked, marked = await self.claimedAndMarked("box1")
         observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         recovery = await self.store.recoverStranded(SERVER, "box1", 3600)
@@ -435,10 +448,9 @@ class QueueStoreTests:
         self.assertEqual(
             [formatEvent(e) for e in observer if e["log_level"] == LogLevel.warn],
             [
-                f"1 stranded QUEUE rows of {SERVER} were never sent: back to NEW"
-                f" (man_id {unmarked})",
-                f"1 stranded QUEUE rows of {SERVER} may have been sent: SENT with response N,"
-                f" not resent (man_id {marked})",
+                f"1 stranded rows of {SERVER} were never sent: back to NEW (man_id {unmarked})",
+                f"1 stranded rows of {SERVER} may have been sent, with no answer recorded:"
+                f" response N, not resent (man_id {marked})",
             ],
         )
         self.assertEqual(self.db.status(unmarked), "NEW")
@@ -454,6 +466,17 @@ class QueueStoreTests:
         self.assertIn("not resent", record["reason"])
         self.assertEqual(self.ids(await self.claimAll()), [unmarked])
 
+    async def test_recoverMarkedRowMovedOn(self):
+        """A marked row the listener already UPDATED keeps its status and channel;
+        only what Asterisk answered is unknown."""
+        unmarked, marked = await self.claimedAndMarked("box1")
+        callerid = self.db.row(marked)["callerid"]
+        await self.store.applyUpdates(SERVER, [CallUpdated(callerid, "SIP/c-1", "1700000000.1")])
+        recovery = await self.store.recoverStranded(SERVER, "box1", 3600)
+        self.assertEqual(recovery.unknown, (marked,))
+        self.assertCall(marked, "UPDATED", "SIP/c-1", "1700000000.1")
+        self.assertEqual(self.db.action(marked)["outcome"], "unknown")
+
     async def test_recoverSparesOwnInFlightRows(self):
         """Recovery run by the live instance leaves alone the rows it is sending now."""
         self.db.insertActions(SERVER, 2)
@@ -461,7 +484,7 @@ class QueueStoreTests:
         await self.store.markSending([rows[1].man_id])
         recovery = await self.store.recoverStranded(SERVER, "box1", 0)
         self.assertEqual(recovery, Recovery(requeued=(), unknown=()))
-        self.assertEqual([self.db.status(r.man_id) for r in rows], ["QUEUE", "QUEUE"])
+        self.assertEqual([self.db.status(r.man_id) for r in rows], ["QUEUE", "SENT"])
 
     async def test_recoverDuringClaim(self):
         """A recovery overlapping a claim of the live instance never takes the rows claimed."""

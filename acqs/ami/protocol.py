@@ -386,6 +386,11 @@ class AMIProtocol(Protocol):
             self._greetingWaiters.append(d)
         return d
 
+    @property
+    def lost(self) -> bool:
+        """Whether the connection is gone."""
+        return self._lost is not None
+
     def whenLost(self) -> Deferred:
         """Fires with the reason (an exception) once the connection is gone."""
         d = Deferred()
@@ -428,6 +433,8 @@ class AMIFactory(Factory):
 
     The secret is kept here and only ever written to the wire.
     """
+
+    noisy = False  # short-lived sessions would log a start and stop each
 
     def __init__(
         self,

@@ -70,7 +70,7 @@ class MemoryNetwork:
     def advance(self, clock: IReactorTime, seconds: float, step: float = 0.05) -> None:
         """Let C{seconds} pass on C{clock} in steps, moving bytes after each."""
         self.flush()
-        while seconds > 1e-9:
-            clock.advance(min(step, seconds))
+        target = clock.seconds() + seconds
+        while clock.seconds() < target:
+            clock.advance(min(step, target - clock.seconds()))
             self.flush()
-            seconds -= step

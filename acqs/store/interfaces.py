@@ -32,22 +32,25 @@ class IQueueStore(Interface):
 
     def markSending(man_ids: Sequence[int]):
         """
-        Record that these QUEUE rows may reach AMI from now on.  Called
-        before an action is written; rows never marked were certainly not
-        sent.
+        These QUEUE rows go to AMI now: they become SENT (VICIdial's sender
+        marks SENT when it dispatches a row) and are recorded as possibly
+        sent.  Called before an action is written; rows never marked were
+        certainly not sent.
         """
 
     def release(man_ids: Sequence[int], reason: str):
         """
-        Return QUEUE rows that were certainly not written to AMI to NEW, so
-        that they are sent later; the reason and attempt count are kept.
+        Return rows that were certainly not written to AMI to NEW, so that
+        they are sent later: QUEUE rows, and rows marked sending whose action
+        the sender knows was never written.  The reason and attempt count
+        are kept.
         """
 
     def recordSent(results: Sequence):
         """
-        Record L{SendResult}s: QUEUE rows become SENT (a row the listener
-        already moved on keeps its status), C{response} is Y or N, and
-        Asterisk's answer is kept.
+        Record L{SendResult}s: C{response} becomes Y or N and Asterisk's
+        answer is kept; a row still in QUEUE becomes SENT, any other keeps
+        its status.
         """
 
     def refuse(refusals: Sequence):
@@ -67,8 +70,8 @@ class IQueueStore(Interface):
         Resolve QUEUE rows of C{server_ip} left by a claimant that is gone:
         C{instance} itself (a previous run of this instance), or any
         instance whose heartbeat is older than C{staleAfter} seconds.  Rows
-        never marked sending go back to NEW; rows marked sending become
-        SENT with response N and are not sent again.  Fires with a
+        never marked sending go back to NEW; rows marked sending but never
+        answered get response N and are not sent again.  Fires with a
         L{Recovery}.
         """
 

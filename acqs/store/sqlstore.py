@@ -4,11 +4,14 @@ companion tables acqs_action and acqs_instance (see C{sql/acqs.sql}).
 
 Life cycle of a row, and what acqs records of it (acqs_action.outcome)::
 
-    NEW ──claim──▶ QUEUE (queued) ──markSending──▶ QUEUE (sending)
+    NEW ──claim──▶ QUEUE (queued) ──markSending──▶ SENT (sending) ──recordSent──▶ (sent)
      ▲               │  │                              │
-     │   release ◀───┘  └─▶ DEAD (refused, dead_check)  └─recordSent─▶ SENT (sent)
-     │   (released)                                                  │
-     │                              listener: UPDATED, then DEAD ◀──┘
+     │   release ◀───┘  └─▶ DEAD (refused, dead_check)  └─▶ listener: UPDATED, then DEAD
+     │   (released)
+
+markSending comes right before the action is written to AMI, as VICIdial's
+sender marks SENT when it dispatches a row; recordSent then adds Asterisk's
+answer (C{response}, the text) without touching the status.
 
 Every transition is guarded in SQL, so that no update is lost or reversed:
 claims take only NEW rows; SENT is written only over QUEUE (a fast
@@ -43,11 +46,12 @@ stranded when its claimant is gone, that is when it was claimed by
     short on a MyISAM table), and its entry_date is more than
     C{staleAfter} seconds old.
 
-A stranded row that was never marked sending certainly never reached
-Asterisk: it goes back to NEW to be sent later (outcome C{requeued},
-attempts + 1, the reason kept).  A row that was marked sending may have
-reached Asterisk: it becomes SENT with response N (outcome C{unknown}, the
-reason kept) and is never sent again.  So nothing is silently lost and
+A stranded row that was never marked sending (still QUEUE) certainly never
+reached Asterisk: it goes back to NEW to be sent later (outcome
+C{requeued}, attempts + 1, the reason kept).  A row that was marked sending
+(already SENT, or moved on by the listener) but has no answer recorded may
+have reached Asterisk: it keeps its status, with response N (outcome
+C{unknown}, the reason kept), and is never sent again.  So nothing is silently lost and
 nothing is silently sent twice; recovered rows are logged, and each one's
 reason is kept in acqs_action.  A store's claims and recoveries take turns,
 so a recovery always knows which rows its own store has in hand.
@@ -225,11 +229,12 @@ class SQLQueueStore:
         )
         for man_ids, fate in (
             (recovery.requeued, "were never sent: back to NEW"),
-            (recovery.unknown, "may have been sent: SENT with response N, not resent"),
+            (recovery.unknown, "may have been sent, with no answer recorded: response N,"
+                               " not resent"),
         ):
             if man_ids:
                 self.log.warn(
-                    "{count} stranded QUEUE rows of {server_ip} {fate} (man_id {man_ids})",
+                    "{count} stranded rows of {server_ip} {fate} (man_id {man_ids})",
                     count=len(man_ids),
                     server_ip=server_ip,
                     fate=fate,
@@ -422,6 +427,13 @@ class SQLQueueStore:
     def _markSendingTxn(self, txn, man_ids):
         marked = 0
         for ids in _chunks(man_ids):
+            self._execute(
+                txn,
+                "UPDATE vicidial_manager SET status = 'SENT'"
+                " WHERE status = 'QUEUE' AND man_id IN ({ids})",
+                ids,
+                ids=_marks(len(ids)),
+            )
             marked += self._execute(
                 txn,
                 "UPDATE acqs_action SET sending_at = {now}, outcome = 'sending'"
@@ -433,7 +445,20 @@ class SQLQueueStore:
 
     def _releaseTxn(self, txn, man_ids, reason):
         queued = self._queuedAmong(txn, man_ids)
-        self._requeue(txn, [(man_id, reason) for man_id in queued], "released")
+        # Marked SENT, but the sender knows the action was never written.
+        marked = []
+        for ids in _chunks(man_ids):
+            self._execute(
+                txn,
+                "SELECT v.man_id FROM vicidial_manager v JOIN acqs_action a ON a.man_id = v.man_id"
+                " WHERE v.status = 'SENT' AND a.outcome = 'sending' AND v.man_id IN ({ids})"
+                " ORDER BY v.man_id{lockRows}",
+                ids,
+                ids=_marks(len(ids)),
+            )
+            marked.extend(man_id for (man_id,) in txn.fetchall())
+        self._setStatus(txn, marked, QUEUE, fromStatus=SENT)
+        self._requeue(txn, [(man_id, reason) for man_id in queued + marked], "released")
 
     def _recordSentTxn(self, txn, results):
         for answered, response in ((True, "Y"), (False, "N")):
@@ -503,23 +528,40 @@ class SQLQueueStore:
 
     def _recoverTxn(self, txn, server_ip, instance, staleAfter, inFlight: FrozenSet):
         ago = self._dialect.agoParameter(staleAfter)
-        self._execute(
-            txn,
-            "SELECT v.man_id, a.claimed_by, a.sending_at IS NOT NULL"
-            " FROM vicidial_manager v"
-            " LEFT JOIN acqs_action a ON a.man_id = v.man_id"
-            " LEFT JOIN acqs_instance i"
-            " ON i.server_ip = v.server_ip AND i.instance = a.claimed_by"
-            " WHERE v.server_ip = %s AND v.status = 'QUEUE' AND ("
-            " a.claimed_by = %s"
+        # A claimant is gone: a previous run of this instance, or an instance
+        # silent for staleAfter; rows no acqs claimed count after staleAfter.
+        gone = (
+            " AND (a.claimed_by = %s"
             " OR (a.claimed_by IS NOT NULL AND a.claimed_at < {ago}"
             " AND (i.heartbeat_at IS NULL OR i.heartbeat_at < {ago}))"
             " OR (a.claimed_by IS NULL AND (v.entry_date IS NULL OR v.entry_date < {ago})))"
-            " ORDER BY v.man_id{lockRows}",
+        )
+        joins = (
+            " LEFT JOIN acqs_instance i"
+            " ON i.server_ip = v.server_ip AND i.instance = a.claimed_by"
+        )
+        self._execute(
+            txn,
+            "SELECT v.man_id, a.claimed_by, a.sending_at IS NOT NULL"
+            " FROM vicidial_manager v LEFT JOIN acqs_action a ON a.man_id = v.man_id"
+            + joins + " WHERE v.server_ip = %s AND v.status = 'QUEUE'" + gone
+            + " ORDER BY v.man_id{lockRows}",
             (server_ip, instance, ago, ago, ago),
         )
+        stranded = list(txn.fetchall())
+        # Rows marked sending are SENT (or moved on) already: only what
+        # became of them is unknown.
+        self._execute(
+            txn,
+            "SELECT a.man_id, a.claimed_by, 1 FROM acqs_action a"
+            " JOIN vicidial_manager v ON v.man_id = a.man_id" + joins
+            + " WHERE a.outcome = 'sending' AND v.server_ip = %s AND v.status <> 'QUEUE'"
+            + gone + " ORDER BY a.man_id{lockRows}",
+            (server_ip, instance, ago, ago, ago),
+        )
+        stranded.extend(txn.fetchall())
         requeued, unknown = [], []
-        for man_id, claimant, marked in txn.fetchall():
+        for man_id, claimant, marked in stranded:
             if man_id in inFlight:
                 continue
             if marked:
@@ -656,6 +698,6 @@ def _requeuedReason(claimant, staleAfter: float) -> str:
 
 def _unknownReason(claimant) -> str:
     return (
-        f"claimed by {claimant}, which stopped after it may have been sent to Asterisk; "
-        "marked SENT with response N, not resent"
+        f"claimed by {claimant}, which stopped after it may have been sent to Asterisk"
+        " and before Asterisk's answer was recorded; response N, not resent"
     )

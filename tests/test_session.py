@@ -1,0 +1,212 @@
+"""Tests for acqs.session: one action over its own short-lived AMI session."""
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from acqs.actions import Action, rowAction
+from acqs.ami.protocol import AMIFactory
+from acqs.session import ActionSession, NotSent
+from acqs.simulator import Simulator
+from acqs.simulator.memory import MemoryNetwork
+from acqs.store.records import ActionRow, SendResult
+
+CID = "DL40130172253cc160"
+ORIGINATE = Action(7, "Originate", (
+    ("Channel", "Local/8600011@acqs-test"), ("Context", "acqs-test"), ("Exten", "8600100"),
+    ("Priority", "1"), ("Callerid", CID), ("Async", "true")))
+
+
+class SessionTestCase(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.sim = Simulator(self.clock)
+        self.network = MemoryNetwork(self.sim)
+        self.marks = []
+
+    def mark(self):
+        self.marks.append(self.clock.seconds())
+        return succeed(None)
+
+    def session(self, action=ORIGINATE, linger=10.0, secret="sendersecret", mark=None,
+                timeout=5.0):
+        factory = AMIFactory("sender", secret, self.clock, events="off", timeout=timeout)
+        session = ActionSession(self.clock, self.network.endpoint(), factory, action,
+                                mark or self.mark, linger, timeout)
+        self.network.flush()
+        return session
+
+    def advance(self, seconds):
+        self.network.advance(self.clock, seconds)
+
+    def unresponsiveOnceMarked(self):
+        """A mark after which Asterisk answers nothing more."""
+        self.sim.unresponsive = True
+        return self.mark()
+
+    def sent(self, name):
+        """The actions called C{name} the simulator received, with their users."""
+        return [(user, m) for user, m in self.sim.actions if m["Action"] == name]
+
+
+class SendTests(SessionTestCase):
+    def test_wholeSession(self):
+        """Log in with events off, send once Asterisk is reached, answer, linger, log off."""
+        session = self.session(linger=10)
+        result = self.successResultOf(session.answered)
+        self.assertEqual(result, SendResult(7, True, "Originate successfully queued"))
+        [(_, login)] = self.sent("Login")
+        self.assertEqual(login["Events"], "off")
+        [(user, originate)] = self.sent("Originate")
+        self.assertEqual((user, originate["Callerid"]), ("sender", CID))
+        self.assertEqual(self.marks, [0])
+        self.advance(9.9)
+        self.assertEqual(self.sent("Logoff"), [])
+        self.assertTrue(session.lingering)
+        self.advance(0.2)
+        self.assertEqual(len(self.sent("Logoff")), 1)
+        self.successResultOf(session.closed)
+        self.assertEqual(self.sim.sessions, [])
+
+    def test_noLinger(self):
+        """With linger 0 the session logs off as soon as Asterisk answered."""
+        session = self.session(linger=0)
+        self.successResultOf(session.answered)
+        self.assertEqual(len(self.sent("Logoff")), 1)
+        self.successResultOf(session.closed)
+
+    def test_nothingSentBeforeTheMark(self):
+        """The action is written only once the mark is committed."""
+        marked = Deferred()
+        session = self.session(mark=lambda: marked)
+        self.assertEqual(self.sent("Originate"), [])
+        self.assertNoResult(session.answered)
+        marked.callback(None)
+        self.network.flush()
+        self.assertEqual(len(self.sent("Originate")), 1)
+        self.successResultOf(session.answered)
+
+    def test_asteriskError(self):
+        """An action Asterisk refuses is answered N with Asterisk's reason."""
+        session = self.session(Action(8, "NoSuchAction", ()), linger=0)
+        result = self.successResultOf(session.answered)
+        self.assertEqual(result.answered, False)
+        self.assertIn("Invalid/unknown command", result.text)
+
+    def test_loginUnanswered(self):
+        """A login Asterisk never answers means not sent, within the timeout."""
+        self.sim.unresponsive = True
+        session = ActionSession(self.clock, self.network.endpoint(),
+                                AMIFactory("sender", "sendersecret", self.clock, timeout=5),
+                                ORIGINATE, self.mark, 0, 5)
+        self.network.flush()
+        self.assertNoResult(session.answered)
+        self.assertEqual(self.marks, [])  # the login itself went unanswered
+        self.advance(5)
+        self.failureResultOf(session.answered, NotSent)
+
+    def test_answerTimeout(self):
+        """A sent action with no answer within its timeout is recorded N, never resent."""
+        session = self.session(Action(9, "Hangup", (("Channel", "SIP/x-1"),)), linger=0,
+                               mark=self.unresponsiveOnceMarked)
+        self.assertNoResult(session.answered)
+        self.advance(5)
+        result = self.successResultOf(session.answered)
+        self.assertEqual((result.answered, result.text[:10]), (False, "no answer:"))
+
+    def test_syncOriginateWaitsForTheCall(self):
+        """A synchronous Originate ringing longer than the timeout still gets its answer."""
+        action = rowAction(ActionRow(10, "10.10.11.12", "Originate", CID, (
+            "Channel: Local/8600012@acqs-test", "Context: acqs-test", "Exten: 8600100",
+            "Priority: 1", f"Callerid: {CID}", "Timeout: 20000", "", "", "", "")))
+        session = self.session(action, timeout=2)
+        self.advance(2.5)
+        self.assertNoResult(session.answered)
+        self.advance(1)
+        self.assertEqual(self.successResultOf(session.answered).answered, True)
+
+
+class FailureTests(SessionTestCase):
+    def test_loginRefused(self):
+        """A refused login means not sent (the row may go again); nothing is marked."""
+        session = self.session(secret="wrong")
+        self.advance(1)
+        failure = self.failureResultOf(session.answered, NotSent)
+        self.assertIn("Authentication failed", str(failure.value))
+        self.assertNotIn("wrong", str(failure.value))
+        self.assertEqual(self.marks, [])
+        self.successResultOf(session.closed)
+
+    def test_asteriskDown(self):
+        """An unreachable Asterisk means not sent."""
+        self.network.refusing = True
+        session = self.session()
+        self.failureResultOf(session.answered, NotSent)
+        self.assertEqual(self.marks, [])
+
+    def test_markFails(self):
+        """A mark that cannot be committed means not sent: the action stays off the wire."""
+        session = self.session(mark=lambda: fail(ConnectionError("database away")))
+        failure = self.failureResultOf(session.answered, NotSent)
+        self.assertIn("database away", str(failure.value))
+        self.assertEqual(self.sent("Originate"), [])
+        self.assertEqual(len(self.sent("Logoff")), 1)
+
+    def test_connectionGoneWhileMarking(self):
+        """If AMI drops while the mark commits, the action was not written: not sent."""
+        marked = Deferred()
+        session = self.session(mark=lambda: marked)
+        self.sim.dropAll()
+        self.network.flush()
+        marked.callback(None)
+        failure = self.failureResultOf(session.answered, NotSent)
+        self.assertIn("before the action was written", str(failure.value))
+
+
+class StopTests(SessionTestCase):
+    def test_stopWhileConnecting(self):
+        """Stopping before the mark gives up: not sent, nothing marked."""
+        self.sim.responseDelay = 1
+        session = self.session()
+        session.stop()
+        self.failureResultOf(session.answered, NotSent)
+        self.assertEqual(self.marks, [])
+        self.advance(2)
+        self.successResultOf(session.closed)
+
+    def test_stopWhileMarking(self):
+        """Stopping while the mark commits still sends: a committed mark means sent."""
+        marked = Deferred()
+        session = self.session(mark=lambda: marked)
+        session.stop()
+        marked.callback(None)
+        self.network.flush()
+        self.assertEqual(self.successResultOf(session.answered).answered, True)
+        self.assertEqual(len(self.sent("Logoff")), 1)
+
+    def test_stopWhileLingering(self):
+        """Stopping a lingering session logs off at once."""
+        session = self.session(linger=10)
+        self.successResultOf(session.answered)
+        session.stop()
+        self.network.flush()
+        self.assertEqual(len(self.sent("Logoff")), 1)
+        self.successResultOf(session.closed)
+
+    def test_endLinger(self):
+        """endLinger cuts a linger short (the sender frees a slot this way)."""
+        session = self.session(linger=10)
+        session.endLinger()
+        self.network.flush()
+        self.successResultOf(session.closed)
+        self.assertFalse(session.lingering)
+
+    def test_abandonWhileWaiting(self):
+        """Abandoning a session waiting for its answer records it unanswered, and closes."""
+        session = self.session(mark=self.unresponsiveOnceMarked)
+        self.assertEqual(len(self.sent("Originate")), 1)
+        session.abandon()
+        self.network.flush()
+        result = self.successResultOf(session.answered)
+        self.assertEqual(result, SendResult(7, False, "acqs stopped before Asterisk answered"))
+        self.successResultOf(session.closed)
