@@ -1,0 +1,124 @@
+"""
+Wiring: the acqs service tree for a L{Settings}.
+
+    Acqs (stops its children one by one, in reverse order, then closes the store)
+    ├── Listener      persistent AMI session → call updates
+    ├── Sender        claims rows → one short-lived AMI session per action
+    ├── Housekeeper   heartbeat, recovery of stranded rows
+    └── StatusFile    the JSON status read by ``acqs health``
+
+The listener starts first so that it is listening before the first action
+goes out; the sender stops first so that its results are written while the
+store is still open.
+"""
+
+from typing import Callable, Dict, List
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import Logger
+
+from .ami.protocol import AMIFactory
+from .config import Settings
+from .correlate import CallTracker
+from .health import StatusFile
+from .housekeeping import Housekeeper
+from .listener import Listener
+from .sender import Sender
+from .session import ActionSession
+from .store import openStore
+from .store.interfaces import IQueueStore
+
+
+class Acqs(MultiService):
+    """Stops its children one at a time, last started first, then the store."""
+
+    log = Logger()
+
+    def __init__(self, store: IQueueStore):
+        super().__init__()
+        self.store = store
+
+    def stopService(self) -> Deferred:
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        self.running = 0
+        for service in reversed(list(self)):
+            try:
+                await service.stopService()
+            except Exception:
+                self.log.failure("Stopping {service!r} failed", service=service)
+        await self.store.close()
+        self.log.info("acqs stopped")
+
+
+def buildService(settings: Settings, reactor) -> IService:
+    """The service tree for C{settings}; the demo when C{settings.demo}."""
+    if settings.demo:
+        from .demo import buildDemo
+
+        return buildDemo(settings, reactor)
+    store = openStore(settings.db, reactor, password=settings.db_password)
+    acqs = Acqs(store)
+    for service in acqsServices(settings, reactor, store, clientFromString(reactor, settings.ami)):
+        service.setServiceParent(acqs)
+    return acqs
+
+
+def acqsServices(
+    settings: Settings, reactor, store: IQueueStore, endpoint: IStreamClientEndpoint
+) -> List[IService]:
+    """acqs' services, in start order, on an open store and an AMI endpoint."""
+    tracker = CallTracker()
+
+    def factory(user: str, secret: str, events: str) -> AMIFactory:
+        return AMIFactory(user, secret, reactor, events=events, md5=settings.md5,
+                          timeout=settings.action_timeout)
+
+    sendFactory = factory(settings.send_user, settings.send_secret, "off")
+
+    def openSession(action, beforeSend) -> ActionSession:
+        return ActionSession(reactor, endpoint, sendFactory, action, beforeSend,
+                             settings.linger, settings.action_timeout)
+
+    listener = Listener(reactor, endpoint, factory(settings.listen_user,
+                                                   settings.listen_secret, "on"),
+                        store, settings.server_ip, tracker)
+    sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
+                    maxSessions=settings.max_sessions, pollInterval=settings.poll_interval,
+                    onOriginate=tracker.expect, stopTimeout=settings.action_timeout)
+    housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
+                              settings.stale_after)
+    services: List[IService] = [listener, sender, housekeeper]
+    if settings.status_file:
+        services.append(StatusFile(reactor, settings.status_file,
+                                   snapshotOf(listener, sender, housekeeper)))
+    return services
+
+
+def snapshotOf(
+    listener: Listener, sender: Sender, housekeeper: Housekeeper
+) -> Callable[[], Dict[str, object]]:
+    """What the status file reports, for ``acqs health`` and operators."""
+
+    def snapshot() -> Dict[str, object]:
+        return {
+            "server_ip": sender.serverIP,
+            "instance": sender.instance,
+            "listener_connected": listener.protocol is not None,
+            "listener_down_since": listener.downSince,
+            "store_ok": housekeeper.healthy is not False,
+            "store_down_since": housekeeper.downSince,
+            "sessions": sender.sessionCount,
+            "backlog": sender.backlogCount,
+            "sent": sender.sent,
+            "tracked_calls": len(listener.tracker),
+            "updates_pending": len(listener.updates),
+            "updates_dropped": listener.updates.dropped,
+            "recovered_rows": housekeeper.recovered,
+        }
+
+    return snapshot

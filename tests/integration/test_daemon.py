@@ -1,0 +1,278 @@
+"""
+acqs end to end: the service tree on the real reactor, a scratch database on
+the real MariaDB, and the simulator (both dialects) or the real Asterisk 22.
+"""
+
+import uuid
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from acqs.ami.protocol import AMIFactory
+
+from ..databases import scratchMySQL
+from ..test_store_mariadb import ACQS_INSERT
+from . import asterisk
+from .daemon import SERVER, History, SimulatorOnTCP, eventually, startAcqs
+
+LIFE_CYCLE = ["NEW", "QUEUE", "SENT", "UPDATED", "DEAD"]
+
+
+async def spy(endpoint):
+    """Every channel event Asterisk prints, seen by a listener of our own."""
+    protocol = await AMIFactory("listener", "listenersecret", reactor, events="on").login(endpoint)
+    seen = []
+    protocol.registerEvent("Newstate", seen.append)
+    return protocol, seen
+
+
+def callerid():
+    return "V" + uuid.uuid4().int.__str__()[:19]
+
+
+class EndToEnd:
+    """What every end-to-end case needs: a scratch database and the GUI client's INSERTs."""
+
+    def setUp(self):
+        self.db = scratchMySQL(self)
+
+    def insert(self, action, *lines, callerid=None):
+        return self.db.insertAction(SERVER, action, callerid or globals()["callerid"](), lines)
+
+    async def reached(self, man_id, status, timeout=15.0):
+        """the row reaches a status; returns the statuses it was seen in"""
+        return await History(self.db, man_id).until(status, timeout)
+
+    async def answered(self, man_id, timeout=15.0):
+        """Asterisk's answer to the row's action is recorded (SENT comes just before
+        the action is written)."""
+        def recorded():
+            """the row's answer is recorded"""
+            return (self.db.action(man_id) or {}).get("answered_at")
+        await eventually(recorded, timeout)
+        return self.db.row(man_id)["response"]
+
+    def assertLifeCycle(self, man_id, seen, *required):
+        """
+        The statuses seen are in life-cycle order and include C{required},
+        and the row was made SENT (marked) before its action went out: SENT
+        may last only a millisecond before the listener's UPDATED, too short
+        to be seen by polling.
+        """
+        self.assertEqual(seen, sorted(seen, key=LIFE_CYCLE.index), seen)
+        for status in required:
+            self.assertIn(status, seen)
+        record = self.db.action(man_id)
+        self.assertIsNotNone(record["sending_at"], "never marked SENT")
+        self.assertLessEqual(record["claimed_at"], record["sending_at"])
+
+
+class SimulatorLifeCycle(EndToEnd):
+    dialect = "asterisk22"
+    local1 = ";1"
+
+    def setUp(self):
+        super().setUp()
+        self.asterisk = SimulatorOnTCP(self, self.dialect)
+        self.sim = self.asterisk.simulator
+
+    def start(self, **settings):
+        return startAcqs(self, self.db, self.asterisk.endpoint, **settings)
+
+    async def test_acqsInsertVerbatim(self):
+        """ACQS.txt's INSERT, unchanged: SENT, UPDATED with the dialled carrier leg
+        and its uniqueid, then DEAD when it hangs up."""
+        self.start()
+        spyProtocol, events = await spy(self.asterisk.endpoint)
+        self.addCleanup(spyProtocol.logoff)
+        gui = self.db.connect()
+        self.addCleanup(gui.close)
+        cursor = gui.cursor()
+        cursor.execute("SET SESSION sql_mode=''")
+        cursor.execute(ACQS_INSERT)
+        man_id = cursor.lastrowid
+        seen = await self.reached(man_id, "DEAD")
+        self.assertLifeCycle(man_id, seen, "UPDATED", "DEAD")
+        row, record = self.db.row(man_id), self.db.action(man_id)
+        self.assertTrue(row["channel"].startswith("SIP/carrier-"), row["channel"])
+        [leg] = {e["Uniqueid"] for e in events if e["Channel"] == row["channel"]}
+        self.assertEqual(row["uniqueid"], leg)
+        self.assertEqual((row["response"], record["outcome"]), ("Y", "sent"))
+
+    async def test_localOnlyCall(self):
+        """A call on Local channels only gets the originated ;1 leg, then DEAD."""
+        self.start()
+        man_id = self.insert("Originate", "Channel: Local/100@e2e", "Context: e2e",
+                             "Exten: 300", "Priority: 1", "Callerid: CIDX")
+        self.db.execute("UPDATE vicidial_manager SET callerid = 'CIDX' WHERE man_id = %s",
+                        (man_id,))
+        seen = await self.reached(man_id, "DEAD")
+        self.assertLifeCycle(man_id, seen, "UPDATED", "DEAD")
+        channel = self.db.row(man_id)["channel"]
+        self.assertTrue(channel.startswith("Local/100@e2e-") and channel.endswith(self.local1),
+                        channel)
+
+    async def liveCall(self):
+        cid = callerid()
+        man_id = self.insert("Originate", "Channel: Local/200@e2e", "Context: e2e",
+                             "Exten: 200", "Priority: 1", f"Callerid: {cid}", callerid=cid)
+        await self.reached(man_id, "UPDATED")
+        return man_id, cid, self.db.row(man_id)["channel"]
+
+    async def test_redirectLiveCall(self):
+        """A Redirect row moves a live call (it then ends at its new extension: DEAD)."""
+        self.start()
+        man_id, cid, channel = await self.liveCall()
+        redirect = self.insert("Redirect", f"Channel: {channel}", "Context: e2e", "Exten: 300",
+                               "Priority: 1", f"CallerID: {cid}")
+        self.assertEqual(await self.answered(redirect), "Y")
+        await self.reached(man_id, "DEAD", timeout=5)
+        self.assertEqual(self.db.action(redirect)["response_text"], "Redirect successful")
+
+    async def test_hangupLiveCall(self):
+        """A Hangup row hangs up a live call, whose row becomes DEAD."""
+        self.start()
+        man_id, cid, channel = await self.liveCall()
+        hangup = self.insert("Hangup", f"Channel: {channel}")
+        await self.reached(man_id, "DEAD", timeout=5)
+        self.assertEqual(await self.answered(hangup), "Y")
+
+    async def test_deadCheck(self):
+        """A Hangup row for a call already DEAD is not sent: DEAD, reason recorded."""
+        self.start()
+        man_id, cid, channel = await self.liveCall()
+        self.sim.hangup(channel)
+        await self.reached(man_id, "DEAD")
+        late = self.insert("Hangup", f"Channel: {channel}", callerid=cid)
+        await self.reached(late, "DEAD")
+        self.assertEqual(self.db.action(late)["outcome"], "dead_check")
+        self.assertEqual([m for _, m in self.sim.actions if m["Action"] == "Hangup"], [])
+
+    async def test_badRows(self):
+        """Malformed rows are refused with their reason; an unknown action gets Asterisk's."""
+        self.start()
+        malformed = self.insert("Orig inate", "Channel: Local/100@e2e")
+        injected = self.insert("Hangup", "Channel: SIP/x-1\r\nAction: Originate")
+        unknown = self.insert("NoSuchAction", "Channel: SIP/x-1")
+        for man_id, reason in ((malformed, "not an AMI action name"),
+                               (injected, "holds CR or LF")):
+            await self.reached(man_id, "DEAD")
+            record = self.db.action(man_id)
+            self.assertEqual(record["outcome"], "refused")
+            self.assertIn(reason, record["reason"])
+        self.assertEqual(await self.answered(unknown), "N")
+        self.assertIn("Invalid/unknown command", self.db.action(unknown)["response_text"])
+        self.assertEqual({m["Action"] for _, m in self.sim.actions if "Action" in m}
+                         & {"Orig inate", "Originate"}, set())
+
+    async def test_boundedSessionsFIFO(self):
+        """A burst never opens more than max-sessions at once, and rows go out oldest first."""
+        self.start(max_sessions=3, linger=0.3)
+        ids = [self.insert("Hangup", f"Channel: SIP/none-{n:04d}") for n in range(15)]
+        peak = []
+
+        def allAnswered():
+            """every row's answer is recorded"""
+            peak.append(sum(1 for s in self.sim.sessions if s.username == "sender"))
+            return all((self.db.action(i) or {}).get("answered_at") for i in ids)
+
+        await eventually(allAnswered, interval=0.01)
+        self.assertLessEqual(max(peak), 3)
+        channels = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
+        self.assertEqual(channels, [f"SIP/none-{n:04d}" for n in range(15)])
+
+    async def test_asteriskDown(self):
+        """While Asterisk is down rows stay NEW, never lost; once it is back each goes once."""
+        self.start()
+        await eventually(lambda: self.sim.sessions)
+        await self.asterisk.down()
+        ids = [self.insert("Hangup", f"Channel: SIP/none-{n}") for n in range(3)]
+        await eventually(lambda: (self.db.action(ids[0]) or {}).get("outcome") == "released")
+        self.assertEqual({self.db.status(i) for i in ids} - {"NEW", "QUEUE"}, set())
+        self.asterisk.up()
+        for man_id in ids:
+            self.assertEqual(await self.answered(man_id, timeout=40), "N")
+        sent = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
+        self.assertEqual(sorted(sent), [f"SIP/none-{n}" for n in range(3)])
+
+    async def test_listenerDropCaughtUp(self):
+        """A call that hangs up while the listener is cut off still ends DEAD."""
+        acqs = self.start()
+        man_id, cid, channel = await self.liveCall()
+        self.sim.dropAll()
+        self.sim.hangup(channel)
+        await self.reached(man_id, "DEAD", timeout=20)
+        listener = [s for s in acqs if type(s).__name__ == "Listener"][0]
+        await eventually(lambda: listener.protocol is not None)
+
+    async def test_stopMidLoad(self):
+        """Stopping mid-load leaves no row in QUEUE; each row was sent once, or not at all."""
+        acqs = self.start(max_sessions=4, linger=0.3)
+        ids = [self.insert("Hangup", f"Channel: SIP/none-{n:03d}") for n in range(60)]
+        await eventually(lambda: sum(self.db.status(i) == "SENT" for i in ids) >= 8)
+        await acqs.stopService()
+        statuses = {i: self.db.status(i) for i in ids}
+        self.assertEqual(set(statuses.values()) - {"NEW", "SENT"}, set())
+        sent = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
+        self.assertEqual(len(sent), len(set(sent)), "no action went twice")
+        self.assertEqual(len(sent), sum(s == "SENT" for s in statuses.values()))
+        for i in ids:
+            if statuses[i] == "SENT":
+                self.assertIn(self.db.row(i)["response"], ("Y", "N"))
+                self.assertIsNotNone(self.db.action(i)["answered_at"])
+
+
+class Asterisk22LifeCycleTests(SimulatorLifeCycle, TestCase):
+    """End to end on the simulator speaking Asterisk 22."""
+
+
+class Asterisk14LifeCycleTests(SimulatorLifeCycle, TestCase):
+    """End to end on the simulator speaking Asterisk 1.4."""
+
+    dialect = "asterisk14"
+    local1 = ",1"
+
+
+class RealAsteriskTests(EndToEnd, TestCase):
+    """End to end on the real Asterisk 22 of CI."""
+
+    skip = asterisk.SKIP
+
+    def setUp(self):
+        super().setUp()
+        self.acqs = startAcqs(self, self.db, asterisk.endpoint())
+
+    async def test_acqsInsertShape(self):
+        """The ACQS.txt INSERT (in the test dialplan): SENT, UPDATED with the originated
+        Local ;1 leg and its uniqueid, then DEAD."""
+        spyProtocol, events = await spy(asterisk.endpoint())
+        self.addCleanup(spyProtocol.logoff)
+        cid = callerid()
+        man_id = self.insert("Originate", "Channel: Local/8600012@acqs-test",
+                             "Context: acqs-test", "Exten: 8600100", "Priority: 1",
+                             f"Callerid: {cid}", callerid=cid)
+        seen = await self.reached(man_id, "DEAD", timeout=20)
+        self.assertLifeCycle(man_id, seen, "SENT", "UPDATED", "DEAD")
+        row = self.db.row(man_id)
+        self.assertTrue(row["channel"].startswith("Local/8600012@acqs-test-"), row["channel"])
+        self.assertTrue(row["channel"].endswith(";1"))
+        [ringing] = [e for e in events if e["Channel"] == row["channel"]
+                     and e["ChannelStateDesc"] == "Ringing"]
+        self.assertEqual((row["uniqueid"], ringing["Linkedid"]), (ringing["Uniqueid"],) * 2)
+        self.assertEqual(row["response"], "Y")
+
+    async def test_redirectAndHangup(self):
+        """Redirect and Hangup rows act on a live call on the real Asterisk."""
+        cid = callerid()
+        call = self.insert("Originate", "Channel: Local/8600014@acqs-test",
+                           "Context: acqs-test", "Exten: 8600014", "Priority: 1",
+                           f"Callerid: {cid}", "Async: true", callerid=cid)
+        await self.reached(call, "UPDATED", timeout=20)
+        channel = self.db.row(call)["channel"]
+        redirect = self.insert("Redirect", f"Channel: {channel}", "Context: acqs-test",
+                               "Exten: 8600014", "Priority: 1")
+        self.assertEqual(await self.answered(redirect), "Y")
+        self.assertEqual(self.db.status(call), "UPDATED")
+        hangup = self.insert("Hangup", f"Channel: {channel}")
+        await self.reached(call, "DEAD", timeout=10)
+        self.assertEqual(await self.answered(hangup), "Y")
