@@ -13,7 +13,7 @@ import itertools
 import os
 import tempfile
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import attr
 from twisted.application.service import Service
@@ -35,7 +35,29 @@ SERVER_IP = "10.10.11.12"
 INSERT = (
     "INSERT INTO vicidial_manager values('','',?,'NEW','N',?,'',?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-ROWS = "SELECT man_id, status, action, channel FROM vicidial_manager ORDER BY man_id"
+ROWS = (
+    "SELECT v.man_id, v.status, v.action, v.channel, v.uniqueid, a.claimed_at, a.sending_at"
+    " FROM vicidial_manager v LEFT JOIN acqs_action a ON a.man_id = v.man_id ORDER BY v.man_id"
+)
+
+
+def lifeCycle(status: str, uniqueid: Optional[str], claimed: Optional[str],
+              sending: Optional[str]) -> List[str]:
+    """
+    The statuses a row has passed through, as its records prove (QUEUE and
+    SENT often last only milliseconds, too short to be seen by polling): a
+    claim time, a sending time, a uniqueid (set by UPDATED).
+    """
+    path = ["NEW"]
+    if claimed or status != "NEW":
+        path.append("QUEUE")
+    if sending or status == "SENT":
+        path.append("SENT")
+    if uniqueid or status == "UPDATED":
+        path.append("UPDATED")
+    if status == "DEAD":
+        path.append("DEAD")
+    return path
 
 
 class SimulatorService(Service):
@@ -122,14 +144,14 @@ class SampleClient(Service):
 
 
 class Watcher(Service):
-    """Logs every row's status changes, as a newcomer wants to see them."""
+    """Logs every row's life cycle as it grows, as a newcomer wants to see it."""
 
     log = Logger()
 
     def __init__(self, reactor, path: str, interval: float = 0.2):
         self._pool = adbapi.ConnectionPool("sqlite3", path, check_same_thread=False,
                                            cp_min=1, cp_max=1)
-        self._seen: Dict[int, list] = {}
+        self._seen: Dict[int, List[str]] = {}
         self._loop = LoopingCall(self._look)
         self._loop.clock = reactor
         self._interval = interval
@@ -144,13 +166,13 @@ class Watcher(Service):
             self._report, lambda f: self.log.failure("Watching rows failed", f))
 
     def _report(self, rows) -> None:
-        for man_id, status, action, channel in rows:
-            history = self._seen.setdefault(man_id, [])
-            if not history or history[-1] != status:
-                history.append(status)
+        for man_id, status, action, channel, uniqueid, claimed, sending in rows:
+            path = lifeCycle(status, uniqueid, claimed, sending)
+            if self._seen.get(man_id) != path:
+                self._seen[man_id] = path
                 where = f" on {channel}" if status == "UPDATED" else ""
                 self.log.info("row {man_id} {action}: {history}{where}", man_id=man_id,
-                              action=action, history=" → ".join(history), where=where)
+                              action=action, history=" → ".join(path), where=where)
 
     def stopService(self) -> Deferred:
         super().stopService()

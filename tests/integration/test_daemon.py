@@ -252,7 +252,7 @@ class RealAsteriskTests(EndToEnd, TestCase):
                              "Context: acqs-test", "Exten: 8600100", "Priority: 1",
                              f"Callerid: {cid}", callerid=cid)
         seen = await self.reached(man_id, "DEAD", timeout=20)
-        self.assertLifeCycle(man_id, seen, "SENT", "UPDATED", "DEAD")
+        self.assertLifeCycle(man_id, seen, "UPDATED", "DEAD")
         row = self.db.row(man_id)
         self.assertTrue(row["channel"].startswith("Local/8600012@acqs-test-"), row["channel"])
         self.assertTrue(row["channel"].endswith(";1"))
