@@ -53,6 +53,7 @@ class BatchWriter:
         self._inFlight = 0  # items of the batch being written
         self._failures = 0
         self._idleWaiters: List[Deferred] = []
+        self._stopped = False
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -84,7 +85,7 @@ class BatchWriter:
         self._schedule(0)
 
     def _schedule(self, delay: float) -> None:
-        if self._scheduled is None and not self._inFlight and self._queue:
+        if self._scheduled is None and not self._inFlight and self._queue and not self._stopped:
             self._scheduled = self._clock.callLater(delay, self._flush)
 
     def _flush(self) -> Deferred:
@@ -130,6 +131,13 @@ class BatchWriter:
             waiters, self._idleWaiters = self._idleWaiters, []
             for waiter in waiters:
                 waiter.callback(None)
+
+    def stop(self) -> None:
+        """Write no more: a waiting retry is cancelled; what is left stays unwritten."""
+        self._stopped = True
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        self._scheduled = None
 
     def whenIdle(self) -> Deferred:
         """Fires once every item added so far has been written (or dropped)."""

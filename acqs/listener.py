@@ -197,3 +197,4 @@ class Listener(Service):
         except Exception:
             self.log.error("Stopped with {count} call updates not written",
                            count=len(self.updates))
+        self.updates.stop()

@@ -236,6 +236,8 @@ class Sender(Service):
             self.log.error("Stopped with {writes} writes not done (database away?);"
                            " their rows are resolved at the next start",
                            writes=sum(len(w) for w in writers))
+        for writer in writers:
+            writer.stop()
 
 
 def _within(clock: IReactorTime, d: Deferred, timeout: float) -> Deferred:

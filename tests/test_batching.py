@@ -125,3 +125,15 @@ class BatchWriterTests(SynchronousTestCase):
         self.assertNoResult(d)
         self.db.succeed()
         self.successResultOf(d)
+
+    def test_stopCancelsRetry(self):
+        """Once stopped, a writer waiting to retry leaves no timer and writes no more."""
+        self.writer.add(1)
+        self.clock.advance(0)
+        self.db.failLast()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.writer.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.writer.add(2)
+        self.clock.advance(10)
+        self.assertEqual(len(self.db.calls), 1)

@@ -1,0 +1,83 @@
+"""The listener's link to Asterisk, on the real reactor and a scratch SQLite store."""
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from acqs.ami.protocol import AMIFactory
+from acqs.correlate import CallTracker
+from acqs.listener import Listener
+
+from ..databases import scratchMySQL, scratchSQLite
+from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
+
+
+def listenerOf(acqs):
+    return next(s for s in acqs if isinstance(s, Listener))
+
+
+class KeepaliveTests(TestCase):
+    def setUp(self):
+        self.asterisk = SimulatorOnTCP(self)
+        self.listener = Listener(
+            reactor, self.asterisk.endpoint,
+            AMIFactory("listener", "listenersecret", reactor, events="on", timeout=1),
+            scratchSQLite(self).openStore(), SERVER, CallTracker(),
+            pingInterval=0.2, pingTimeout=0.2,
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=0.5, jitter=lambda: 0))
+        self.listener.startService()
+        self.addCleanup(self.listener.stopService)
+
+    async def test_unansweredPingReconnects(self):
+        """When Asterisk stops answering, a Ping goes unanswered and the listener drops
+        the link; once Asterisk answers again it is listening on a new one."""
+        first = await eventually(lambda: self.listener.protocol)
+        self.asterisk.simulator.unresponsive = True
+        await eventually(lambda: first.lost)
+        self.assertIsNotNone(self.listener.downSince)
+        self.asterisk.simulator.unresponsive = False
+        second = await eventually(lambda: self.listener.protocol)
+        self.assertIsNot(second, first)
+        self.assertIsNone(self.listener.downSince)
+        logins = [m for user, m in self.asterisk.simulator.actions if m["Action"] == "Login"]
+        self.assertGreaterEqual(len(logins), 2)
+
+    async def test_noReconnectAfterStop(self):
+        """Stopping logs the listener off, and it never connects again."""
+        await eventually(lambda: self.listener.protocol)
+        await self.listener.stopService()
+        actions = [m["Action"] for _, m in self.asterisk.simulator.actions]
+        self.assertEqual(actions[-1], "Logoff")
+        await deferLater(reactor, 1.0, lambda: None)
+        self.assertEqual([m["Action"] for _, m in self.asterisk.simulator.actions], actions)
+        self.assertEqual(self.asterisk.simulator.sessions, [])
+
+
+class SlowDatabaseTests(TestCase):
+    async def test_readsOnWhileTheTableIsLocked(self):
+        """With vicidial_manager locked, the listener still reads every event: a hangup
+        behind 20,000 others is seen and its update waits, then lands once unlocked."""
+        db = scratchMySQL(self)
+        asterisk = SimulatorOnTCP(self)
+        acqs = startAcqs(self, db, asterisk.endpoint)
+        listener = listenerOf(acqs)
+        man_id = db.insertAction(SERVER, "Originate", "V1126100312000000001", [
+            "Channel: Local/200@e2e", "Context: e2e", "Exten: 200", "Priority: 1",
+            "Callerid: V1126100312000000001"])
+        await eventually(lambda: db.status(man_id) == "UPDATED")
+        uniqueid = db.row(man_id)["uniqueid"]
+        channel = db.row(man_id)["channel"]
+        locker = db.connect()
+        self.addCleanup(locker.close)
+        locker.cursor().execute("LOCK TABLES vicidial_manager WRITE")
+        asterisk.simulator.flood(20_000)
+        asterisk.simulator.hangup(channel)
+        await eventually(lambda: uniqueid not in listener.tracker.uniqueids(), timeout=10)
+        self.assertGreaterEqual(len(listener.updates), 1)
+        cursor = locker.cursor()  # only the lock's holder can read the table now
+        cursor.execute("SELECT status FROM vicidial_manager WHERE man_id = %s", (man_id,))
+        self.assertEqual(cursor.fetchone()[0], "UPDATED")
+        cursor.execute("UNLOCK TABLES")
+        await eventually(lambda: db.status(man_id) == "DEAD", timeout=30)
+        self.assertEqual(listener.updates.dropped, 0)
