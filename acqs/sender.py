@@ -100,13 +100,14 @@ class Sender(Service):
         return min(room, 1) if self._failures else room
 
     def _poll(self) -> Optional[Deferred]:
-        if self._stopping or self._clock.seconds() < self._pausedUntil or self._room() <= 0:
+        if self._stopping or self._clock.seconds() < self._pausedUntil:
             return None
-        return Deferred.fromCoroutine(self._claim())
+        room = self._room()
+        return Deferred.fromCoroutine(self._claim(room)) if room > 0 else None
 
-    async def _claim(self) -> None:
+    async def _claim(self, room: int) -> None:
         try:
-            rows = await self._store.claim(self.serverIP, self._room(), self.instance)
+            rows = await self._store.claim(self.serverIP, room, self.instance)
         except StoreUnavailable as e:
             if not self._storeDown:
                 self._storeDown = True
@@ -169,9 +170,9 @@ class Sender(Service):
 
     def _answered(self, result: SendResult, action: Action) -> None:
         self.sent += 1
-        self.log.info("man_id {man_id} {action} sent, Asterisk answered {answer}: {text}",
-                      man_id=result.man_id, action=action.name,
-                      answer="Success" if result.answered else "Error", text=result.text)
+        self.log.info("man_id {man_id} {action} sent: {text} (response {response})",
+                      man_id=result.man_id, action=action.name, text=result.text,
+                      response="Y" if result.answered else "N")
         if self._failures:
             self.log.info("AMI answers again after {failures} failed sessions",
                           failures=self._failures)
