@@ -35,7 +35,7 @@ import math
 import os
 import socket
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import attr
 from twisted.internet.endpoints import clientFromString
@@ -44,7 +44,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
 
-from .store.url import parseURL
+from .store.url import hidePassword, parseURL, withoutPassword
 
 log = Logger()
 
@@ -92,42 +92,12 @@ class Settings:
             if a.name in SECRET_FIELDS and value:
                 value = MASK
             elif a.name == "db":
-                value = maskURL(value)
+                value = hidePassword(value)
             shown.append(f"{a.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
 
 SECRET_FIELDS = frozenset({"db_password", "send_secret", "listen_secret"})
-
-
-def _splitURL(url: str) -> Tuple[str, str, Optional[str], str]:
-    """
-    Split C{scheme://user:password@rest} into C{(scheme://, user, password,
-    rest)}; C{user} is C{""} and C{password} C{None} where absent.
-    """
-    scheme, sep, tail = url.partition("://")
-    netloc, slash, path = tail.partition("/")
-    if not sep or "@" not in netloc:
-        return url, "", None, ""
-    userinfo, _, host = netloc.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    return scheme + sep, user, password if colon else None, f"{host}{slash}{path}"
-
-
-def maskURL(url: str) -> str:
-    """C{url} with any password in it shown as C{***}."""
-    head, user, password, rest = _splitURL(url)
-    if password is None:
-        return url
-    return f"{head}{user}:{MASK}@{rest}"
-
-
-def _withoutPassword(url: str) -> Tuple[str, Optional[str]]:
-    """C{url} without its password, and the (decoded) password or C{None}."""
-    head, user, password, rest = _splitURL(url)
-    if password is None:
-        return url, None
-    return f"{head}{user}@{rest}", unquote(password) or None
 
 
 # Checks: each takes the parsed value and returns a sentence saying what is
@@ -487,7 +457,7 @@ def loadSettings(
     )
     values, dbSource = _plainValues((cli, ini, vicidial))
     url = values.get("db", attr.fields_dict(Settings)["db"].default)
-    values["db"], urlPassword = _withoutPassword(url)
+    values["db"], urlPassword = withoutPassword(url)
 
     def secret(name: str, what: str, allowEmpty: bool = False) -> Optional[str]:
         return _secret(name, what, cli, environ, ini, iniPath, allowEmpty)

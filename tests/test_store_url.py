@@ -4,7 +4,7 @@ Database URLs: what they name, and that they never show a password.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from acqs.store.url import MYSQL, SQLITE, DatabaseURL, parseURL
+from acqs.store.url import MYSQL, SQLITE, DatabaseURL, hidePassword, parseURL, withoutPassword
 
 
 class ParseTests(SynchronousTestCase):
@@ -82,3 +82,17 @@ class SecretTests(SynchronousTestCase):
         url = parseURL("mysql://cron:old@db/asterisk")
         self.assertEqual(url.withPassword("new").password, "new")
         self.assertEqual(url.withPassword(None).password, "old")
+
+
+class PasswordTests(SynchronousTestCase):
+    def test_hidePassword(self):
+        """A URL's password is shown as ***, whatever it holds; a URL without one is unchanged."""
+        self.assertEqual(hidePassword("mysql://cron:p%40ss@db:3306/asterisk"),
+                         "mysql://cron:***@db:3306/asterisk")
+        self.assertEqual(hidePassword("mysql://cron@db/asterisk"), "mysql://cron@db/asterisk")
+
+    def test_withoutPassword(self):
+        """The password is taken out of a URL and decoded."""
+        self.assertEqual(withoutPassword("mysql://cron:p%40ss@db:3306/asterisk"),
+                         ("mysql://cron@db:3306/asterisk", "p@ss"))
+        self.assertEqual(withoutPassword("sqlite:///x.db"), ("sqlite:///x.db", None))

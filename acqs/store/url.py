@@ -17,7 +17,7 @@ separately (L{DatabaseURL.withPassword}) over writing it in a URL, which
 would show in C{ps} when given on a command line.
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
 import attr
@@ -72,7 +72,7 @@ def parseURL(text: str) -> DatabaseURL:
         )
     parts = urlsplit(text)
     if parts.query or parts.fragment:
-        raise ValueError(f"unexpected ?query or #fragment in database URL {_hidden(text)}")
+        raise ValueError(f"unexpected ?query or #fragment in database URL {hidePassword(text)}")
     if kind == SQLITE:
         return _sqlite(parts, text)
     return _mysql(parts, text)
@@ -97,11 +97,11 @@ def _mysql(parts, text: str) -> DatabaseURL:
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"bad port in database URL {_hidden(text)}") from None
+        raise ValueError(f"bad port in database URL {hidePassword(text)}") from None
     if not parts.hostname or not database or "/" in database:
         raise ValueError(
             f"a MySQL URL names a host and a database: mysql://user@host:port/database, "
-            f"not {_hidden(text)}"
+            f"not {hidePassword(text)}"
         )
     return DatabaseURL(
         kind=MYSQL,
@@ -113,11 +113,22 @@ def _mysql(parts, text: str) -> DatabaseURL:
     )
 
 
-def _hidden(text: str) -> str:
-    """C{text} with any password in it replaced by C{***}."""
+def _replacePassword(text: str, secret: Optional[str]) -> str:
     parts = urlsplit(text)
-    if parts.password is None:
-        return text
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
-    return parts._replace(netloc=f"{user}:***@{hostport}").geturl()
+    shown = f"{user}:{secret}@" if secret is not None else f"{user}@"
+    return parts._replace(netloc=shown + hostport).geturl()
+
+
+def hidePassword(text: str) -> str:
+    """The URL C{text} with any password in it shown as C{***}."""
+    return text if urlsplit(text).password is None else _replacePassword(text, "***")
+
+
+def withoutPassword(text: str) -> Tuple[str, Optional[str]]:
+    """The URL C{text} without its password, and the decoded password (or None)."""
+    password = urlsplit(text).password
+    if password is None:
+        return text, None
+    return _replacePassword(text, None), unquote(password) or None
