@@ -62,7 +62,6 @@ class ActionSession:
         self._protocol: Optional[AMIProtocol] = None
         self._lingerCall = None
         self._marking = False
-        self._sent = False
         self._stopping = False
         self._abandoned = False
         self.answered = Deferred()
@@ -126,7 +125,6 @@ class ActionSession:
             if protocol is not None:
                 await protocol.logoff(self._timeout)
             return
-        self._sent = True
         self.answered.callback(await self._send(protocol))
         if self._linger > 0 and not self._stopping:
             self._lingerCall = self._clock.callLater(self._linger, lambda: self._step.callback(None))
@@ -135,13 +133,18 @@ class ActionSession:
 
     async def _findMeetmeUser(self, protocol: AMIProtocol) -> None:
         channel, conference = self.action.meetme
-        output = await self._wait(protocol.command(f"meetme list {conference}", self._timeout))
+        try:
+            output = await self._wait(protocol.command(f"meetme list {conference}",
+                                                       self._timeout))
+        except AMIError as e:  # e.g. no app_meetme: as VICIdial, send it unchanged
+            output = [e.reason]
         user = meetmeUser(output, channel)
         if user is None:
             self.log.warn(
-                "man_id {man_id}: {channel} not found in MeetMe conference {conference};"
-                " sending the volume control unchanged",
+                "man_id {man_id}: {channel} not found in MeetMe conference {conference}"
+                " ({output}); sending the volume control unchanged",
                 man_id=self.action.man_id, channel=channel, conference=conference,
+                output=" / ".join(output)[:200],
             )
         else:
             self.action = self.action.withMeetmeUser(user)

@@ -210,3 +210,31 @@ class StopTests(SessionTestCase):
         result = self.successResultOf(session.answered)
         self.assertEqual(result, SendResult(7, False, "acqs stopped before Asterisk answered"))
         self.successResultOf(session.closed)
+
+
+class VolumeControlTests(SessionTestCase):
+    def volumeControl(self, conference, channel):
+        return rowAction(ActionRow(11, "10.10.11.12", "Originate", "VX", (
+            "Channel: Local/XXYYXXYYXXYYXX4@default", "Context: default", "Exten: 8300",
+            "Priority: 1", "Callerid: VX", "", "", "", channel, conference)))
+
+    def test_userLookedUp(self):
+        """The MeetMe user number of the agent's channel replaces the placeholder."""
+        agent = self.session(Action(10, "Originate", (
+            ("Channel", "Local/5550001@default"), ("Context", "default"), ("Exten", "8600051"),
+            ("Priority", "1"), ("Callerid", "VX"), ("Async", "true"))), linger=0)
+        self.advance(3)
+        self.successResultOf(agent.answered)
+        [leg1] = [n for n in self.sim.channels if n.endswith(";1")]
+        self.session(self.volumeControl("8600051", leg1), linger=0)
+        channels = [m["Channel"] for _, m in self.sent("Originate")]
+        self.assertEqual(channels[-1], "Local/014@default")
+
+    def test_lookupRefusedSendsUnchanged(self):
+        """When 'meetme list' is refused (no app_meetme), the action goes unchanged, as
+        VICIdial sends it, instead of going back to NEW again and again."""
+        self.sim.meetmeLoaded = False
+        session = self.session(self.volumeControl("8600051", "SIP/100-0001"), linger=0)
+        self.successResultOf(session.answered)
+        channels = [m["Channel"] for _, m in self.sent("Originate")]
+        self.assertEqual(channels, ["Local/XXYYXXYYXXYYXX4@default"])

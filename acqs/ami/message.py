@@ -136,7 +136,3 @@ class Message:
             for k, v in self.headers
         ]
         return f"Message({shown!r})"
-
-    def toBytes(self) -> bytes:
-        """The message as AMI bytes; see L{encode}."""
-        return encode(self.headers)

@@ -48,8 +48,9 @@ def _uptime(seconds: float) -> str:
     return ", ".join(parts)
 
 
-def run(command: str, pbx: PBX, dialect: Dialect, now: float) -> Tuple[bool, List[str]]:
-    """Run a CLI command: C{(known, output lines)}."""
+def run(command: str, pbx: PBX, dialect: Dialect, now: float,
+        meetme: bool = True) -> Tuple[bool, List[str]]:
+    """Run a CLI command: C{(known, output lines)}; C{meetme} when app_meetme is loaded."""
     words = command.split()
     lowered = [w.lower() for w in words]
     if lowered[:1] == ["show"] and dialect.oldCommandNames:
@@ -63,7 +64,7 @@ def run(command: str, pbx: PBX, dialect: Dialect, now: float) -> Tuple[bool, Lis
         if lowered[3:] == ["seconds"]:
             return True, [f"System uptime: {int(up)}", f"Last reload: {int(up)}"]
         return True, [f"System uptime: {_uptime(up)}", f"Last reload: {_uptime(up)}"]
-    if lowered[:1] == ["meetme"] and len(lowered) >= 2:
+    if meetme and lowered[:1] == ["meetme"] and len(lowered) >= 2:
         return True, _meetme(lowered[1:], pbx, dialect, now)
     return False, [dialect.noSuchCommand(command.strip(), _bestMatch(words))]
 

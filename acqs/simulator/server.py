@@ -119,7 +119,6 @@ class AMISession(Protocol):
         self._timers: list = []
         self._closed = False
         self.sessionID = f"0x{next(simulator._sessionIDs):012x}"
-        self.loggedIn: Optional[float] = None
 
     @property
     def username(self) -> Optional[str]:
@@ -286,7 +285,6 @@ class AMISession(Protocol):
             return
         self.user = user
         self.authenticated = True
-        self.loggedIn = sim._clock.seconds()
         self._setEventMask(message.get("Events") or "on")
         self._reply(self._success(message, "Authentication accepted"), self._welcome)
 
@@ -337,7 +335,8 @@ class AMISession(Protocol):
         if not command.strip():
             self._reply(self._error(message, "No command provided"))
             return
-        known, lines = cli.run(command, sim.pbx, sim.dialect, sim._clock.seconds())
+        known, lines = cli.run(command, sim.pbx, sim.dialect, sim._clock.seconds(),
+                               meetme=sim.meetmeLoaded)
         self._reply(sim.dialect.commandResponse(message.get("ActionID"), known, lines))
 
     def _list(self, message: Message, build) -> None:
@@ -506,6 +505,8 @@ class Simulator:
        be created (async: queued, then a Failure C{OriginateResponse};
        sync: C{Originate failed});
      - C{unresponsive}: record actions but never answer them;
+     - C{meetmeLoaded}: answer C{meetme} CLI commands, as with app_meetme;
+       False makes them unknown, as on the captured Debian build;
      - C{testEvents}: print C{TestEvent}s, as the captured Debian build
        (compiled with the test framework) does; False for a production-like
        stream;
@@ -529,6 +530,7 @@ class Simulator:
         self.failOriginates = False
         self.unresponsive = False
         self.testEvents = True
+        self.meetmeLoaded = True
         self._sessionIDs = itertools.count(0x7F5860000F40, 0x1010)
         self._challenges = random.Random(seed)
         self.pbx = PBX(clock, dialplan, self._publish, self.dialect, seed=seed)
