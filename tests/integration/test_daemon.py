@@ -9,6 +9,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from acqs.ami.protocol import AMIFactory
+from acqs.listener import Listener
 
 from ..databases import scratchMySQL
 from ..test_store_mariadb import ACQS_INSERT
@@ -202,7 +203,7 @@ class SimulatorLifeCycle(EndToEnd):
         self.sim.dropAll()
         self.sim.hangup(channel)
         await self.reached(man_id, "DEAD", timeout=20)
-        listener = [s for s in acqs if type(s).__name__ == "Listener"][0]
+        listener = next(s for s in acqs if isinstance(s, Listener))
         await eventually(lambda: listener.protocol is not None)
 
     async def test_stopMidLoad(self):

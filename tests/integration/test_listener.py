@@ -13,10 +13,6 @@ from ..databases import scratchMySQL, scratchSQLite
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
 
 
-def listenerOf(acqs):
-    return next(s for s in acqs if isinstance(s, Listener))
-
-
 class KeepaliveTests(TestCase):
     def setUp(self):
         self.asterisk = SimulatorOnTCP(self)
@@ -61,7 +57,7 @@ class SlowDatabaseTests(TestCase):
         db = scratchMySQL(self)
         asterisk = SimulatorOnTCP(self)
         acqs = startAcqs(self, db, asterisk.endpoint)
-        listener = listenerOf(acqs)
+        listener = next(s for s in acqs if isinstance(s, Listener))
         man_id = db.insertAction(SERVER, "Originate", "V1126100312000000001", [
             "Channel: Local/200@e2e", "Context: e2e", "Exten: 200", "Priority: 1",
             "Callerid: V1126100312000000001"])
