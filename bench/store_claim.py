@@ -64,10 +64,10 @@ async def throughput(store, connection, batch, rows):
         claimed = await store.claim(SERVER, batch, "bench")
         if not claimed:
             break
-        ids = [row.man_id for row in claimed]
-        await store.markSending(ids)
-        await store.recordSent([SendResult(i, True, "Originate successfully queued") for i in ids])
-        done += len(ids)
+        await store.markSending([(row.man_id, row.claim) for row in claimed])
+        await store.recordSent([SendResult(row.man_id, row.claim, True,
+                                           "Originate successfully queued") for row in claimed])
+        done += len(claimed)
     elapsed = time.perf_counter() - started
     assert done == rows, (done, rows)
     return elapsed
@@ -80,7 +80,8 @@ async def claimTimes(store, connection):
         started = time.perf_counter()
         [row] = await store.claim(SERVER, 1, "bench")
         times.append((time.perf_counter() - started) * 1000)
-        await store.recordSent([SendResult(row.man_id, True, "ok")])
+        await store.markSending([(row.man_id, row.claim)])
+        await store.recordSent([SendResult(row.man_id, row.claim, True, "ok")])
     times.sort()
     return statistics.median(times), times[int(len(times) * 0.95)]
 

@@ -26,13 +26,13 @@ CREATE TABLE IF NOT EXISTS vicidial_manager (
     callerid VARCHAR(20) COLLATE NOCASE,
     cmd_line_b VARCHAR(100) COLLATE NOCASE,
     cmd_line_c VARCHAR(100) COLLATE NOCASE,
-    cmd_line_d VARCHAR(100) COLLATE NOCASE,
+    cmd_line_d VARCHAR(200) COLLATE NOCASE,
     cmd_line_e VARCHAR(100) COLLATE NOCASE,
     cmd_line_f VARCHAR(100) COLLATE NOCASE,
     cmd_line_g VARCHAR(100) COLLATE NOCASE,
     cmd_line_h VARCHAR(100) COLLATE NOCASE,
-    cmd_line_i VARCHAR(100) COLLATE NOCASE,
-    cmd_line_j VARCHAR(100) COLLATE NOCASE,
+    cmd_line_i VARCHAR(50) COLLATE NOCASE,
+    cmd_line_j VARCHAR(50) COLLATE NOCASE,
     cmd_line_k VARCHAR(100) COLLATE NOCASE
 );
 CREATE TRIGGER IF NOT EXISTS vicidial_manager_next_man_id
@@ -53,20 +53,35 @@ CREATE INDEX IF NOT EXISTS serverstat ON vicidial_manager (server_ip, status);
 
 CREATE TABLE IF NOT EXISTS acqs_action (
     man_id INTEGER NOT NULL PRIMARY KEY,
+    server_ip VARCHAR(15) COLLATE NOCASE,
     claimed_by VARCHAR(64),
+    claim_token CHAR(16),
     claimed_at TEXT,
     sending_at TEXT,
     answered_at TEXT,
     outcome VARCHAR(16) NOT NULL,
     response_text VARCHAR(255),
     reason VARCHAR(255),
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    action_id VARCHAR(40),
+    call_answered_at TEXT,
+    uniqueid VARCHAR(150),
+    updated_at TEXT,
+    dead_at TEXT,
+    hangup_cause VARCHAR(64),
+    live INTEGER
 );
 CREATE INDEX IF NOT EXISTS outcome ON acqs_action (outcome);
+CREATE INDEX IF NOT EXISTS acqs_action_uniqueid ON acqs_action (uniqueid);
+CREATE INDEX IF NOT EXISTS acqs_action_sent ON acqs_action (server_ip, sending_at);
+CREATE INDEX IF NOT EXISTS acqs_action_live ON acqs_action (server_ip, live);
 
 CREATE TABLE IF NOT EXISTS acqs_instance (
     server_ip VARCHAR(15) NOT NULL,
     instance VARCHAR(64) NOT NULL,
     heartbeat_at TEXT NOT NULL,
+    host VARCHAR(255),
+    pid INTEGER,
+    started_at TEXT,
     PRIMARY KEY (server_ip, instance)
 );

@@ -1,7 +1,9 @@
 -- vicidial_manager: the queue that GUI clients write to and acqs reads.
 --
--- This is VICIdial's own table, column for column: same names, types and
--- order, same indexes.  GUI clients INSERT into it positionally (19 values,
+-- This is VICIdial 2.14's own table, column for column: same names, types
+-- and order, same indexes (2.14 widened cmd_line_d to 200 characters, for
+-- MixMonitor's options and file names, and has cmd_line_i and cmd_line_j at
+-- 50).  GUI clients INSERT into it positionally (19 values,
 -- '' for man_id), so a column must never be added, dropped or reordered
 -- here; acqs keeps what it records beyond these columns in acqs.sql.
 --
@@ -30,13 +32,13 @@ CREATE TABLE IF NOT EXISTS vicidial_manager (
     callerid VARCHAR(20),
     cmd_line_b VARCHAR(100),
     cmd_line_c VARCHAR(100),
-    cmd_line_d VARCHAR(100),
+    cmd_line_d VARCHAR(200),
     cmd_line_e VARCHAR(100),
     cmd_line_f VARCHAR(100),
     cmd_line_g VARCHAR(100),
     cmd_line_h VARCHAR(100),
-    cmd_line_i VARCHAR(100),
-    cmd_line_j VARCHAR(100),
+    cmd_line_i VARCHAR(50),
+    cmd_line_j VARCHAR(50),
     cmd_line_k VARCHAR(100),
     INDEX (callerid),
     INDEX (uniqueid),

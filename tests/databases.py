@@ -42,7 +42,9 @@ VICIDIAL_COLUMNS = (
     + list(CMD_LINE_COLUMNS)
 )
 ACTION_COLUMNS = (
-    "man_id claimed_by claimed_at sending_at answered_at outcome response_text reason attempts"
+    "man_id server_ip claimed_by claim_token claimed_at sending_at answered_at outcome"
+    " response_text reason attempts action_id call_answered_at uniqueid updated_at dead_at"
+    " hangup_cause live"
 ).split()
 
 _unreachable: Dict[str, str] = {}
@@ -96,7 +98,7 @@ def scratchMySQL(testCase, tables: bool = True, engine: Optional[str] = None) ->
     if tables:
         initdb(url)
     db = ScratchDatabase(url, mysqlConnection(url, database=True), testCase)
-    if engine is not None:
+    if engine is not None and tables:
         db.execute(f"ALTER TABLE vicidial_manager ENGINE={engine}")
     return db
 

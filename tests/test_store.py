@@ -9,10 +9,15 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
+from functools import partial
+
 from acqs.store import IQueueStore, StoreUnavailable
 from acqs.store.records import (
     CallDead,
+    CallEnded,
     CallUpdated,
+    InstanceConflict,
+    Pruned,
     Recovery,
     Refusal,
     SendResult,
@@ -41,6 +46,17 @@ class QueueStoreTests:
 
     def ids(self, rows):
         return [row.man_id for row in rows]
+
+    def claims(self, rows):
+        return [(row.man_id, row.claim) for row in rows]
+
+    def results(self, rows, answered=True, text="ok", **kwargs):
+        return [SendResult(row.man_id, row.claim, answered, text, **kwargs) for row in rows]
+
+    async def sendAll(self, rows, **kwargs):
+        """Mark the rows and record Asterisk's answer, as the sender does."""
+        await self.store.markSending(self.claims(rows))
+        await self.store.recordSent(self.results(rows, **kwargs))
 
     def test_interface(self):
         """The store provides IQueueStore as the sender and listener use it."""
@@ -108,8 +124,8 @@ class QueueStoreTests:
         ids = self.db.insertActions(SERVER, 1203)
         rows = await self.claimAll(limit=2000)
         self.assertEqual(self.ids(rows), ids)
-        self.assertEqual(await self.store.markSending(ids), 1203)
-        await self.store.recordSent([SendResult(i, True, "Success") for i in ids])
+        self.assertEqual(await self.store.markSending(self.claims(rows)), ids)
+        self.assertEqual(await self.store.recordSent(self.results(rows, text="Success")), ids)
         self.assertEqual(
             self.db.rows("SELECT status, response, COUNT(*) FROM vicidial_manager GROUP BY 1, 2"),
             [("SENT", "Y", 1203)],
@@ -169,133 +185,232 @@ class QueueStoreTests:
     # -- marking, sending, refusing, releasing ------------------------------
 
     async def test_markSending(self):
-        """Marking makes claimed rows SENT, recording the time and outcome sending."""
+        """Marking makes claimed rows SENT, recording the time and outcome sending; it returns
+        the rows marked, and a row marked once is not marked again."""
         [a, b] = self.db.insertActions(SERVER, 2)
-        await self.store.claim(SERVER, 1, "box1")
-        self.assertEqual(await self.store.markSending([a, b]), 1)
+        [row] = await self.store.claim(SERVER, 1, "box1")
+        self.assertEqual(await self.store.markSending([(a, row.claim), (b, row.claim)]), [a])
         self.assertEqual((self.db.status(a), self.db.status(b)), ("SENT", "NEW"))
         self.assertEqual(self.db.action(a)["outcome"], "sending")
         self.assertIsNotNone(self.db.action(a)["sending_at"])
         self.assertIsNone(self.db.action(b))
-        self.assertEqual(await self.store.markSending([a]), 0)
+        self.assertEqual(await self.store.markSending([(a, row.claim)]), [])
+
+    async def test_claimTokens(self):
+        """Every claim has a token of its own, recorded with its rows."""
+        self.db.insertActions(SERVER, 3)
+        first = await self.store.claim(SERVER, 2, "box1")
+        [second] = await self.store.claim(SERVER, 2, "box1")
+        self.assertEqual(len({row.claim for row in first}), 1)
+        self.assertNotEqual(first[0].claim, second.claim)
+        self.assertEqual(len(second.claim), 16)
+        self.assertEqual(self.db.action(second.man_id)["claim_token"], second.claim)
+
+    async def test_markNeedsTheClaim(self):
+        """A mark naming another claim's token marks nothing: the row is not the caller's."""
+        self.db.insertActions(SERVER, 1)
+        [row] = await self.claimAll()
+        self.assertEqual(await self.store.markSending([(row.man_id, "0" * 16)]), [])
+        self.assertEqual(self.db.status(row.man_id), "QUEUE")
+
+    async def test_claimLostToRecovery(self):
+        """A stalled claimant's rows taken back and claimed again are lost to it: its mark,
+        answer and release change nothing, and only the new claimant sends."""
+        [man_id] = self.db.insertActions(SERVER, 1)
+        stalled = self.db.openStore()
+        [old] = await stalled.claim(SERVER, 10, "box1")
+        self.db.execute("UPDATE acqs_action SET claimed_at = %s", (LONG_AGO,))
+        await self.store.recoverStranded(SERVER, "box2", 60)
+        [new] = await self.claimAll(instance="box2")
+        self.assertEqual(new.man_id, man_id)
+        self.assertEqual(await stalled.markSending([(man_id, old.claim)]), [])
+        self.assertEqual(await stalled.release([(man_id, old.claim)], "late"), [])
+        self.assertEqual(
+            await stalled.recordSent([SendResult(man_id, old.claim, True, "x")]), [])
+        self.assertEqual(self.db.status(man_id), "QUEUE")
+        self.assertEqual(await self.store.markSending(self.claims([new])), [man_id])
+        self.assertEqual(self.db.action(man_id)["claimed_by"], "box2")
+
+    async def test_sameNameTwice(self):
+        """Two processes with one instance name: the second's start-up recovery takes back the
+        first's unmarked rows, whose marks then fail; no row is marked by both."""
+        ids = self.db.insertActions(SERVER, 4)
+        first = self.db.openStore()
+        rows = await first.claim(SERVER, 10, "box1")
+        await first.markSending(self.claims(rows[:1]))
+        recovery = await self.store.recoverStranded(SERVER, "box1", 3600)
+        self.assertEqual(recovery, Recovery(requeued=tuple(ids[1:]), unknown=(ids[0],)))
+        again = await self.claimAll(instance="box1")
+        self.assertEqual(await first.markSending(self.claims(rows)), [])
+        self.assertEqual(await self.store.markSending(self.claims(again)), ids[1:])
 
     async def test_releaseMarkedButUnwritten(self):
         """A marked row whose action was never written goes back to NEW; an answered one stays."""
         [a, b] = self.db.insertActions(SERVER, 2)
-        await self.claimAll()
-        await self.store.markSending([a, b])
-        await self.store.recordSent([SendResult(b, True, "Success")])
-        await self.store.release([a, b], "connection closed before the action was written")
+        rows = await self.claimAll()
+        await self.store.markSending(self.claims(rows))
+        await self.store.recordSent(self.results(rows[1:], text="Success"))
+        self.assertEqual(
+            await self.store.release(self.claims(rows), "connection closed before the action"
+                                     " was written"), [a])
         self.assertEqual((self.db.status(a), self.db.status(b)), ("NEW", "SENT"))
         self.assertEqual(self.db.action(a)["outcome"], "released")
         self.assertEqual(self.ids(await self.claimAll()), [a])
 
+    async def test_releaseHalfMarked(self):
+        """A row made SENT by a mark whose record was lost (MyISAM: the status statement took
+        effect, the transaction did not) was never sent: release makes it NEW again."""
+        [a] = self.db.insertActions(SERVER, 1)
+        [row] = await self.claimAll()
+        self.db.execute("UPDATE vicidial_manager SET status = 'SENT' WHERE man_id = %s", (a,))
+        self.assertEqual(await self.store.release(self.claims([row]), "mark failed"), [a])
+        self.assertEqual(self.db.status(a), "NEW")
+
     async def test_recordSent(self):
         """Sent rows become SENT with response Y or N and Asterisk's message kept."""
-        [ok, bad] = self.db.insertActions(SERVER, 2)
-        await self.claimAll()
-        await self.store.recordSent(
+        [ok, bad] = await self.claimed(2)
+        await self.store.markSending(self.claims([ok, bad]))
+        recorded = await self.store.recordSent(
             [
-                SendResult(ok, True, "Originate successfully queued"),
-                SendResult(bad, False, "x" * 300),
+                SendResult(ok.man_id, ok.claim, True, "Originate successfully queued",
+                           actionID="acqs-17"),
+                SendResult(bad.man_id, bad.claim, False, "x" * 300),
             ]
         )
-        self.assertEqual((self.db.row(ok)["status"], self.db.row(ok)["response"]), ("SENT", "Y"))
-        self.assertEqual((self.db.row(bad)["status"], self.db.row(bad)["response"]), ("SENT", "N"))
-        self.assertEqual(self.db.action(ok)["response_text"], "Originate successfully queued")
-        self.assertEqual(self.db.action(bad)["response_text"], "x" * 255)
-        self.assertEqual(self.db.action(ok)["outcome"], "sent")
-        self.assertIsNotNone(self.db.action(ok)["answered_at"])
+        self.assertEqual(recorded, [ok.man_id, bad.man_id])
+        okRow, badRow = self.db.row(ok.man_id), self.db.row(bad.man_id)
+        self.assertEqual((okRow["status"], okRow["response"]), ("SENT", "Y"))
+        self.assertEqual((badRow["status"], badRow["response"]), ("SENT", "N"))
+        record = self.db.action(ok.man_id)
+        self.assertEqual((record["response_text"], record["action_id"], record["outcome"]),
+                         ("Originate successfully queued", "acqs-17", "sent"))
+        self.assertIsNotNone(record["answered_at"])
+        self.assertEqual(self.db.action(bad.man_id)["response_text"], "x" * 255)
+
+    async def test_recordSentAnsweredCall(self):
+        """An answer that means the call was answered (synchronous Originate) marks the call
+        live and answered; another answer does not."""
+        [sync, other] = await self.claimed(2)
+        await self.store.markSending(self.claims([sync, other]))
+        await self.store.recordSent(self.results([sync], callAnswered=True)
+                                    + self.results([other]))
+        self.assertIsNotNone(self.db.action(sync.man_id)["call_answered_at"])
+        self.assertEqual(self.db.action(sync.man_id)["live"], 1)
+        self.assertIsNone(self.db.action(other.man_id)["call_answered_at"])
+        self.assertIsNone(self.db.action(other.man_id)["live"])
+
+    async def claimed(self, count, **kwargs):
+        self.db.insertActions(SERVER, count, **kwargs)
+        return await self.claimAll()
 
     async def test_recordSentKeepsListenerStatus(self):
         """SENT never overwrites the listener's UPDATED or DEAD, but the response is recorded."""
-        [updated, dead] = self.db.insertActions(SERVER, 2)
-        await self.claimAll()
-        self.db.execute(
-            "UPDATE vicidial_manager SET uniqueid = '1700000000.1' WHERE man_id = %s", (dead,)
-        )
+        [updated, dead] = await self.claimed(2)
+        await self.store.markSending(self.claims([updated, dead]))
         await self.store.applyUpdates(
             SERVER,
             [
                 CallUpdated(f"M{1:019d}", "PJSIP/trunk-00000001", "1700000000.0"),
+                CallUpdated(f"M{2:019d}", "PJSIP/trunk-00000002", "1700000000.1"),
                 CallDead("1700000000.1", "PJSIP/trunk-00000002"),
             ],
         )
-        await self.store.recordSent(
-            [SendResult(updated, True, "ok"), SendResult(dead, True, "ok")]
-        )
+        await self.store.recordSent(self.results([updated, dead], callAnswered=True))
         self.assertEqual(
-            (self.db.status(updated), self.db.row(updated)["response"]), ("UPDATED", "Y")
-        )
-        self.assertEqual((self.db.status(dead), self.db.row(dead)["response"]), ("DEAD", "Y"))
+            (self.db.status(updated.man_id), self.db.row(updated.man_id)["response"]),
+            ("UPDATED", "Y"))
+        self.assertEqual(
+            (self.db.status(dead.man_id), self.db.row(dead.man_id)["response"]), ("DEAD", "Y"))
+        self.assertEqual(self.db.action(updated.man_id)["live"], 1)
+        self.assertIsNone(self.db.action(dead.man_id)["live"])
 
     async def test_refuse(self):
         """Refused rows become DEAD with response N and the reason kept."""
-        man_id = self.db.insertAction(SERVER, "Originate", CID)
-        await self.claimAll()
-        await self.store.refuse([Refusal(man_id, "no Channel header")])
-        row, record = self.db.row(man_id), self.db.action(man_id)
-        self.assertEqual((row["status"], row["response"]), ("DEAD", "N"))
+        [row] = await self.claimed(1)
+        self.assertEqual(
+            await self.store.refuse([Refusal(row.man_id, row.claim, "no Channel header")]),
+            [row.man_id])
+        dbRow, record = self.db.row(row.man_id), self.db.action(row.man_id)
+        self.assertEqual((dbRow["status"], dbRow["response"]), ("DEAD", "N"))
         self.assertEqual((record["outcome"], record["reason"]), ("refused", "no Channel header"))
 
     async def test_refuseOnlyQueued(self):
         """Refusing a row that is no longer in QUEUE changes nothing."""
-        man_id = self.db.insertAction(SERVER, "Originate", CID)
-        await self.claimAll()
-        await self.store.recordSent([SendResult(man_id, True, "ok")])
-        await self.store.refuse([Refusal(man_id, "too late")])
-        self.assertEqual(self.db.status(man_id), "SENT")
-        self.assertEqual(self.db.action(man_id)["outcome"], "sent")
+        [row] = await self.claimed(1)
+        await self.sendAll([row])
+        self.assertEqual(await self.store.refuse([Refusal(row.man_id, row.claim, "late")]), [])
+        self.assertEqual(self.db.status(row.man_id), "SENT")
+        self.assertEqual(self.db.action(row.man_id)["outcome"], "sent")
 
     async def test_release(self):
         """Released rows go back to NEW with reason and attempt count, and are claimed again."""
-        man_id = self.db.insertAction(SERVER, "Originate", CID)
-        await self.claimAll()
-        await self.store.release([man_id], "AMI connection refused")
-        record = self.db.action(man_id)
-        self.assertEqual(self.db.status(man_id), "NEW")
+        [row] = await self.claimed(1)
+        await self.store.release(self.claims([row]), "AMI connection refused")
+        record = self.db.action(row.man_id)
+        self.assertEqual(self.db.status(row.man_id), "NEW")
         self.assertEqual(
-            (record["outcome"], record["reason"], record["attempts"], record["claimed_by"]),
-            ("released", "AMI connection refused", 1, None),
+            (record["outcome"], record["reason"], record["attempts"], record["claimed_by"],
+             record["claim_token"]),
+            ("released", "AMI connection refused", 1, None, None),
         )
-        self.assertEqual(self.ids(await self.claimAll(instance="box2")), [man_id])
-        await self.store.release([man_id], "AMI connection refused again")
-        record = self.db.action(man_id)
+        [again] = await self.claimAll(instance="box2")
+        self.assertEqual(again.man_id, row.man_id)
+        await self.store.release(self.claims([again]), "AMI connection refused again")
+        record = self.db.action(row.man_id)
         self.assertEqual(
             (record["attempts"], record["reason"]), (2, "AMI connection refused again")
         )
 
     async def test_releaseKeepsReasonOnClaim(self):
         """Claiming a released row again keeps why it was released."""
-        man_id = self.db.insertAction(SERVER, "Originate", CID)
-        await self.claimAll()
-        await self.store.release([man_id], "AMI login failed")
+        [row] = await self.claimed(1)
+        await self.store.release(self.claims([row]), "AMI login failed")
         await self.claimAll(instance="box2")
-        record = self.db.action(man_id)
+        record = self.db.action(row.man_id)
         self.assertEqual(
             (record["claimed_by"], record["outcome"], record["reason"]),
             ("box2", "queued", "AMI login failed"),
         )
 
-    async def test_releaseOnlyQueued(self):
-        """Releasing a row that is no longer in QUEUE never turns it back to NEW."""
-        man_id = self.db.insertAction(SERVER, "Originate", CID)
+    async def test_releaseOnlyUnsent(self):
+        """Releasing a row whose answer is recorded never turns it back to NEW."""
+        [row] = await self.claimed(1)
+        await self.sendAll([row])
+        self.assertEqual(await self.store.release(self.claims([row]), "late"), [])
+        self.assertEqual(self.db.status(row.man_id), "SENT")
+
+    async def test_claimStartsAFreshRecord(self):
+        """A new claim clears what an earlier send recorded (a man_id used again after a
+        flush): no uniqueid, answer, liveness or hangup of the old row survives."""
+        [row] = await self.claimed(1)
+        await self.sendAll([row], callAnswered=True)
+        await self.store.applyUpdates(SERVER, [CallUpdated(f"M{1:019d}", "SIP/a-1", "17.1")])
+        self.db.execute("UPDATE vicidial_manager SET status = 'NEW' WHERE man_id = %s",
+                        (row.man_id,))
         await self.claimAll()
-        await self.store.recordSent([SendResult(man_id, True, "ok")])
-        await self.store.release([man_id], "late")
-        self.assertEqual(self.db.status(man_id), "SENT")
+        record = self.db.action(row.man_id)
+        self.assertEqual(
+            [record[c] for c in ("sending_at", "answered_at", "uniqueid", "live",
+                                 "call_answered_at", "response_text", "outcome")],
+            [None, None, None, None, None, None, "queued"])
 
     # -- the listener's updates --------------------------------------------
 
-    async def sentCall(self, callerid=CID, uniqueid="", server_ip=SERVER, cmdLines=()):
+    async def sentCall(self, callerid=CID, uniqueid="", server_ip=SERVER, cmdLines=(),
+                       channel="SIP/c-1", **answer):
+        """A sent Originate; UPDATED with C{uniqueid} by acqs' listener if given."""
         man_id = self.db.insertAction(server_ip, "Originate", callerid, cmdLines)
-        await self.store.claim(server_ip, 100, "box1")
-        await self.store.recordSent([SendResult(man_id, True, "ok")])
+        rows = await self.store.claim(server_ip, 100, "box1")
+        await self.sendAll([r for r in rows if r.man_id == man_id], **answer)
         if uniqueid:
-            self.db.execute(
-                "UPDATE vicidial_manager SET uniqueid = %s WHERE man_id = %s", (uniqueid, man_id)
-            )
+            await self.store.applyUpdates(server_ip, [CallUpdated(callerid, channel, uniqueid)])
         return man_id
+
+    def updatedByOthers(self, man_id, uniqueid, channel="SIP/p-1"):
+        """The row as VICIdial's Perl listener leaves it: UPDATED, acqs knowing nothing of it."""
+        self.db.execute(
+            "UPDATE vicidial_manager SET status = 'UPDATED', uniqueid = %s, channel = %s"
+            " WHERE man_id = %s", (uniqueid, channel, man_id))
 
     def assertCall(self, man_id, status, channel, uniqueid):
         row = self.db.row(man_id)
@@ -304,13 +419,17 @@ class QueueStoreTests:
         )
 
     async def test_callUpdated(self):
-        """A ringing call makes its rows UPDATED with channel and uniqueid, matched by callerid."""
+        """A ringing call makes its rows UPDATED with channel and uniqueid, matched by callerid;
+        acqs records the whole uniqueid and holds the call live."""
         man_id = await self.sentCall()
         changed = await self.store.applyUpdates(
             SERVER, [CallUpdated(CID, "PJSIP/trunk-00000001", "1700000000.1")]
         )
         self.assertEqual(changed, 1)
         self.assertCall(man_id, "UPDATED", "PJSIP/trunk-00000001", "1700000000.1")
+        record = self.db.action(man_id)
+        self.assertEqual((record["uniqueid"], record["live"]), ("1700000000.1", 1))
+        self.assertIsNotNone(record["updated_at"])
 
     async def test_callUpdatedAgain(self):
         """A later, better channel updates an UPDATED row; a repeat of the same changes nothing."""
@@ -332,11 +451,11 @@ class QueueStoreTests:
 
     async def test_callUpdatedBeforeSent(self):
         """A listener faster than the sender moves a QUEUE row to UPDATED, and it stays so."""
-        man_id = self.db.insertAction(SERVER, "Originate", CID)
-        await self.claimAll()
-        await self.store.applyUpdates(SERVER, [CallUpdated(CID, "SIP/1-1", "1.1")])
-        await self.store.recordSent([SendResult(man_id, True, "ok")])
-        self.assertEqual(self.db.status(man_id), "UPDATED")
+        [row] = await self.claimed(1)
+        await self.store.markSending(self.claims([row]))
+        await self.store.applyUpdates(SERVER, [CallUpdated(f"M{1:019d}", "SIP/1-1", "1.1")])
+        await self.store.recordSent(self.results([row]))
+        self.assertEqual(self.db.status(row.man_id), "UPDATED")
 
     async def test_callUpdatedOneServer(self):
         """Updates apply only to rows of the listener's server_ip."""
@@ -346,26 +465,41 @@ class QueueStoreTests:
         )
         self.assertEqual(self.db.status(theirs), "SENT")
 
+    async def test_callUpdatedCallerIDAnyCase(self):
+        """The callerid matches whatever its case, as MySQL compares it."""
+        man_id = await self.sentCall(callerid="DL40130172253cc160")
+        await self.store.applyUpdates(SERVER, [CallUpdated("dl40130172253CC160", "SIP/a-1", "1.1")])
+        self.assertEqual(self.db.status(man_id), "UPDATED")
+
+    async def test_callUpdatedRowOfOthers(self):
+        """A row acqs never sent (another sender's) is UPDATED too, and acqs keeps a record."""
+        man_id = self.db.insertAction(SERVER, "Originate", CID, status="SENT")
+        await self.store.applyUpdates(SERVER, [CallUpdated(CID, "SIP/a-1", "1.1")])
+        self.assertCall(man_id, "UPDATED", "SIP/a-1", "1.1")
+        record = self.db.action(man_id)
+        self.assertEqual((record["outcome"], record["uniqueid"]), ("external", "1.1"))
+
     async def test_callDead(self):
-        """A hangup makes the rows with its uniqueid DEAD, with the channel."""
+        """A hangup makes the rows with its uniqueid DEAD, with the channel and the cause."""
         man_id = await self.sentCall(uniqueid="1700000000.1")
         changed = await self.store.applyUpdates(
-            SERVER, [CallDead("1700000000.1", "PJSIP/trunk-1", "16")]
+            SERVER, [CallDead("1700000000.1", "PJSIP/trunk-1", "16 Normal Clearing")]
         )
-        row = self.db.row(man_id)
+        row, record = self.db.row(man_id), self.db.action(man_id)
         self.assertEqual(changed, 1)
         self.assertEqual((row["status"], row["channel"]), ("DEAD", "PJSIP/trunk-1"))
+        self.assertEqual((record["hangup_cause"], record["live"]), ("16 Normal Clearing", None))
+        self.assertIsNotNone(record["dead_at"])
 
     async def test_callDeadWithoutChannelKeepsIt(self):
         """A hangup found by catching up (no channel known) keeps the row's channel."""
-        man_id = await self.sentCall(uniqueid="1700000000.1")
-        await self.store.applyUpdates(SERVER, [CallUpdated(CID, "SIP/c-1", "1700000000.1")])
+        man_id = await self.sentCall(uniqueid="1700000000.1", channel="SIP/c-1")
         await self.store.applyUpdates(SERVER, [CallDead("1700000000.1", "")])
         self.assertCall(man_id, "DEAD", "SIP/c-1", "1700000000.1")
 
     async def test_deadIsFinal(self):
         """Nothing moves a DEAD row: not another hangup, not a late ringing event."""
-        man_id = await self.sentCall(uniqueid="1700000000.1")
+        man_id = await self.sentCall(uniqueid="1700000000.1", channel="SIP/c-1")
         await self.store.applyUpdates(SERVER, [CallDead("1700000000.1", "PJSIP/trunk-1")])
         changed = await self.store.applyUpdates(
             SERVER,
@@ -378,7 +512,8 @@ class QueueStoreTests:
         self.assertCall(man_id, "DEAD", "PJSIP/trunk-1", "1700000000.1")
 
     async def test_callDeadSparesRecordings(self):
-        """Rows with cmd_line_d Exten: 8309/8310 (recordings) never die; NULL does not protect."""
+        """Rows with cmd_line_d Exten: 8309/8310 (recordings) never die, though acqs records
+        that their call ended; NULL does not protect."""
         recording = await self.sentCall(
             "20240130-172253_100", "1.1", cmdLines=["Channel: x", "", "Exten: 8309"]
         )
@@ -387,7 +522,9 @@ class QueueStoreTests:
         )
         changed = await self.store.applyUpdates(SERVER, [CallDead("1.1", "Local/8309@demo-1;1")])
         self.assertEqual(changed, 1)
-        self.assertEqual((self.db.status(recording), self.db.status(plain)), ("SENT", "DEAD"))
+        self.assertEqual((self.db.status(recording), self.db.status(plain)), ("UPDATED", "DEAD"))
+        self.assertIsNone(self.db.action(recording)["live"])
+        self.assertIsNotNone(self.db.action(recording)["dead_at"])
 
     async def test_emptyKeysMatchNothing(self):
         """An empty callerid or uniqueid matches no row, not even rows where they are empty."""
@@ -414,16 +551,66 @@ class QueueStoreTests:
         self.assertEqual((self.db.status(first), self.db.status(second)), ("DEAD", "UPDATED"))
 
     async def test_updatesCutToColumnWidths(self):
-        """Values are cut to their columns, and a long callerid matches its cut stored form."""
+        """Values are cut to vicidial_manager's columns (acqs keeps the whole uniqueid), and a
+        long callerid matches its cut stored form."""
         man_id = await self.sentCall("20240130-172253_1000")
         await self.store.applyUpdates(
             SERVER,
             [CallUpdated("20240130-172253_1000_agent", "C" * 150, "1700000000.123456789012")],
         )
         self.assertCall(man_id, "UPDATED", "C" * 100, "1700000000.123456789")
+        self.assertEqual(self.db.action(man_id)["uniqueid"], "1700000000.123456789012")
+
+    async def test_longUniqueidsApart(self):
+        """With Asterisk's systemname, uniqueids of different calls share their first 20
+        characters: each hangup makes only its own row DEAD."""
+        first = await self.sentCall(CID, "vicibox-ast01-1796107644.1")
+        second = await self.sentCall("M1130172253000000002", "vicibox-ast01-1796107644.2")
+        self.assertEqual(self.db.row(first)["uniqueid"], self.db.row(second)["uniqueid"])
+        changed = await self.store.applyUpdates(
+            SERVER, [CallDead("vicibox-ast01-1796107644.1", "SIP/c-1")])
+        self.assertEqual(changed, 1)
+        self.assertEqual((self.db.status(first), self.db.status(second)), ("DEAD", "UPDATED"))
+        self.assertEqual(
+            (await self.store.trackedCalls(SERVER, 60)).uniqueids,
+            ("vicibox-ast01-1796107644.2",))
+
+    async def test_rowsOfOtherListeners(self):
+        """A row UPDATED by another listener (no whole uniqueid known) dies by its short
+        uniqueid, never by a long one it may be the cut of, and is never tracked as live."""
+        short = await self.sentCall()
+        cut = await self.sentCall("M1130172253000000002")
+        self.updatedByOthers(short, "1700000000.5")
+        self.updatedByOthers(cut, "vicibox-ast01-179610")
+        changed = await self.store.applyUpdates(SERVER, [
+            CallDead("vicibox-ast01-1796107644.9", "SIP/x-1"),
+            CallDead("1700000000.5", "SIP/p-1"),
+        ])
+        self.assertEqual(changed, 1)
+        self.assertEqual((self.db.status(short), self.db.status(cut)), ("DEAD", "UPDATED"))
+        self.assertEqual((await self.store.trackedCalls(SERVER, 60)).uniqueids, ())
+
+    async def test_callEnded(self):
+        """An answered call that ended unseen makes its SENT row DEAD, outcome ended_unseen,
+        with the reason; rows not answered, or already UPDATED, are left alone."""
+        answered = await self.sentCall(CID, callAnswered=True)
+        unanswered = await self.sentCall("M1130172253000000002")
+        seen = await self.sentCall("M1130172253000000003", "1.3", callAnswered=True)
+        changed = await self.store.applyUpdates(SERVER, [
+            CallEnded(CID, "no channel carries it"),
+            CallEnded("M1130172253000000002", "no channel carries it"),
+            CallEnded("M1130172253000000003", "no channel carries it"),
+        ])
+        self.assertEqual(changed, 1)
+        self.assertEqual(
+            [self.db.status(m) for m in (answered, unanswered, seen)],
+            ["DEAD", "SENT", "UPDATED"])
+        record = self.db.action(answered)
+        self.assertEqual((record["outcome"], record["reason"], record["live"]),
+                         ("ended_unseen", "no channel carries it", None))
 
     async def test_applyUpdatesRefusesOthers(self):
-        """Anything but CallUpdated and CallDead is a programming error, reported as such."""
+        """Anything but CallUpdated, CallDead and CallEnded is a programming error."""
         with self.assertRaises(TypeError):
             await self.store.applyUpdates(SERVER, ["Hangup"])
 
@@ -433,8 +620,8 @@ class QueueStoreTests:
         """Two rows claimed by C{instance} through another store; the first marked sending."""
         previous = self.db.openStore()
         [unmarked, marked] = self.db.insertActions(SERVER, 2)
-        await previous.claim(SERVER, 2, instance)
-        await previous.markSending([marked])
+        rows = await previous.claim(SERVER, 2, instance)
+        await previous.markSending(self.claims(rows[1:]))
         await previous.close()
         return unmarked, marked
 
@@ -446,7 +633,8 @@ class QueueStoreTests:
         recovery = await self.store.recoverStranded(SERVER, "box1", 3600)
         self.assertEqual(recovery, Recovery(requeued=(unmarked,), unknown=(marked,)))
         self.assertEqual(
-            [formatEvent(e) for e in observer if e["log_level"] == LogLevel.warn],
+            [formatEvent(e) for e in observer
+             if e["log_level"] == LogLevel.warn and "stranded" in formatEvent(e)],
             [
                 f"1 stranded rows of {SERVER} were never sent: back to NEW (man_id {unmarked})",
                 f"1 stranded rows of {SERVER} may have been sent, with no answer recorded:"
@@ -481,7 +669,7 @@ class QueueStoreTests:
         """Recovery run by the live instance leaves alone the rows it is sending now."""
         self.db.insertActions(SERVER, 2)
         rows = await self.claimAll(instance="box1")
-        await self.store.markSending([rows[1].man_id])
+        await self.store.markSending(self.claims(rows[1:]))
         recovery = await self.store.recoverStranded(SERVER, "box1", 0)
         self.assertEqual(recovery, Recovery(requeued=(), unknown=()))
         self.assertEqual([self.db.status(r.man_id) for r in rows], ["QUEUE", "SENT"])
@@ -526,53 +714,125 @@ class QueueStoreTests:
         self.assertEqual((self.db.status(old), self.db.status(recent)), ("NEW", "QUEUE"))
         self.assertIn("no acqs claim", self.db.action(old)["reason"])
 
+    async def test_recoverHalfMarked(self):
+        """A SENT row whose record still says queued (a MyISAM mark that failed half-way) was
+        never sent: recovery makes it NEW again."""
+        previous = self.db.openStore()
+        [man_id] = self.db.insertActions(SERVER, 1)
+        await previous.claim(SERVER, 1, "box1")
+        await previous.close()
+        self.db.execute("UPDATE vicidial_manager SET status = 'SENT'")
+        recovery = await self.store.recoverStranded(SERVER, "box1", 3600)
+        self.assertEqual(recovery, Recovery(requeued=(man_id,), unknown=()))
+        self.assertEqual(self.db.status(man_id), "NEW")
+
     async def test_recoverOneServer(self):
         """Recovery touches only rows of its server_ip."""
         man_id = self.db.insertAction(OTHER, "Originate", CID, status="QUEUE", entry_date=LONG_AGO)
         self.assertEqual(await self.store.recoverStranded(SERVER, "box1", 0), Recovery((), ()))
         self.assertEqual(self.db.status(man_id), "QUEUE")
 
-    # -- heartbeat and tracked calls -----------------------------------------
+    # -- instances -------------------------------------------------------------
 
     async def test_heartbeat(self):
-        """A heartbeat records the instance, its server_ip and the time, and moves the time on."""
-        await self.store.heartbeat(SERVER, "box1")
+        """A heartbeat records the instance, its server_ip, host, pid and the time, and moves
+        the time on."""
+        await self.store.heartbeat(SERVER, "box1", "host-a", 4242)
         self.db.execute("UPDATE acqs_instance SET heartbeat_at = %s", (LONG_AGO,))
-        await self.store.heartbeat(SERVER, "box1")
-        [(server_ip, instance, when)] = self.db.rows(
-            "SELECT server_ip, instance, heartbeat_at FROM acqs_instance"
+        await self.store.heartbeat(SERVER, "box1", "host-a", 4242)
+        [(server_ip, instance, host, pid, when)] = self.db.rows(
+            "SELECT server_ip, instance, host, pid, heartbeat_at FROM acqs_instance"
         )
-        self.assertEqual((server_ip, instance), (SERVER, "box1"))
+        self.assertEqual((server_ip, instance, host, pid), (SERVER, "box1", "host-a", 4242))
         self.assertGreater(str(when), LONG_AGO)
 
+    def register(self, host="host-b", pid=2, alive=(), staleAfter=60, instance="box1"):
+        return self.store.register(SERVER, instance, host, pid, staleAfter,
+                                   lambda p: p in alive)
+
+    async def test_registerBesideLiveInstance(self):
+        """A second process may not take the name of a live instance, here or on another host;
+        the sentence says where that one runs."""
+        await self.store.heartbeat(SERVER, "box1", "host-a", 1)
+        with self.assertRaises(InstanceConflict) as caught:
+            await self.register(host="host-b")
+        self.assertIn("'box1' of 10.10.11.12 already runs on host-a as pid 1", str(caught.exception))
+        with self.assertRaises(InstanceConflict):
+            await self.register(host="host-a", pid=2, alive=(1,))
+        await self.register(instance="box2")
+
+    async def test_registerAfterDeadInstance(self):
+        """The name of a process gone from this host, or of an instance silent for longer than
+        staleAfter, is free; registering records host, pid and the start."""
+        await self.store.heartbeat(SERVER, "box1", "host-a", 1)
+        await self.register(host="host-a", pid=2, alive=())
+        self.db.execute("UPDATE acqs_instance SET heartbeat_at = %s", (LONG_AGO,))
+        await self.register(host="host-c", pid=3)
+        [(host, pid, started)] = self.db.rows("SELECT host, pid, started_at FROM acqs_instance")
+        self.assertEqual((host, pid), ("host-c", 3))
+        self.assertIsNotNone(started)
+
+    # -- tracked calls ----------------------------------------------------------
+
     async def test_trackedCalls(self):
-        """Tracked: recent Originates in QUEUE/SENT/UPDATED (callerids), UPDATED (uniqueids)."""
-        queued = self.db.insertAction(SERVER, "Originate", "M0000000000000000001", status="QUEUE")
-        self.db.insertAction(SERVER, "ORIGINATE", "M0000000000000000002", status="SENT")
-        self.db.insertAction(
-            SERVER, "originate", "M0000000000000000003", status="UPDATED", uniqueid="1.3"
-        )
-        self.db.insertAction(
-            SERVER, "Originate", "M0000000000000000004", status="UPDATED", uniqueid=""
-        )
-        self.db.insertAction(SERVER, "Originate", "M0000000000000000005", status="NEW")
-        self.db.insertAction(
-            SERVER, "Originate", "M0000000000000000006", status="DEAD", uniqueid="1.6"
-        )
-        self.db.insertAction(
-            SERVER, "Originate", "M0000000000000000007", status="SENT", entry_date=LONG_AGO
-        )
-        self.db.insertAction(SERVER, "Hangup", "M0000000000000000008", status="SENT")
-        self.db.insertAction(OTHER, "Originate", "M0000000000000000009", status="SENT")
-        tracked = await self.store.trackedCalls(SERVER, 3600)
-        self.assertEqual(
-            tracked,
-            TrackedCalls(
-                callerids=tuple(f"M{n:019d}" for n in (1, 2, 3, 4)),
-                uniqueids=("1.3",),
-            ),
-        )
-        self.assertIsNotNone(queued)
+        """Tracked: claimed Originates, those sent within the ring window, and live calls
+        (callerids; whole uniqueids of UPDATED ones; callerids of answered ones unseen)."""
+        queued = self.db.insertAction(SERVER, "Originate", f"M{1:019d}", status="QUEUE")
+        ringing = await self.sentCall(f"M{2:019d}")
+        up = await self.sentCall(f"M{3:019d}", "vicibox-ast01-1796107644.3")
+        answered = await self.sentCall(f"M{4:019d}", callAnswered=True)
+        old = await self.sentCall(f"M{5:019d}")
+        self.db.execute("UPDATE acqs_action SET sending_at = %s WHERE man_id = %s",
+                        (LONG_AGO, old))
+        dead = await self.sentCall(f"M{6:019d}", "1.6")
+        await self.store.applyUpdates(SERVER, [CallDead("1.6", "SIP/c-1")])
+        hangup = self.db.insertAction(SERVER, "Hangup", f"M{8:019d}", ["Channel: SIP/c-1"])
+        await self.sendAll(await self.claimAll())
+        self.db.insertAction(SERVER, "Originate", f"M{7:019d}", status="NEW")
+        await self.sentCall(f"M{9:019d}", server_ip=OTHER)
+        tracked = await self.store.trackedCalls(SERVER, 60)
+        self.assertEqual(sorted(tracked.callerids), [f"M{n:019d}" for n in (1, 2, 3, 4)])
+        self.assertEqual(tracked.uniqueids, ("vicibox-ast01-1796107644.3",))
+        self.assertEqual(tracked.answered, (f"M{4:019d}",))
+        self.assertTrue(queued and ringing and up and answered and dead and hangup)
+
+    # -- pruning -----------------------------------------------------------------
+
+    async def test_pruneOrphans(self):
+        """Records whose vicidial_manager row was flushed (VICIdial's AST_flush_DBqueue.pl)
+        are deleted, at most a batch at a time; the others stay."""
+        rows = await self.claimed(5)
+        await self.sendAll(rows)
+        self.db.execute("DELETE FROM vicidial_manager WHERE man_id < %s", (rows[3].man_id,))
+        self.assertEqual(await self.store.prune(SERVER, batch=2), Pruned(records=2, rows=0))
+        self.assertEqual(await self.store.prune(SERVER, batch=2), Pruned(records=1, rows=0))
+        self.assertEqual(await self.store.prune(SERVER, batch=2), Pruned(records=0, rows=0))
+        self.assertEqual([m for (m,) in self.db.rows("SELECT man_id FROM acqs_action")],
+                         self.ids(rows[3:]))
+
+    async def test_pruneEverythingWhenFlushed(self):
+        """With vicidial_manager emptied, every record goes."""
+        await self.sendAll(await self.claimed(3))
+        self.db.execute("DELETE FROM vicidial_manager")
+        self.assertEqual(await self.store.prune(SERVER), Pruned(records=3, rows=0))
+
+    async def test_keepHours(self):
+        """With keepHours, rows of this server older than that go too (oldest first, a batch
+        at a time), with their records; other servers' rows and young rows stay."""
+        old = [self.db.insertAction(SERVER, "Originate", CID, entry_date=LONG_AGO)
+               for _ in range(3)]
+        theirs = self.db.insertAction(OTHER, "Originate", CID, entry_date=LONG_AGO)
+        young = self.db.insertAction(SERVER, "Originate", CID)
+        await self.sendAll(await self.claimAll())
+        self.assertEqual(await self.store.prune(SERVER, keepHours=1, batch=2),
+                         Pruned(records=0, rows=2))
+        self.assertEqual(await self.store.prune(SERVER, keepHours=1, batch=2),
+                         Pruned(records=0, rows=1))
+        left = [m for (m,) in self.db.rows("SELECT man_id FROM vicidial_manager ORDER BY 1")]
+        self.assertEqual(left, [theirs, young])
+        self.assertEqual([m for (m,) in self.db.rows("SELECT man_id FROM acqs_action")],
+                         [young])
+        self.assertTrue(old)
 
     # -- failures --------------------------------------------------------------
 
@@ -594,6 +854,62 @@ class MariaDBQueueStoreTests(QueueStoreTests, TestCase):
     """The contract on the real MariaDB (InnoDB)."""
 
     scratch = staticmethod(scratchMySQL)
+
+    async def test_skipsLockedRows(self):
+        """On InnoDB with MariaDB 10.6+, claims skip locked rows rather than serialising."""
+        self.db.insertActions(SERVER, 1)
+        await self.claimAll()
+        self.assertTrue(self.store.serverInfo.skipLocked)
+        self.assertEqual(self.store.serverInfo.engine, "InnoDB")
+
+
+class MyISAMQueueStoreTests(QueueStoreTests, TestCase):
+    """The contract on VICIdial's MyISAM vicidial_manager (acqs' own tables InnoDB)."""
+
+    scratch = staticmethod(partial(scratchMySQL, engine="MyISAM"))
+
+    async def test_serialised(self):
+        """MyISAM has no row locks: claims are serialised."""
+        self.db.insertActions(SERVER, 1)
+        await self.claimAll()
+        self.assertFalse(self.store.serverInfo.skipLocked)
+
+    async def test_failedMarkLeavesRowClaimed(self):
+        """A mark whose record cannot be written fails before vicidial_manager changes: the
+        row stays QUEUE (not SENT and never sent), and release makes it NEW."""
+        [row] = await self.claimed(1)
+        self.db.execute("ALTER TABLE acqs_action DROP COLUMN sending_at")
+        with self.assertRaises(StoreUnavailable):
+            await self.store.markSending(self.claims([row]))
+        self.assertEqual(self.db.status(row.man_id), "QUEUE")
+        self.db.execute("ALTER TABLE acqs_action ADD COLUMN sending_at DATETIME(6)")
+        await self.store.release(self.claims([row]), "mark failed")
+        self.assertEqual(self.db.status(row.man_id), "NEW")
+
+    async def test_failedClaimLeavesRowNew(self):
+        """A claim whose records cannot be written leaves its rows NEW, not QUEUE."""
+        [man_id] = self.db.insertActions(SERVER, 1)
+        self.db.execute("ALTER TABLE acqs_action DROP COLUMN claim_token")
+        with self.assertRaises(StoreUnavailable):
+            await self.claimAll()
+        self.assertEqual(self.db.status(man_id), "NEW")
+
+
+class OldServerQueueStoreTests(QueueStoreTests, TestCase):
+    """The contract as a server without SKIP LOCKED (MariaDB 10.3-10.5, MySQL 5.7) runs it:
+    plain FOR UPDATE under the claim lock, forced on the real MariaDB."""
+
+    def scratch(self, testCase, tables=True):
+        db = scratchMySQL(testCase, tables)
+        db.openStore = partial(db.openStore, skipLocked=False)
+        return db
+
+    async def test_serialised(self):
+        """Claims are serialised, though vicidial_manager is InnoDB."""
+        self.db.insertActions(SERVER, 1)
+        await self.claimAll()
+        self.assertEqual(self.store.serverInfo.engine, "InnoDB")
+        self.assertFalse(self.store.serverInfo.skipLocked)
 
 
 class SQLiteQueueStoreTests(QueueStoreTests, TestCase):

@@ -5,6 +5,7 @@ racing for the same rows (InnoDB and VICIdial's MyISAM), and outages.
 
 import random
 import secrets
+from functools import partial
 
 import attr
 import pymysql
@@ -98,8 +99,10 @@ class RaceTests(TestCase):
                     return
                 for row in rows:
                     claims.setdefault(row.man_id, []).append(name)
-                await store.markSending([row.man_id for row in rows])
-                await store.recordSent([SendResult(row.man_id, True, "ok") for row in rows])
+                marked = await store.markSending([(row.man_id, row.claim) for row in rows])
+                self.assertEqual(marked, [row.man_id for row in rows])
+                await store.recordSent(
+                    [SendResult(row.man_id, row.claim, True, "ok") for row in rows])
 
         await gatherResults(
             [
@@ -130,6 +133,16 @@ class RaceTests(TestCase):
         warnings = [text for text in logged(observer, LogLevel.warn) if "MyISAM" in text]
         self.assertEqual(len(warnings), self.INSTANCES)
         self.assertIn("serialised with GET_LOCK", warnings[0])
+
+    async def test_raceWithoutSkipLocked(self):
+        """Where the server has no SKIP LOCKED (forced here), serialised claims with plain
+        FOR UPDATE take every row exactly once."""
+        db = scratchMySQL(self)
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        db.openStore = partial(db.openStore, skipLocked=False)
+        await self.race(db)
+        warnings = [t for t in logged(observer, LogLevel.warn) if "serialised" in t]
+        self.assertEqual(len(warnings), self.INSTANCES)
 
 
 class OutageTests(TestCase):
@@ -237,7 +250,8 @@ class OutageTests(TestCase):
         """A store transaction chosen as a deadlock victim is run again and succeeds."""
         store = self.db.openStore()
         [a, b, *more] = self.db.insertActions(SERVER, 52)
-        await store.claim(SERVER, 100, "box1")
+        [ra, rb, *_] = await store.claim(SERVER, 100, "box1")
+        await store.markSending([(r.man_id, r.claim) for r in (ra, rb)])
         other = self.db.connect()
         self.addCleanup(other.close)
         other.autocommit(False)
@@ -248,7 +262,8 @@ class OutageTests(TestCase):
             "UPDATE vicidial_manager SET channel = 'x' WHERE man_id IN %s", (tuple([b] + more),)
         )
         deadlocks = self.deadlocks()
-        sending = store.recordSent([SendResult(a, True, "ok"), SendResult(b, True, "ok")])
+        sending = store.recordSent([SendResult(a, ra.claim, True, "ok"),
+                                    SendResult(b, rb.claim, True, "ok")])
         await deferLater(reactor, 0.5, lambda: None)  # the store now holds a, waits for b
         cursor.execute("UPDATE vicidial_manager SET channel = 'y' WHERE man_id = %s", (a,))
         other.commit()

@@ -20,6 +20,8 @@ from acqs.store.schema import initdb
 from .databases import VICIDIAL_COLUMNS, mysqlConnection, scratchMySQL, scratchSQLite
 from .test_store_mariadb import ACQS_INSERT
 
+# VICIdial 2.14 (upgrade_2.14.sql) widened cmd_line_d and narrowed cmd_line_i and j.
+WIDTHS = {"d": 200, "i": 50, "j": 50}
 # VICIdial's vicidial_manager, as MariaDB describes it: (column, type, nullable).
 VICIDIAL_TYPES = [
     ("man_id", "int(9) unsigned", "NO"),
@@ -31,18 +33,33 @@ VICIDIAL_TYPES = [
     ("channel", "varchar(100)", "YES"),
     ("action", "varchar(20)", "YES"),
     ("callerid", "varchar(20)", "YES"),
-] + [(f"cmd_line_{c}", "varchar(100)", "YES") for c in "bcdefghijk"]
+] + [(f"cmd_line_{c}", f"varchar({WIDTHS.get(c, 100)})", "YES") for c in "bcdefghijk"]
 
-# VICIdial's own CREATE (MyISAM), as a VICIdial database has it.
-VICIDIAL_MYISAM = (
-    "CREATE TABLE vicidial_manager (man_id INT(9) UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL,"
-    " uniqueid VARCHAR(20), entry_date DATETIME,"
-    " status ENUM('NEW','QUEUE','SENT','UPDATED','DEAD'),"
-    " response ENUM('Y','N'), server_ip VARCHAR(15) NOT NULL, channel VARCHAR(100),"
-    " action VARCHAR(20), callerid VARCHAR(20), "
-    + ", ".join(f"cmd_line_{c} VARCHAR(100)" for c in "bcdefghijk")
-    + ", index (callerid), index (uniqueid), index serverstat(server_ip,status)) ENGINE=MyISAM"
-)
+
+def vicidialCreate(widths=WIDTHS):
+    """VICIdial's own CREATE (MyISAM), as a VICIdial database has it (2.14's by default)."""
+    return (
+        "CREATE TABLE vicidial_manager (man_id INT(9) UNSIGNED AUTO_INCREMENT PRIMARY KEY"
+        " NOT NULL, uniqueid VARCHAR(20), entry_date DATETIME,"
+        " status ENUM('NEW','QUEUE','SENT','UPDATED','DEAD'),"
+        " response ENUM('Y','N'), server_ip VARCHAR(15) NOT NULL, channel VARCHAR(100),"
+        " action VARCHAR(20), callerid VARCHAR(20), "
+        + ", ".join(f"cmd_line_{c} VARCHAR({widths.get(c, 100)})" for c in "bcdefghijk")
+        + ", index (callerid), index (uniqueid), index serverstat(server_ip,status))"
+        " ENGINE=MyISAM"
+    )
+
+
+# acqs_action and acqs_instance as the first acqs made them.
+OLD_ACQS_TABLES = [
+    "CREATE TABLE acqs_action (man_id INT(9) UNSIGNED NOT NULL PRIMARY KEY,"
+    " claimed_by VARCHAR(64), claimed_at DATETIME(6), sending_at DATETIME(6),"
+    " answered_at DATETIME(6), outcome VARCHAR(16) NOT NULL, response_text VARCHAR(255),"
+    " reason VARCHAR(255), attempts INT UNSIGNED NOT NULL DEFAULT 0, INDEX outcome (outcome))"
+    " ENGINE=InnoDB",
+    "CREATE TABLE acqs_instance (server_ip VARCHAR(15) NOT NULL, instance VARCHAR(64) NOT NULL,"
+    " heartbeat_at DATETIME(6) NOT NULL, PRIMARY KEY (server_ip, instance)) ENGINE=InnoDB",
+]
 
 TABLES = ("vicidial_manager", "acqs_action", "acqs_instance")
 
@@ -128,7 +145,7 @@ class MariaDBInitdbTests(InitdbTests, TestCase):
     async def test_initdbOnVICIdial(self):
         """On VICIdial's database initdb keeps its MyISAM table and rows, adds acqs', warns."""
         db = scratchMySQL(self, tables=False)
-        db.execute(VICIDIAL_MYISAM)
+        db.execute(vicidialCreate())
         man_id = db.insertAction("10.10.11.12", "Originate", "M1130172253000000001")
         report = initdb(db.url)
         self.assertEqual((report.created, report.existing), (TABLES[1:], TABLES[:1]))
@@ -137,6 +154,41 @@ class MariaDBInitdbTests(InitdbTests, TestCase):
         self.assertEqual(db.status(man_id), "NEW")
         [row] = await db.openStore().claim("10.10.11.12", 10, "box1")
         self.assertEqual(row.man_id, man_id)
+
+    def test_initdbWarnsOfOldVICIdial(self):
+        """A vicidial_manager older than 2.14's (cmd_line_d at 100) draws a warning naming the
+        upgrade: the database would cut MixMonitor's longer lines."""
+        db = scratchMySQL(self, tables=False)
+        db.execute(vicidialCreate(widths={}))
+        warnings = initdb(db.url).warnings
+        [old] = [w for w in warnings if "2.14" in w]
+        self.assertIn("cmd_line_d is 100 characters wide, not 200", old)
+        self.assertIn("upgrade_2.14.sql", old)
+
+    def test_longLinesKept(self):
+        """A 2.14 table keeps the 120-character MixMonitor options line VICIdial writes."""
+        db = scratchMySQL(self)
+        line = "options: r(../monitorS/20240401-112233_3125551212_user01-in.wav)" + "x" * 56
+        man_id = db.insertAction("10.10.11.12", "MixMonitor", "SR011122330001234567",
+                                 ["ActionID: SR011122330001234567", "Channel: SIP/a-1", line])
+        self.assertEqual(db.row(man_id)["cmd_line_d"], line)
+
+    async def test_initdbUpgradesOldAcqsTables(self):
+        """acqs' tables as an earlier acqs made them get the new columns and indexes, keep
+        their rows, and the store works on them."""
+        db = scratchMySQL(self, tables=False)
+        for create in OLD_ACQS_TABLES:
+            db.execute(create)
+        db.execute("INSERT INTO acqs_action (man_id, outcome) VALUES (1, 'sent')")
+        report = initdb(db.url)
+        self.assertIn("ALTER TABLE acqs_action ADD COLUMN claim_token CHAR(16)", report.upgraded)
+        self.assertIn("ALTER TABLE acqs_action ADD INDEX live (server_ip, live)", report.upgraded)
+        self.assertIn("ALTER TABLE acqs_instance ADD COLUMN pid INT UNSIGNED", report.upgraded)
+        self.assertEqual(initdb(db.url).upgraded, ())
+        self.assertEqual(db.action(1)["outcome"], "sent")
+        db.insertAction("10.10.11.12", "Originate", "M1130172253000000001")
+        [row] = await db.openStore().claim("10.10.11.12", 10, "box1")
+        self.assertEqual(db.action(row.man_id)["claim_token"], row.claim)
 
     def test_initdbCreatesDatabase(self):
         """initdb creates the MySQL database itself when it does not exist yet."""
@@ -219,6 +271,22 @@ class SQLiteInitdbTests(InitdbTests, TestCase):
             for store in (first, second):
                 claimed += [row.man_id for row in await store.claim("10.10.11.12", 1, "box1")]
         self.assertEqual(claimed, ids)
+
+
+    async def test_initdbUpgradesOldAcqsTables(self):
+        """An SQLite file made by an earlier acqs gets the new columns and indexes."""
+        db = scratchSQLite(self, tables=False)
+        for create in OLD_ACQS_TABLES:
+            db.execute(create.replace(" ENGINE=InnoDB", "").replace(" UNSIGNED", "")
+                       .replace(", INDEX outcome (outcome)", ""))
+        report = initdb(db.url)
+        self.assertIn("ALTER TABLE acqs_action ADD COLUMN live INTEGER", report.upgraded)
+        indexes = {name for (name,) in db.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'acqs_action'")}
+        self.assertIn("acqs_action_live", indexes)
+        db.insertAction("10.10.11.12", "Originate", "M1130172253000000001")
+        [row] = await db.openStore().claim("10.10.11.12", 10, "box1")
+        self.assertEqual(db.action(row.man_id)["claim_token"], row.claim)
 
 
 class SQLiteVICIdialInsertTests(TestCase):

@@ -8,28 +8,53 @@ records, on MySQL/MariaDB or SQLite, behind L{IQueueStore}.
 C{acqs initdb --db URL} (L{acqs.store.schema.initdb}) creates the tables.
 """
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from .dialects import dialectFor
 from .interfaces import IQueueStore, StoreUnavailable
-from .sqlstore import SQLQueueStore
+from .records import InstanceConflict
+from .sqlstore import SQLQueueStore, registerTxn
 from .url import DatabaseURL, parseURL
 
-__all__ = ["IQueueStore", "StoreUnavailable", "DatabaseURL", "parseURL", "openStore"]
+__all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL", "parseURL",
+           "openStore", "registerInstance"]
 
 
 def openStore(
-    url: Union[str, DatabaseURL], reactor, password: Optional[str] = None
+    url: Union[str, DatabaseURL], reactor, password: Optional[str] = None,
+    skipLocked: Optional[bool] = None,
 ) -> IQueueStore:
     """
     The queue store at C{url} (a L{DatabaseURL} or its text), using
     C{password} instead of the URL's own when given.  Nothing is connected
     yet: the first call connects, and a database that is down fails calls
-    with L{StoreUnavailable} until it is back.  Raises C{ValueError} for a
-    malformed URL.
+    with L{StoreUnavailable} until it is back.  C{skipLocked=False} makes
+    claims take the path of servers without SKIP LOCKED.  Raises
+    C{ValueError} for a malformed URL.
     """
     if not isinstance(url, DatabaseURL):
         url = parseURL(url)
     url = url.withPassword(password)
     dialect = dialectFor(url)
-    return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor)
+    return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor, skipLocked)
+
+
+def registerInstance(url: DatabaseURL, server_ip: str, instance: str, host: str, pid: int,
+                     staleAfter: float, isAlive: Callable[[int], bool]) -> None:
+    """
+    Take the name C{instance} for this process, blocking (at start-up);
+    raise L{InstanceConflict} while another live process holds it, and
+    L{StoreUnavailable} when the database cannot be asked.
+    """
+    dialect = dialectFor(url)
+    try:
+        connection = dialect.connect(url)
+        try:
+            cursor = connection.cursor()
+            dialect.begin(cursor)
+            registerTxn(cursor, dialect, server_ip, instance, host, pid, staleAfter, isAlive)
+            connection.commit()
+        finally:
+            connection.close()
+    except dialect.errors as e:
+        raise StoreUnavailable(f"queue store {url} failed: {e}") from e

@@ -3,17 +3,20 @@ What differs between the queue store on MySQL/MariaDB and on SQLite.
 
 L{SQLQueueStore<acqs.store.sqlstore.SQLQueueStore>} writes its SQL once,
 with C{%s} parameters and a few named fragments (C{{now}}, C{{ago}},
-C{{lockRows}}, C{{skipLocked}}); a dialect fills those in and knows how to
-connect, start a transaction, upsert and serialise claims.
+C{{lockRows}}, C{{is}}); a dialect fills those in and knows how to connect,
+start a transaction, upsert, find out what the server can do and serialise
+claims.
 """
 
 import contextlib
+import re
 import sqlite3
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import pymysql
 from twisted.enterprise import adbapi
 
+from .records import ServerInfo
 from .url import MYSQL, SQLITE, DatabaseURL
 
 # The SQL files that create each kind's tables, in order (package data).
@@ -40,7 +43,10 @@ INSERTED = object()
 
 # Errors that mean "the same transaction may succeed if run again".
 _MYSQL_DEADLOCK = 1213
+# Errors that mean "acqs initdb has not been run (since acqs was upgraded)".
 _MYSQL_NO_SUCH_TABLE = 1146
+_MYSQL_NO_SUCH_COLUMN = 1054
+_MYSQL_SYNTAX = 1064
 
 
 class PooledConnection(adbapi.Connection):
@@ -75,9 +81,6 @@ class Dialect:
     errors: Tuple[type, ...]
     poolSize: int
     fragments: Dict[str, str]
-    # Whether vicidial_manager may live in an engine without row locks.
-    enginesVary = False
-
     def sql(self, template: str, **fields: str) -> str:
         """
         C{template} with its fragments and C{fields} filled in and its
@@ -143,13 +146,21 @@ class Dialect:
         """Whether a transaction that failed with C{error} may be run again."""
         return False
 
-    def missingTable(self, error: Exception) -> bool:
-        """Whether C{error} says that one of the tables does not exist."""
+    def missingSchema(self, error: Exception) -> bool:
+        """Whether C{error} says that a table or column does not exist."""
         return False
 
-    def engine(self, txn) -> Optional[str]:
-        """The storage engine of vicidial_manager, where there are several."""
-        return None
+    def probe(self, txn) -> ServerInfo:
+        """What the server is and can do; C{engine} None if there is no table yet."""
+        raise NotImplementedError()
+
+    def claimLock(self, info: ServerInfo) -> str:
+        """What a claim's SELECT of NEW rows ends with."""
+        return ""
+
+    def serialised(self, info: ServerInfo) -> bool:
+        """Whether claims must take L{lockClaims} (no row locks to skip)."""
+        return False
 
     def lockClaims(self, txn, server_ip: str) -> None:
         """Wait until no other claim on C{server_ip}'s rows is running."""
@@ -159,6 +170,14 @@ class Dialect:
         Commit (or roll back) the transaction, then let other claims on
         C{server_ip}'s rows run, so that they see this one.
         """
+
+    def describe(self, cursor, table: str) -> Tuple[set, set]:
+        """The lower-case names of C{table}'s columns and of its indexes."""
+        raise NotImplementedError()
+
+    def widths(self, cursor, table: str) -> Dict[str, Optional[int]]:
+        """C{{column: declared character width}} of C{table} (None where it has none)."""
+        raise NotImplementedError()
 
     def createTables(self, connection, statements: Sequence[str]) -> None:
         cursor = connection.cursor()
@@ -176,7 +195,6 @@ class MySQLDialect(Dialect):
     """
 
     kind = MYSQL
-    enginesVary = True
     module = "pymysql"
     errors = (pymysql.err.Error,)
     poolSize = 5
@@ -184,7 +202,7 @@ class MySQLDialect(Dialect):
         "now": "NOW(6)",
         "ago": "NOW(6) - INTERVAL %s MICROSECOND",
         "lockRows": " FOR UPDATE",
-        "skipLocked": " FOR UPDATE SKIP LOCKED",
+        "is": "<=>",
     }
 
     def agoParameter(self, seconds: float) -> int:
@@ -230,16 +248,48 @@ class MySQLDialect(Dialect):
     def retryable(self, error):
         return _errno(error) == _MYSQL_DEADLOCK
 
-    def missingTable(self, error):
-        return _errno(error) == _MYSQL_NO_SUCH_TABLE
+    def missingSchema(self, error):
+        return _errno(error) in (_MYSQL_NO_SUCH_TABLE, _MYSQL_NO_SUCH_COLUMN)
 
-    def engine(self, txn):
+    def probe(self, txn) -> ServerInfo:
         txn.execute(
-            "SELECT ENGINE FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'vicidial_manager'"
+            "SELECT VERSION(), (SELECT ENGINE FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'vicidial_manager')"
         )
-        row = txn.fetchone()
-        return row[0] if row else None
+        version, engine = txn.fetchone()
+        innodb = (engine or "").lower() == "innodb"
+        return ServerInfo(version, engine, innodb and self._skipsLocked(txn))
+
+    def claimLock(self, info: ServerInfo) -> str:
+        return " FOR UPDATE SKIP LOCKED" if info.skipLocked else " FOR UPDATE"
+
+    def serialised(self, info: ServerInfo) -> bool:
+        return not info.skipLocked
+
+    def _skipsLocked(self, txn) -> bool:
+        """Whether the server knows SKIP LOCKED (MariaDB 10.6+, MySQL 8.0+)."""
+        try:
+            txn.execute("SELECT man_id FROM vicidial_manager WHERE 1 = 0 FOR UPDATE SKIP LOCKED")
+        except pymysql.err.ProgrammingError as e:
+            if _errno(e) != _MYSQL_SYNTAX:
+                raise
+            return False
+        txn.fetchall()
+        return True
+
+    def describe(self, cursor, table):
+        where = " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+        cursor.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS" + where, (table,))
+        columns = {name.lower() for (name,) in cursor.fetchall()}
+        cursor.execute("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS" + where,
+                       (table,))
+        return columns, {name.lower() for (name,) in cursor.fetchall()}
+
+    def widths(self, cursor, table):
+        cursor.execute(
+            "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
+        return {name.lower(): width for name, width in cursor.fetchall()}
 
     def lockClaims(self, txn, server_ip):
         txn.execute("SELECT GET_LOCK(%s, %s)", (_claimLockName(server_ip), CLAIM_LOCK_TIMEOUT))
@@ -277,7 +327,7 @@ class SQLiteDialect(Dialect):
         "now": _clock + ")",
         "ago": _clock + ", %s)",
         "lockRows": "",
-        "skipLocked": "",
+        "is": "IS",
     }
 
     def placeholders(self, statement):
@@ -312,8 +362,28 @@ class SQLiteDialect(Dialect):
     def begin(self, txn):
         txn.execute("BEGIN IMMEDIATE")
 
-    def missingTable(self, error):
-        return "no such table" in str(error)
+    def missingSchema(self, error):
+        return "no such table" in str(error) or "no such column" in str(error)
+
+    def describe(self, cursor, table):
+        cursor.execute(f"PRAGMA table_info({table})")
+        columns = {row[1].lower() for row in cursor.fetchall()}
+        cursor.execute(f"PRAGMA index_list({table})")
+        return columns, {row[1].lower() for row in cursor.fetchall()}
+
+    def widths(self, cursor, table):
+        cursor.execute(f"PRAGMA table_info({table})")
+        found = {}
+        for row in cursor.fetchall():
+            m = re.search(r"\((\d+)\)", row[2])
+            found[row[1].lower()] = int(m.group(1)) if m else None
+        return found
+
+    def probe(self, txn) -> ServerInfo:
+        txn.execute("SELECT sqlite_version()")
+        [(version,)] = txn.fetchall()
+        # One writer at a time (BEGIN IMMEDIATE): nothing to skip, nothing to serialise.
+        return ServerInfo(f"SQLite {version}", None, True)
 
 
 DIALECTS = {MYSQL: MySQLDialect, SQLITE: SQLiteDialect}

@@ -5,7 +5,9 @@ records, on MariaDB/MySQL or SQLite.
 
 from typing import Sequence
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
+
+from .records import Claim
 
 
 class StoreUnavailable(Exception):
@@ -17,8 +19,12 @@ class IQueueStore(Interface):
     """
     Every method returns a Deferred and runs as one transaction.  Each
     status change is guarded, so that no update is lost or reversed: SENT
-    only from QUEUE, UPDATED only before DEAD, DEAD is final.
+    only from QUEUE, UPDATED only before DEAD, DEAD is final.  A claimed
+    row is named by its L{Claim}, C{(man_id, token)}: a claim taken back or
+    taken by another claimant no longer answers to its first token.
     """
+
+    serverInfo = Attribute("The L{ServerInfo} of the database, once the first claim knows it.")
 
     def claim(server_ip: str, limit: int, instance: str):
         """
@@ -27,47 +33,49 @@ class IQueueStore(Interface):
         callers ever claim the same row.  Hangup and Redirect rows whose
         callerid belongs to a DEAD call become DEAD instead, with the
         reason recorded.  Fires with the claimed L{ActionRow}s, in man_id
-        order.
+        order, each with its claim token.
         """
 
-    def markSending(man_ids: Sequence[int]):
+    def markSending(claims: Sequence[Claim]):
         """
         These QUEUE rows go to AMI now: they become SENT (VICIdial's sender
         marks SENT when it dispatches a row) and are recorded as possibly
         sent.  Called before an action is written; rows never marked were
-        certainly not sent.
+        certainly not sent.  Fires with the man_ids really marked: only
+        those may be sent (the others' claims were lost).
         """
 
-    def release(man_ids: Sequence[int], reason: str):
+    def release(claims: Sequence[Claim], reason: str):
         """
         Return rows that were certainly not written to AMI to NEW, so that
         they are sent later: QUEUE rows, and rows marked sending whose action
         the sender knows was never written.  The reason and attempt count
-        are kept.
+        are kept.  Fires with the man_ids released.
         """
 
     def recordSent(results: Sequence):
         """
         Record L{SendResult}s: C{response} becomes Y or N and Asterisk's
         answer is kept; a row still in QUEUE becomes SENT, any other keeps
-        its status.
+        its status.  Fires with the man_ids recorded.
         """
 
     def refuse(refusals: Sequence):
         """
         Record L{Refusal}s: rows acqs will not send (malformed, unsafe)
-        become DEAD with response N and the reason kept.
+        become DEAD with response N and the reason kept.  Fires with the
+        man_ids refused.
         """
 
     def applyUpdates(server_ip: str, updates: Sequence):
         """
-        Apply L{CallUpdated} and L{CallDead} updates of C{server_ip}'s rows,
-        in order.  Fires with the number of rows changed.
+        Apply L{CallUpdated}, L{CallDead} and L{CallEnded} updates of
+        C{server_ip}'s rows, in order.  Fires with the number of row changes.
         """
 
     def recoverStranded(server_ip: str, instance: str, staleAfter: float):
         """
-        Resolve QUEUE rows of C{server_ip} left by a claimant that is gone:
+        Resolve rows of C{server_ip} left claimed by a claimant that is gone:
         C{instance} itself (a previous run of this instance), or any
         instance whose heartbeat is older than C{staleAfter} seconds.  Rows
         never marked sending go back to NEW; rows marked sending but never
@@ -75,13 +83,28 @@ class IQueueStore(Interface):
         L{Recovery}.
         """
 
-    def heartbeat(server_ip: str, instance: str):
+    def register(server_ip: str, instance: str, host: str, pid: int, staleAfter: float,
+                 isAlive):
+        """
+        Take the name C{instance} for this process; fails with
+        L{InstanceConflict} while another live process holds it.
+        """
+
+    def heartbeat(server_ip: str, instance: str, host: str, pid: int):
         """Record that C{instance} serving C{server_ip} is alive."""
 
-    def trackedCalls(server_ip: str, maxAge: float):
+    def trackedCalls(server_ip: str, ringWindow: float):
         """
-        Fires with the L{TrackedCalls} of C{server_ip}: Originate rows with
-        an entry_date within C{maxAge} seconds that are still in progress.
+        Fires with the L{TrackedCalls} of C{server_ip}: Originate rows
+        claimed, sent within C{ringWindow} seconds, or whose call is live.
+        """
+
+    def prune(server_ip: str, keepHours, batch: int):
+        """
+        Delete up to C{batch} acqs_action records whose vicidial_manager row
+        is gone, and, when C{keepHours} is given, up to C{batch} rows of
+        C{server_ip} older than that (VICIdial's flush).  Fires with a
+        L{Pruned}.
         """
 
     def close():

@@ -11,6 +11,9 @@ NEW, QUEUE, SENT, UPDATED, DEAD = "NEW", "QUEUE", "SENT", "UPDATED", "DEAD"
 
 CMD_LINE_COLUMNS = tuple(f"cmd_line_{c}" for c in "bcdefghijk")
 
+# A claimed row, as the sender names it to the store: (man_id, claim token).
+Claim = Tuple[int, str]
+
 
 @attr.s(frozen=True, auto_attribs=True)
 class ActionRow:
@@ -21,6 +24,7 @@ class ActionRow:
     action: str
     callerid: str
     cmd_lines: Tuple[str, ...]  # cmd_line_b ... cmd_line_k; NULL read as ''
+    claim: str = ""  # this claim's token: marks, results and releases must name it
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -30,12 +34,16 @@ class SendResult:
 
     C{answered} is True when Asterisk answered C{Success} (the row's
     C{response} becomes Y, otherwise N).  C{text} is Asterisk's message, or
-    why no answer came.
+    why no answer came.  C{callAnswered} is True when that Success means
+    the call itself was answered (a synchronous Originate).
     """
 
     man_id: int
+    claim: str
     answered: bool
     text: str
+    callAnswered: bool = False
+    actionID: Optional[str] = None
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -43,6 +51,7 @@ class Refusal:
     """A row acqs will not send, and why (kept with the row)."""
 
     man_id: int
+    claim: str
     reason: str
 
 
@@ -61,11 +70,26 @@ class CallUpdated:
 
 @attr.s(frozen=True, auto_attribs=True)
 class CallDead:
-    """The channel with C{uniqueid} hung up: its rows become DEAD."""
+    """
+    The channel with C{uniqueid} (whole, however long) hung up: its rows
+    become DEAD.  C{cause} is Asterisk's, e.g. C{"16 Normal Clearing"}.
+    """
 
     uniqueid: str
     channel: str
     cause: Optional[str] = None
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class CallEnded:
+    """
+    The answered call of C{callerid} ended while nobody listened: no live
+    channel carries it, and no event of it was ever seen.  Its SENT rows
+    whose synchronous Originate was answered become DEAD, with C{reason}.
+    """
+
+    callerid: str
+    reason: str
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -84,10 +108,39 @@ class Recovery:
 class TrackedCalls:
     """
     Originate rows of one server still in progress, for the listener: the
-    callerids of rows in QUEUE, SENT or UPDATED (a later, better channel may
-    still update them), and the uniqueids of UPDATED rows (whose hangup
-    makes them DEAD).
+    callerids of rows whose call may still ring (QUEUE, SENT within the
+    ring window) or move on (UPDATED: a later, better channel may still
+    update them); the whole uniqueids of UPDATED rows (whose hangup makes
+    them DEAD); and the callerids of SENT rows whose call was answered
+    though no event of it was seen (C{answered}).
     """
 
     callerids: Tuple[str, ...]
     uniqueids: Tuple[str, ...]
+    answered: Tuple[str, ...] = ()
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Pruned:
+    """What a round of pruning deleted: acqs_action records, vicidial_manager rows."""
+
+    records: int
+    rows: int
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class ServerInfo:
+    """
+    What the store found out about its database: the server's version
+    text, vicidial_manager's engine, and whether claims skip locked rows
+    (InnoDB on MariaDB 10.6+ or MySQL 8.0+) or are serialised with a lock of
+    their own.
+    """
+
+    version: str
+    engine: Optional[str]
+    skipLocked: bool
+
+
+class InstanceConflict(Exception):
+    """Another live process already runs as this instance."""

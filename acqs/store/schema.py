@@ -5,14 +5,16 @@ L{initdb} runs the SQL files shipped in C{acqs/sql/} (the top-level C{sql/}
 folder): on MySQL/MariaDB C{vicidial_manager.sql} then C{acqs.sql}, on
 SQLite C{sqlite.sql}.  Every statement is C{CREATE ... IF NOT EXISTS}, so it
 can run again, and on a VICIdial database it leaves the existing
-vicidial_manager alone and only adds acqs' companion tables.  A missing
-MySQL database is created (utf8mb4).
+vicidial_manager alone and only adds acqs' companion tables.  acqs' own
+tables made by an older acqs get the columns and indexes they lack.  A
+missing MySQL database is created (utf8mb4).
 
 It blocks: it is an administration step, run before the daemon starts.
 """
 
+import re
 from importlib import resources
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import attr
 
@@ -25,6 +27,9 @@ VICIDIAL_COLUMNS = (
     + [f"cmd_line_{c}" for c in "bcdefghijk"]
 )
 TABLES = ("vicidial_manager", "acqs_action", "acqs_instance")
+ACQS_TABLES = TABLES[1:]
+# VICIdial 2.14's width of the cmd line that its upgrades widened.
+VICIDIAL_WIDTHS = {"cmd_line_d": 200}
 _MYSQL_UNKNOWN_DATABASE = 1049
 
 
@@ -35,6 +40,7 @@ class SchemaReport:
     created: Tuple[str, ...]
     existing: Tuple[str, ...]
     warnings: Tuple[str, ...]
+    upgraded: Tuple[str, ...] = ()  # the ALTER TABLE statements run
 
 
 def statements(kind: str) -> List[str]:
@@ -67,7 +73,12 @@ def initdb(url: DatabaseURL) -> SchemaReport:
     connection = _connect(dialect, url)
     try:
         before = _tables(dialect, connection)
-        dialect.createTables(connection, statements(url.kind))
+        found = statements(url.kind)
+        indexes = [s for s in found if s.upper().startswith("CREATE INDEX")]
+        creates = [s for s in found if s not in indexes]
+        dialect.createTables(connection, creates)
+        upgrades = _upgrades(dialect, connection, creates)
+        dialect.createTables(connection, upgrades + indexes)
         cursor = connection.cursor()
         warnings = _check(dialect, cursor)
     finally:
@@ -76,7 +87,49 @@ def initdb(url: DatabaseURL) -> SchemaReport:
         created=tuple(t for t in TABLES if t not in before),
         existing=tuple(t for t in TABLES if t in before),
         warnings=warnings,
+        upgraded=tuple(upgrades),
     )
+
+
+_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)", re.S)
+_INDEX = re.compile(r"(?:INDEX|KEY) (\w+) \(", re.I)
+
+
+def tableDefinitions(creates: List[str]) -> Dict[str, Tuple[Dict[str, str], Dict[str, str]]]:
+    """
+    acqs' tables as its CREATE statements define them: C{{table: (columns,
+    indexes)}}, each C{{name: its definition}}.
+    """
+    tables = {}
+    for statement in creates:
+        m = _TABLE.match(statement)
+        if m is None or m.group(1) not in ACQS_TABLES:
+            continue
+        columns, indexes = {}, {}
+        for line in m.group(2).splitlines():
+            line = line.strip().rstrip(",")
+            if not line or line.upper().startswith("PRIMARY KEY"):
+                continue
+            index = _INDEX.match(line)
+            if index:
+                indexes[index.group(1)] = line
+            else:
+                columns[line.split()[0]] = line
+        tables[m.group(1)] = (columns, indexes)
+    return tables
+
+
+def _upgrades(dialect: Dialect, connection, creates: List[str]) -> List[str]:
+    """The ALTER TABLE statements that bring older acqs tables up to date."""
+    cursor = connection.cursor()
+    found = []
+    for table, (columns, indexes) in tableDefinitions(creates).items():
+        haveColumns, haveIndexes = dialect.describe(cursor, table)
+        found += [f"ALTER TABLE {table} ADD COLUMN {definition}"
+                  for name, definition in columns.items() if name.lower() not in haveColumns]
+        found += [f"ALTER TABLE {table} ADD {definition}"
+                  for name, definition in indexes.items() if name.lower() not in haveIndexes]
+    return found
 
 
 def _connect(dialect: Dialect, url: DatabaseURL):
@@ -121,11 +174,21 @@ def _check(dialect: Dialect, cursor) -> Tuple[str, ...]:
             "vicidial_manager's columns are not VICIdial's "
             f"({', '.join(columns)}); acqs expects {', '.join(VICIDIAL_COLUMNS)}"
         )
-    engine = dialect.engine(cursor)
-    if engine is not None and engine.lower() != "innodb":
+    widths = dialect.widths(cursor, "vicidial_manager")
+    narrow = [f"{column} is {widths[column]} characters wide, not {width}"
+              for column, width in VICIDIAL_WIDTHS.items()
+              if widths.get(column) is not None and widths[column] < width]
+    if narrow:
         warnings.append(
-            f"vicidial_manager uses {engine}, which has no row locks: acqs serialises claims "
-            "with GET_LOCK; ALTER TABLE vicidial_manager ENGINE=InnoDB lets instances claim "
-            "in parallel"
+            f"vicidial_manager is older than VICIdial 2.14's ({'; '.join(narrow)}): the"
+            " database cuts longer lines GUI clients write; apply VICIdial's upgrade_2.14.sql"
         )
+    info = dialect.probe(cursor)
+    if dialect.serialised(info):
+        if (info.engine or "").lower() != "innodb":
+            why = (f"vicidial_manager uses {info.engine}, which has no row locks; ALTER TABLE"
+                   " vicidial_manager ENGINE=InnoDB lets instances claim in parallel")
+        else:
+            why = f"{info.version} has no SKIP LOCKED (MariaDB 10.6+ and MySQL 8.0+ have)"
+        warnings.append(f"{why}: acqs serialises claims with GET_LOCK")
     return tuple(warnings)

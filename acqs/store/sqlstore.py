@@ -7,7 +7,7 @@ Life cycle of a row, and what acqs records of it (acqs_action.outcome)::
     NEW ──claim──▶ QUEUE (queued) ──markSending──▶ SENT (sending) ──recordSent──▶ (sent)
      ▲               │  │                              │
      │   release ◀───┘  └─▶ DEAD (refused, dead_check)  └─▶ listener: UPDATED, then DEAD
-     │   (released)
+     │   (released)                                          (ended_unseen: DEAD by catch-up)
 
 markSending comes right before the action is written to AMI, as VICIdial's
 sender marks SENT when it dispatches a row; recordSent then adds Asterisk's
@@ -16,17 +16,34 @@ answer (C{response}, the text) without touching the status.
 Every transition is guarded in SQL, so that no update is lost or reversed:
 claims take only NEW rows; SENT is written only over QUEUE (a fast
 listener's UPDATED stays, though Asterisk's response is still recorded);
-refuse and release act only on QUEUE rows; the listener's UPDATED applies
-to QUEUE, SENT and UPDATED rows, its DEAD to any row not DEAD; DEAD is
-final.  C{response} is Y when Asterisk answered Success, N otherwise.
+refuse and release act only on rows still claimed; the listener's UPDATED
+applies to QUEUE, SENT and UPDATED rows, its DEAD to any row not DEAD; DEAD
+is final.  C{response} is Y when Asterisk answered Success, N otherwise.
+
+Claims belong to their claimant.  Every claim has a token of its own, kept
+in acqs_action.claim_token; markSending, recordSent, release and refuse
+act on a row only while its record still holds the caller's token (a
+compare-and-set), and markSending returns the rows it really marked.  A
+claim taken back by recovery (claimant silent for too long) or claimed
+again by someone else is lost to its first claimant, which must not send
+it: no row is ever sent by two instances.
 
 Claims: on MySQL/MariaDB, one transaction selects the oldest NEW rows of a
 server_ip with C{FOR UPDATE SKIP LOCKED}, so instances serving the same
 server_ip (a hot standby) never claim the same row and never wait for each
-other.  VICIdial ships vicidial_manager as MyISAM, where that locks
-nothing: there the store takes C{GET_LOCK('acqs-claim-<server_ip>')} around
-each claim (and each recovery) instead, and says so in a warning.  On
-SQLite, C{BEGIN IMMEDIATE} lets one writer in at a time.
+other.  That needs InnoDB and MariaDB 10.6+ or MySQL 8.0+, which the store
+finds out once (L{ServerInfo}).  Elsewhere (VICIdial's MyISAM table,
+MariaDB 10.3-10.5, MySQL 5.7) claims are serialised with
+C{GET_LOCK('acqs-claim-<server_ip>')} around a plain C{FOR UPDATE}, and a
+warning says so.  On SQLite, C{BEGIN IMMEDIATE} lets one writer in at a
+time.
+
+MyISAM commits each statement at once, while acqs' own tables are InnoDB:
+a transaction that fails half-way keeps its vicidial_manager changes and
+loses its acqs_action ones.  So every transaction writes acqs_action first
+and vicidial_manager last, and every half-done state is one that release
+and recovery resolve: a SENT row whose record still says C{queued} was
+never marked (its mark failed before it committed), and goes back to NEW.
 
 The dead check (VICIdial's): a claimed Hangup or Redirect whose callerid
 already belongs to a DEAD row of the same server_ip is not sent, unless one
@@ -34,8 +51,16 @@ of its cmd lines is C{Exten: 8309} or C{Exten: 8310} (a recording); it
 becomes DEAD with response N, outcome C{dead_check} and the reason.  An
 empty callerid identifies no call and is never dead-checked.
 
-The recovery rule (L{SQLQueueStore.recoverStranded}): a QUEUE row is
-stranded when its claimant is gone, that is when it was claimed by
+The listener's updates match rows by callerid (UPDATED) and by the whole
+uniqueid kept in acqs_action (DEAD): vicidial_manager.uniqueid holds only
+20 characters, and with Asterisk's C{systemname} set uniqueids are longer
+(C{vicibox-ast01-1796107644.1}), so the cut value names no call.  A row
+with no whole uniqueid of acqs' (UPDATED by another listener) is matched by
+vicidial_manager.uniqueid, only by a uniqueid short enough not to have been
+cut.  acqs_action.live marks the rows whose call acqs holds for up.
+
+The recovery rule (L{SQLQueueStore.recoverStranded}): a row is stranded
+when its claimant is gone, that is when it was claimed by
 
   - the instance that asks, but not through this very store object: a
     previous run of that instance (so the call is safe both at start-up and
@@ -46,21 +71,19 @@ stranded when its claimant is gone, that is when it was claimed by
     short on a MyISAM table), and its entry_date is more than
     C{staleAfter} seconds old.
 
-A stranded row that was never marked sending (still QUEUE) certainly never
-reached Asterisk: it goes back to NEW to be sent later (outcome
-C{requeued}, attempts + 1, the reason kept).  A row that was marked sending
-(already SENT, or moved on by the listener) but has no answer recorded may
-have reached Asterisk: it keeps its status, with response N (outcome
-C{unknown}, the reason kept), and is never sent again.  So nothing is silently lost and
+A stranded row that was never marked sending (QUEUE, or SENT with its
+record still C{queued}) certainly never reached Asterisk: it goes back to
+NEW to be sent later (outcome C{requeued}, attempts + 1, the reason kept).
+A row that was marked sending but has no answer recorded may have reached
+Asterisk: it keeps its status, with response N (outcome C{unknown}, the
+reason kept), and is never sent again.  So nothing is silently lost and
 nothing is silently sent twice; recovered rows are logged, and each one's
 reason is kept in acqs_action.  A store's claims and recoveries take turns,
 so a recovery always knows which rows its own store has in hand.
 
 This holds as long as the sender marks a row sending (and the mark is
-committed) before it writes the action to AMI, and as long as
-C{staleAfter} is well above the time a live instance may go without a
-heartbeat; a hot standby that decides too early that its peer is gone
-requeues rows the peer is about to send.
+committed) before it writes the action to AMI, and sends only what the mark
+returned.
 
 Outages: any database error fails the call with L{StoreUnavailable} (its
 text names the database, never the password); the outage is logged once
@@ -68,13 +91,16 @@ when it starts and once when the database answers again.  Each transaction
 first checks its connection and opens a new one if the old one died, so the
 store recovers by itself.  A MySQL deadlock victim is run again (twice at
 most).  A claim whose COMMIT was lost with its connection may have taken
-effect: its rows stay QUEUE under this instance's name until its next
-start-up recovers them.
+effect: its rows stay QUEUE under this instance's name until the next
+recovery, which finds them outside this store's hands.
 """
 
 import functools
-from typing import Dict, FrozenSet, Iterator, List, Sequence, Tuple
+import secrets
+from itertools import groupby
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+import attr
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -90,8 +116,13 @@ from .records import (
     UPDATED,
     ActionRow,
     CallDead,
+    CallEnded,
     CallUpdated,
+    Claim,
+    InstanceConflict,
+    Pruned,
     Recovery,
+    ServerInfo,
     TrackedCalls,
 )
 from .url import DatabaseURL
@@ -99,8 +130,11 @@ from .url import DatabaseURL
 # Column widths of vicidial_manager and acqs_action: values are cut to them
 # here, so that strict and non-strict sql_modes behave the same.
 CHANNEL, UNIQUEID, CALLERID, INSTANCE, TEXT = 100, 20, 20, 64, 255
+WHOLE_UNIQUEID, CAUSE, HOST, ACTION_ID = 150, 64, 255, 40
 # Rows per statement in batch operations (SQLite allows 32766 parameters).
 CHUNK = 500
+# How many pages of rows one round of the keep-hours flush reads at most.
+PRUNE_PAGES = 20
 # How many times a transaction chosen as a deadlock victim is run.
 ATTEMPTS = 3
 # cmd lines that make a row a recording, exempt from the dead check and
@@ -108,8 +142,17 @@ ATTEMPTS = 3
 RECORDING_EXTENS = ("Exten: 8309", "Exten: 8310")
 DEAD_CHECKED_ACTIONS = ("hangup", "redirect")
 
+# In a row's changes: the database's current time.
+_NOW = object()
+
 _ROW_COLUMNS = "man_id, server_ip, action, callerid, " + ", ".join(CMD_LINE_COLUMNS)
 _ACTION_KEY = ("man_id",)
+# A new claim starts a fresh record: nothing of an earlier send of the row
+# (or of a flushed row whose man_id came round again) survives but the
+# reason and the attempt count.
+_CLAIM_RESETS = {c: "NULL" for c in (
+    "sending_at", "answered_at", "response_text", "action_id", "call_answered_at",
+    "uniqueid", "updated_at", "dead_at", "hangup_cause", "live")}
 
 
 def _deferred(method):
@@ -135,21 +178,47 @@ def _marks(count: int, mark: str = "%s") -> str:
     return ", ".join([mark] * count)
 
 
+def _byToken(claims: Iterable[Claim]) -> Iterator[Tuple[Optional[str], List[int]]]:
+    """C{(token, man_ids)} groups of C{claims}."""
+    ordered = sorted(set(claims), key=lambda c: (c[1] or "", c[0]))
+    for token, group in groupby(ordered, key=lambda c: c[1]):
+        yield token, [man_id for man_id, _ in group]
+
+
+@attr.s(auto_attribs=True, eq=False)
+class _Row:
+    """A row the listener's updates may move, as one transaction sees it."""
+
+    man_id: int
+    status: str
+    channel: str
+    callerid: str
+    uniqueid: str  # the whole one if acqs has it, else vicidial_manager's
+    whole: bool  # uniqueid is acqs' whole one
+    recording: bool
+    answered: bool  # a live call was answered, and no event of it was seen
+    moved: bool = False  # status, channel or uniqueid changed
+    changed: Dict[str, object] = attr.Factory(dict)  # acqs_action columns to write
+
+
 @implementer(IQueueStore)
 class SQLQueueStore:
     """
     L{IQueueStore} on a DB-API database through C{twisted.enterprise.adbapi};
-    C{dialect} says what differs between MySQL/MariaDB and SQLite.
+    C{dialect} says what differs between MySQL/MariaDB and SQLite.  With
+    C{skipLocked=False} claims are serialised even where the server could
+    skip locked rows (the path older servers take).
     """
 
     log = Logger()
 
-    def __init__(self, url: DatabaseURL, dialect: Dialect, pool, reactor):
+    def __init__(self, url: DatabaseURL, dialect: Dialect, pool, reactor,
+                 skipLocked: Optional[bool] = None):
         self._url = url
         self._dialect = dialect
         self._pool = pool
         self._reactor = reactor
-        self._inFlight = set()  # man_ids this store claimed and nobody settled
+        self._inFlight: Set[int] = set()  # man_ids this store claimed and nobody settled
         # Claims and recoveries of this store take turns, so that a recovery
         # knows every row that this store has claimed.
         self._claiming = DeferredLock()
@@ -157,8 +226,8 @@ class SQLQueueStore:
         self._idle: List[Deferred] = []
         self._closed = False
         self._downSince = None
-        # Whether claims take a lock of their own: known at the first claim.
-        self._serialiseClaims = None if dialect.enginesVary else False
+        self._skipLocked = skipLocked
+        self.serverInfo: Optional[ServerInfo] = None  # known at the first claim
 
     def __repr__(self) -> str:
         return f"<SQLQueueStore {self._url}>"
@@ -170,8 +239,10 @@ class SQLQueueStore:
         if limit < 1:
             return []
         async with self._claiming:
-            rows, refused = await self._runClaimLocked(
-                server_ip, self._claimTxn, limit, _cut(instance, INSTANCE)
+            info = await self._probe()
+            rows, refused = await self._run(
+                self._underClaimLock, server_ip, info, self._claimTxn, limit,
+                _cut(instance, INSTANCE), secrets.token_hex(8), info,
             )
             self._inFlight.update(row.man_id for row in rows)
         for man_id, reason in refused:
@@ -184,44 +255,45 @@ class SQLQueueStore:
         return rows
 
     @_deferred
-    async def markSending(self, man_ids: Sequence[int]):
-        return await self._run(self._markSendingTxn, list(man_ids))
+    async def markSending(self, claims: Sequence[Claim]):
+        return await self._run(self._markSendingTxn, list(claims))
 
     @_deferred
-    async def release(self, man_ids: Sequence[int], reason: str):
-        ids = list(man_ids)
-        await self._run(self._releaseTxn, ids, _cut(reason, TEXT))
-        self._inFlight.difference_update(ids)
+    async def release(self, claims: Sequence[Claim], reason: str):
+        claims = list(claims)
+        released = await self._run(self._releaseTxn, claims, _cut(reason, TEXT))
+        self._settled(man_id for man_id, _ in claims)
+        return released
 
     @_deferred
     async def recordSent(self, results: Sequence):
         results = list(results)
-        await self._run(self._recordSentTxn, results)
-        self._inFlight.difference_update(r.man_id for r in results)
+        recorded = await self._run(self._recordSentTxn, results)
+        self._settled(r.man_id for r in results)
+        return recorded
 
     @_deferred
     async def refuse(self, refusals: Sequence):
         refusals = list(refusals)
-        await self._run(self._refuseTxn, refusals)
-        self._inFlight.difference_update(r.man_id for r in refusals)
+        refused = await self._run(self._refuseTxn, refusals)
+        self._settled(r.man_id for r in refusals)
+        return refused
 
     @_deferred
     async def applyUpdates(self, server_ip: str, updates: Sequence):
         updates = list(updates)
         for update in updates:
-            if not isinstance(update, (CallUpdated, CallDead)):
+            if not isinstance(update, (CallUpdated, CallDead, CallEnded)):
                 raise TypeError(f"not a call update: {update!r}")
         return await self._run(self._applyUpdatesTxn, server_ip, updates)
 
     @_deferred
     async def recoverStranded(self, server_ip: str, instance: str, staleAfter: float):
         async with self._claiming:
-            requeued, unknown = await self._runClaimLocked(
-                server_ip,
-                self._recoverTxn,
-                _cut(instance, INSTANCE),
-                staleAfter,
-                frozenset(self._inFlight),
+            info = await self._probe()
+            requeued, unknown = await self._run(
+                self._underClaimLock, server_ip, info, self._recoverTxn,
+                _cut(instance, INSTANCE), staleAfter, frozenset(self._inFlight),
             )
         recovery = Recovery(
             requeued=tuple(man_id for man_id, _ in requeued),
@@ -243,12 +315,25 @@ class SQLQueueStore:
         return recovery
 
     @_deferred
-    async def heartbeat(self, server_ip: str, instance: str):
-        await self._run(self._heartbeatTxn, server_ip, _cut(instance, INSTANCE))
+    async def register(self, server_ip: str, instance: str, host: str, pid: int,
+                       staleAfter: float, isAlive: Callable[[int], bool]):
+        await self._run(registerTxn, self._dialect, server_ip, instance, host, pid,
+                        staleAfter, isAlive)
 
     @_deferred
-    async def trackedCalls(self, server_ip: str, maxAge: float):
-        return await self._run(self._trackedCallsTxn, server_ip, maxAge)
+    async def heartbeat(self, server_ip: str, instance: str, host: str = None,
+                        pid: int = None):
+        await self._run(self._heartbeatTxn, server_ip, _cut(instance, INSTANCE),
+                        _cut(host, HOST) or None, pid)
+
+    @_deferred
+    async def trackedCalls(self, server_ip: str, ringWindow: float):
+        return await self._run(self._trackedCallsTxn, server_ip, ringWindow)
+
+    @_deferred
+    async def prune(self, server_ip: str, keepHours: Optional[float] = None,
+                    batch: int = 1000):
+        return await self._run(self._pruneTxn, server_ip, keepHours, batch)
 
     @_deferred
     async def close(self):
@@ -260,6 +345,9 @@ class SQLQueueStore:
             self._idle.append(waiting)
             await waiting
         self._pool.close()
+
+    def _settled(self, man_ids: Iterable[int]) -> None:
+        self._inFlight.difference_update(man_ids)
 
     # -- running transactions ---------------------------------------------
 
@@ -284,14 +372,6 @@ class SQLQueueStore:
         self._available()
         return result
 
-    async def _runClaimLocked(self, server_ip: str, interaction, *args):
-        """
-        Run C{interaction(txn, server_ip, *args)} as one transaction, under
-        the claim lock of C{server_ip} where vicidial_manager needs one.
-        """
-        serialise = await self._claimsSerialised()
-        return await self._run(self._underClaimLock, server_ip, serialise, interaction, *args)
-
     def _transaction(self, txn, interaction, *args):
         """In a pool thread: check the connection, begin, run, retry deadlocks."""
         self._dialect.ready(txn)
@@ -306,8 +386,8 @@ class SQLQueueStore:
 
     def _unavailable(self, error: Exception) -> StoreUnavailable:
         text = f"queue store {self._url} failed: {error}"
-        if self._dialect.missingTable(error):
-            text += f" (create the tables with: acqs initdb --db {self._url})"
+        if self._dialect.missingSchema(error):
+            text += f" (create or upgrade the tables with: acqs initdb --db {self._url})"
         if self._downSince is None:
             self._downSince = self._reactor.seconds()
             self.log.error(
@@ -326,25 +406,41 @@ class SQLQueueStore:
             )
             self._downSince = None
 
-    async def _claimsSerialised(self) -> bool:
-        """Whether claims need a lock of their own (vicidial_manager has no row locks)."""
-        if self._serialiseClaims is not None:
-            return self._serialiseClaims
-        engine = await self._run(self._dialect.engine)
-        if engine is None:  # no table yet: the claim will say so
-            return False
-        serialise = engine.lower() != "innodb"
-        if self._serialiseClaims is None:  # the first of concurrent calls says it
-            self._serialiseClaims = serialise
-            if serialise:
-                self.log.warn(
-                    "vicidial_manager in {database} uses {engine}, which has no row locks: "
-                    "claims are serialised with GET_LOCK; ALTER TABLE vicidial_manager "
-                    "ENGINE=InnoDB lets instances claim in parallel",
-                    database=str(self._url),
-                    engine=engine,
-                )
-        return serialise
+    async def _probe(self) -> ServerInfo:
+        """What the server can do, found out once (not while there is no table)."""
+        if self.serverInfo is not None:
+            return self.serverInfo
+        info = await self._run(self._dialect.probe)
+        if self._skipLocked is False:
+            info = attr.evolve(info, skipLocked=False)
+        if info.engine is None and self._dialect.serialised(info):
+            return info  # no table yet: the claim will say so
+        if self.serverInfo is None:  # the first of concurrent calls says it
+            self.serverInfo = info
+            self._describe(info)
+        return info
+
+    def _describe(self, info: ServerInfo) -> None:
+        if info.engine is None:
+            self.log.info("Queue store {database}: {version}; one writer at a time",
+                          database=str(self._url), version=info.version)
+            return
+        if not self._dialect.serialised(info):
+            self.log.info("Queue store {database}: {version}; claims skip locked rows",
+                          database=str(self._url), version=info.version)
+            return
+        if (info.engine or "").lower() != "innodb":
+            why = (f"vicidial_manager uses {info.engine}, which has no row locks"
+                   " (ALTER TABLE vicidial_manager ENGINE=InnoDB lets instances claim in"
+                   " parallel)")
+        elif self._skipLocked is False:
+            why = "claims were told not to skip locked rows"
+        else:
+            why = "the server has no SKIP LOCKED (MariaDB 10.6+ and MySQL 8.0+ have)"
+        self.log.warn(
+            "Queue store {database} ({version}): {why}; claims are serialised with GET_LOCK",
+            database=str(self._url), version=info.version, why=why,
+        )
 
     # -- transactions (in pool threads) -----------------------------------
 
@@ -352,9 +448,13 @@ class SQLQueueStore:
         txn.execute(self._dialect.sql(template, **fields), tuple(params))
         return txn.rowcount
 
-    def _underClaimLock(self, txn, server_ip, serialise, work, *args):
+    def _select(self, txn, template: str, params: Sequence = (), **fields: str) -> list:
+        self._execute(txn, template, params, **fields)
+        return list(txn.fetchall())
+
+    def _underClaimLock(self, txn, server_ip, info: ServerInfo, work, *args):
         """Run C{work(txn, server_ip, *args)}, serialised with other claims if need be."""
-        if not serialise:
+        if not self._dialect.serialised(info):
             return work(txn, server_ip, *args)
         self._dialect.lockClaims(txn, server_ip)
         try:
@@ -365,33 +465,35 @@ class SQLQueueStore:
         self._dialect.unlockClaims(txn, server_ip, commit=True)
         return result
 
-    def _claimTxn(self, txn, server_ip, limit, instance):
-        self._execute(
+    def _claimTxn(self, txn, server_ip, limit, instance, token, info):
+        found = self._select(
             txn,
             "SELECT {columns} FROM vicidial_manager WHERE server_ip = %s AND status = 'NEW'"
-            " ORDER BY man_id LIMIT %s{skipLocked}",
+            " ORDER BY man_id LIMIT %s{claimLock}",
             (server_ip, limit),
             columns=_ROW_COLUMNS,
+            claimLock=self._dialect.claimLock(info),
         )
-        rows = [_actionRow(row) for row in txn.fetchall()]
+        rows = [_actionRow(row, token) for row in found]
         refused = self._deadChecked(txn, server_ip, rows)
         claimed = [row for row in rows if row.man_id not in refused]
-        self._setStatus(txn, [row.man_id for row in claimed], QUEUE, fromStatus=NEW)
-        self._setStatus(txn, list(refused), DEAD, fromStatus=NEW, response="N")
         self._upsertActions(
             txn,
-            "man_id, claimed_by, claimed_at, sending_at, answered_at, outcome, reason",
-            "%s, %s, {now}, NULL, NULL, %s, %s",
-            [(row.man_id, instance, "queued", None) for row in claimed]
-            + [(man_id, instance, "dead_check", reason) for man_id, reason in refused.items()],
+            "man_id, server_ip, claimed_by, claim_token, claimed_at, outcome, reason",
+            "%s, %s, %s, %s, {now}, %s, %s",
+            [(row.man_id, server_ip, instance, token, "queued", None) for row in claimed]
+            + [(man_id, server_ip, instance, token, "dead_check", reason)
+               for man_id, reason in refused.items()],
+            server_ip=INSERTED,
             claimed_by=INSERTED,
+            claim_token=INSERTED,
             claimed_at=INSERTED,
-            sending_at="NULL",
-            answered_at="NULL",
-            response_text="NULL",
             outcome=INSERTED,
             reason=f"COALESCE({self._dialect.inserted('reason')}, reason)",
+            **_CLAIM_RESETS,
         )
+        self._setStatus(txn, [row.man_id for row in claimed], QUEUE, (NEW,))
+        self._setStatus(txn, list(refused), DEAD, (NEW,), response="N")
         return claimed, sorted(refused.items())
 
     def _deadChecked(self, txn, server_ip, rows: List[ActionRow]) -> Dict[int, str]:
@@ -406,7 +508,7 @@ class SQLQueueStore:
         if not candidates:
             return {}
         callerids = sorted({row.callerid for row in candidates})
-        self._execute(
+        found = self._select(
             txn,
             "SELECT callerid, MIN(man_id) FROM vicidial_manager"
             " WHERE server_ip = %s AND status = 'DEAD' AND callerid IN ({callerids})"
@@ -414,7 +516,7 @@ class SQLQueueStore:
             [server_ip] + callerids,
             callerids=_marks(len(callerids)),
         )
-        dead = {callerid.lower(): man_id for callerid, man_id in txn.fetchall()}
+        dead = {callerid.lower(): man_id for callerid, man_id in found}
         return {
             row.man_id: (
                 f"{row.action} not sent: callerid {row.callerid} already belongs to a "
@@ -424,43 +526,45 @@ class SQLQueueStore:
             if row.callerid.lower() in dead
         }
 
-    def _markSendingTxn(self, txn, man_ids):
-        marked = 0
-        for ids in _chunks(man_ids):
+    def _markSendingTxn(self, txn, claims) -> List[int]:
+        marked = self._ownRecords(txn, claims, ("queued",))
+        for ids in _chunks(marked):
             self._execute(
-                txn,
-                "UPDATE vicidial_manager SET status = 'SENT'"
-                " WHERE status = 'QUEUE' AND man_id IN ({ids})",
-                ids,
-                ids=_marks(len(ids)),
-            )
-            marked += self._execute(
                 txn,
                 "UPDATE acqs_action SET sending_at = {now}, outcome = 'sending'"
-                " WHERE outcome = 'queued' AND man_id IN ({ids})",
+                " WHERE man_id IN ({ids})",
                 ids,
                 ids=_marks(len(ids)),
             )
+        self._setStatus(txn, marked, SENT, (QUEUE,))
         return marked
 
-    def _releaseTxn(self, txn, man_ids, reason):
-        queued = self._queuedAmong(txn, man_ids)
-        # Marked SENT, but the sender knows the action was never written.
-        marked = []
-        for ids in _chunks(man_ids):
-            self._execute(
-                txn,
-                "SELECT v.man_id FROM vicidial_manager v JOIN acqs_action a ON a.man_id = v.man_id"
-                " WHERE v.status = 'SENT' AND a.outcome = 'sending' AND v.man_id IN ({ids})"
-                " ORDER BY v.man_id{lockRows}",
-                ids,
-                ids=_marks(len(ids)),
-            )
-            marked.extend(man_id for (man_id,) in txn.fetchall())
-        self._setStatus(txn, marked, QUEUE, fromStatus=SENT)
-        self._requeue(txn, [(man_id, reason) for man_id in queued + marked], "released")
+    def _releaseTxn(self, txn, claims, reason) -> List[int]:
+        # Still QUEUE, or marked SENT (or half-marked) but never written.
+        released = self._ownRecords(txn, claims, ("queued", "sending"), (QUEUE, SENT))
+        self._requeue(txn, [(man_id, reason) for man_id in released], "released")
+        return released
 
-    def _recordSentTxn(self, txn, results):
+    def _recordSentTxn(self, txn, results) -> List[int]:
+        accepted = set(self._ownRecords(
+            txn, [(r.man_id, r.claim) for r in results], ("sending", "unknown", "sent")))
+        results = [r for r in results if r.man_id in accepted]
+        self._upsertActions(
+            txn,
+            "man_id, answered_at, outcome, response_text, action_id, call_answered_at, live",
+            "%s, {now}, 'sent', %s, %s, CASE WHEN %s = 1 THEN {now} END, %s",
+            [(r.man_id, _cut(r.text, TEXT), _cut(r.actionID, ACTION_ID) or None,
+              1 if r.callAnswered else 0, 1 if r.callAnswered else None)
+             for r in results],
+            answered_at=INSERTED,
+            outcome=INSERTED,
+            response_text=INSERTED,
+            action_id=INSERTED,
+            call_answered_at=INSERTED,
+            # Answered: the call is up, unless the listener saw it end first.
+            live="CASE WHEN dead_at IS NULL THEN COALESCE(live, {new}) END".format(
+                new=self._dialect.inserted("live")),
+        )
         for answered, response in ((True, "Y"), (False, "N")):
             ids = [r.man_id for r in results if bool(r.answered) is answered]
             for chunk in _chunks(ids):
@@ -472,61 +576,161 @@ class SQLQueueStore:
                     [response] + list(chunk),
                     ids=_marks(len(chunk)),
                 )
-        self._upsertActions(
-            txn,
-            "man_id, answered_at, outcome, response_text",
-            "%s, {now}, 'sent', %s",
-            [(r.man_id, _cut(r.text, TEXT)) for r in results],
-            answered_at=INSERTED,
-            outcome=INSERTED,
-            response_text=INSERTED,
-        )
+        return sorted(accepted)
 
-    def _refuseTxn(self, txn, refusals):
-        queued = set(self._queuedAmong(txn, [r.man_id for r in refusals]))
-        self._finish(
-            txn,
-            [(r.man_id, _cut(r.reason, TEXT)) for r in refusals if r.man_id in queued],
-            DEAD,
-            "refused",
-        )
+    def _refuseTxn(self, txn, refusals) -> List[int]:
+        own = set(self._ownRecords(txn, [(r.man_id, r.claim) for r in refusals],
+                                   ("queued",), (QUEUE,)))
+        refused = [(r.man_id, _cut(r.reason, TEXT)) for r in refusals if r.man_id in own]
+        self._finish(txn, refused, DEAD, "refused")
+        return sorted(own)
 
-    def _applyUpdatesTxn(self, txn, server_ip, updates):
-        changed = 0
+    # The listener's updates: read the rows they may move, apply the rules
+    # in order in memory, then write each changed row once.
+
+    def _applyUpdatesTxn(self, txn, server_ip, updates) -> int:
+        rows = self._callRows(txn, server_ip, updates)
+        byCallerid: Dict[str, List[_Row]] = {}
+        for row in rows.values():
+            byCallerid.setdefault(row.callerid.lower(), []).append(row)
+        changes = 0
         for update in updates:
             if isinstance(update, CallUpdated):
-                changed += self._callUpdated(txn, server_ip, update)
+                changes += self._updated(byCallerid, update)
+            elif isinstance(update, CallDead):
+                changes += self._dead(rows.values(), update)
             else:
-                changed += self._callDead(txn, server_ip, update)
-        return changed
+                changes += self._ended(byCallerid, update)
+        self._writeCalls(txn, server_ip, [row for row in rows.values() if row.changed])
+        return changes
 
-    def _callUpdated(self, txn, server_ip, update: CallUpdated) -> int:
-        callerid = _cut(update.callerid, CALLERID)
-        if not callerid:
-            return 0
-        channel, uniqueid = _cut(update.channel, CHANNEL), _cut(update.uniqueid, UNIQUEID)
-        return self._execute(
-            txn,
-            "UPDATE vicidial_manager SET status = 'UPDATED', channel = %s, uniqueid = %s"
-            " WHERE server_ip = %s AND callerid = %s AND status IN ('QUEUE', 'SENT', 'UPDATED')"
-            " AND NOT (status = 'UPDATED' AND COALESCE(channel, '') = %s"
-            " AND COALESCE(uniqueid, '') = %s)",
-            (channel, uniqueid, server_ip, callerid, channel, uniqueid),
+    def _callRows(self, txn, server_ip, updates) -> Dict[int, _Row]:
+        """The rows of C{server_ip} that C{updates} may move, by man_id."""
+        callerids = sorted({_cut(u.callerid, CALLERID) for u in updates
+                            if not isinstance(u, CallDead) and u.callerid})
+        uniqueids = sorted({_cut(u.uniqueid, WHOLE_UNIQUEID) for u in updates
+                            if isinstance(u, CallDead) and u.uniqueid})
+        columns = (
+            "v.man_id, v.status, v.channel, v.callerid, v.uniqueid, v.cmd_line_d,"
+            " a.uniqueid, a.live, a.updated_at"
         )
-
-    def _callDead(self, txn, server_ip, update: CallDead) -> int:
-        uniqueid = _cut(update.uniqueid, UNIQUEID)
-        if not uniqueid:
-            return 0
-        return self._execute(
-            txn,
-            "UPDATE vicidial_manager SET status = 'DEAD', channel = COALESCE(NULLIF(%s, ''), channel)"
-            " WHERE server_ip = %s AND uniqueid = %s AND status <> 'DEAD'"
-            " AND COALESCE(cmd_line_d, '') NOT IN (%s, %s)",
-            (_cut(update.channel, CHANNEL), server_ip, uniqueid) + RECORDING_EXTENS,
+        joined = (
+            "FROM vicidial_manager v LEFT JOIN acqs_action a ON a.man_id = v.man_id"
+            " WHERE v.server_ip = %s AND v.status IN ('QUEUE', 'SENT', 'UPDATED')"
         )
+        found = []
+        for keys, where in (
+            (callerids, "v.callerid IN ({keys})"),
+            # Cut uniqueids name no call: only short ones are matched there.
+            ([u for u in uniqueids if len(u) <= UNIQUEID], "v.uniqueid IN ({keys})"),
+        ):
+            for chunk in _chunks(keys):
+                found += self._select(txn, f"SELECT {columns} {joined} AND {where}",
+                                      [server_ip] + list(chunk), keys=_marks(len(chunk)))
+        for chunk in _chunks(uniqueids):
+            found += self._select(
+                txn,
+                f"SELECT {columns} FROM acqs_action a JOIN vicidial_manager v"
+                " ON v.man_id = a.man_id WHERE a.uniqueid IN ({keys}) AND v.server_ip = %s"
+                " AND v.status IN ('QUEUE', 'SENT', 'UPDATED')",
+                list(chunk) + [server_ip], keys=_marks(len(chunk)))
+        rows = {}
+        for (man_id, status, channel, callerid, cut, lineD, whole, live, updated) in found:
+            rows[man_id] = _Row(
+                man_id=man_id, status=status.upper(), channel=channel or "",
+                callerid=callerid or "", uniqueid=whole or cut or "", whole=bool(whole),
+                recording=(lineD or "") in RECORDING_EXTENS,
+                answered=bool(live) and updated is None,
+            )
+        return rows
 
-    def _recoverTxn(self, txn, server_ip, instance, staleAfter, inFlight: FrozenSet):
+    def _updated(self, byCallerid, update: CallUpdated) -> int:
+        callerid = _cut(update.callerid, CALLERID).lower()
+        uniqueid = _cut(update.uniqueid, WHOLE_UNIQUEID)
+        changes = 0
+        for row in byCallerid.get(callerid, ()) if callerid else ():
+            if row.status == DEAD or (row.status == UPDATED and row.channel == update.channel
+                                      and row.uniqueid == uniqueid):
+                continue
+            row.status, row.channel, row.uniqueid, row.whole = (
+                UPDATED, _cut(update.channel, CHANNEL), uniqueid, True)
+            row.answered, row.moved = False, True
+            row.changed.update(uniqueid=uniqueid, updated_at=_NOW, live=1)
+            changes += 1
+        return changes
+
+    def _dead(self, rows: Iterable[_Row], update: CallDead) -> int:
+        uniqueid = _cut(update.uniqueid, WHOLE_UNIQUEID)
+        changes = 0
+        for row in rows:
+            if (not uniqueid or row.status == DEAD or row.uniqueid != uniqueid
+                    or (not row.whole and len(uniqueid) > UNIQUEID)):
+                continue
+            # The call ended either way; a recording's row stays as it is (VICIdial's rule).
+            row.changed.update(dead_at=_NOW, live=None,
+                               hangup_cause=_cut(update.cause, CAUSE) or None)
+            if row.recording:
+                continue
+            row.status, row.moved = DEAD, True
+            if update.channel:
+                row.channel = _cut(update.channel, CHANNEL)
+            changes += 1
+        return changes
+
+    def _ended(self, byCallerid, update: CallEnded) -> int:
+        changes = 0
+        for row in byCallerid.get(_cut(update.callerid, CALLERID).lower(), ()):
+            if row.status != SENT or not row.answered:
+                continue
+            row.status, row.answered, row.moved = DEAD, False, True
+            row.changed.update(dead_at=_NOW, live=None,
+                               outcome="ended_unseen", reason=_cut(update.reason, TEXT))
+            changes += 1
+        return changes
+
+    def _writeCalls(self, txn, server_ip, rows: List[_Row]) -> None:
+        """acqs_action first, then every moved vicidial_manager row in one statement."""
+
+        def changedColumns(row: _Row) -> List[str]:
+            return sorted(c for c in row.changed if c != "outcome")
+
+        for columns, group in groupby(sorted(rows, key=changedColumns), key=changedColumns):
+            group = list(group)
+            first = group[0].changed
+            self._upsertActions(
+                txn,
+                ", ".join(["man_id", "server_ip", "outcome"] + columns),
+                ", ".join(["%s"] * 3 + ["{now}" if first[c] is _NOW else "%s" for c in columns]),
+                [(row.man_id, server_ip, row.changed.get("outcome", "external"))
+                 + tuple(row.changed[c] for c in columns if row.changed[c] is not _NOW)
+                 for row in group],
+                server_ip=f"COALESCE(server_ip, {self._dialect.inserted('server_ip')})",
+                # An existing record keeps its outcome, unless the catch-up ended it.
+                outcome=("CASE WHEN {new} = 'ended_unseen' THEN {new} ELSE outcome END"
+                         .format(new=self._dialect.inserted("outcome"))),
+                **{c: INSERTED for c in columns},
+            )
+        moved = [row for row in rows if row.moved]
+        for chunk in _chunks(moved):
+            ids = [row.man_id for row in chunk]
+            cases = {}
+            params: List[object] = []
+            for column, value in (("status", lambda r: r.status),
+                                  ("channel", lambda r: r.channel),
+                                  ("uniqueid", lambda r: _cut(r.uniqueid, UNIQUEID))):
+                cases[column] = "CASE man_id" + " WHEN %s THEN %s" * len(chunk) + " END"
+                for row in chunk:
+                    params += [row.man_id, value(row)]
+            self._execute(
+                txn,
+                "UPDATE vicidial_manager SET status = {status}, channel = {channel},"
+                " uniqueid = {uniqueid} WHERE man_id IN ({ids}) AND status <> 'DEAD'",
+                params + ids,
+                ids=_marks(len(ids)),
+                **cases,
+            )
+
+    def _recoverTxn(self, txn, server_ip, instance, staleAfter, inFlight):
         ago = self._dialect.agoParameter(staleAfter)
         # A claimant is gone: a previous run of this instance, or an instance
         # silent for staleAfter; rows no acqs claimed count after staleAfter.
@@ -540,78 +744,167 @@ class SQLQueueStore:
             " LEFT JOIN acqs_instance i"
             " ON i.server_ip = v.server_ip AND i.instance = a.claimed_by"
         )
-        self._execute(
+        columns = "v.man_id, a.claimed_by, a.claim_token, a.outcome, a.sending_at IS NOT NULL"
+        stranded = self._select(
             txn,
-            "SELECT v.man_id, a.claimed_by, a.sending_at IS NOT NULL"
-            " FROM vicidial_manager v LEFT JOIN acqs_action a ON a.man_id = v.man_id"
-            + joins + " WHERE v.server_ip = %s AND v.status = 'QUEUE'" + gone
-            + " ORDER BY v.man_id{lockRows}",
+            f"SELECT {columns} FROM vicidial_manager v"
+            " LEFT JOIN acqs_action a ON a.man_id = v.man_id" + joins
+            + " WHERE v.server_ip = %s AND v.status = 'QUEUE'" + gone,
             (server_ip, instance, ago, ago, ago),
         )
-        stranded = list(txn.fetchall())
-        # Rows marked sending are SENT (or moved on) already: only what
-        # became of them is unknown.
-        self._execute(
+        # Marked sending (SENT, or moved on), or half-marked (SENT, still queued).
+        stranded += self._select(
             txn,
-            "SELECT a.man_id, a.claimed_by, 1 FROM acqs_action a"
+            f"SELECT {columns} FROM acqs_action a"
             " JOIN vicidial_manager v ON v.man_id = a.man_id" + joins
-            + " WHERE a.outcome = 'sending' AND v.server_ip = %s AND v.status <> 'QUEUE'"
-            + gone + " ORDER BY a.man_id{lockRows}",
+            + " WHERE a.outcome IN ('queued', 'sending') AND v.server_ip = %s"
+            " AND (v.status = 'SENT' OR (a.outcome = 'sending' AND v.status <> 'QUEUE'))"
+            + gone,
             (server_ip, instance, ago, ago, ago),
         )
-        stranded.extend(txn.fetchall())
-        requeued, unknown = [], []
-        for man_id, claimant, marked in stranded:
-            if man_id in inFlight:
+        requeue, unknown, claimants = [], [], {}
+        for man_id, claimant, token, outcome, marked in sorted(stranded):
+            if man_id in inFlight or man_id in claimants:
                 continue
-            if marked:
-                unknown.append((man_id, _unknownReason(claimant)))
-            else:
-                requeued.append((man_id, _requeuedReason(claimant, staleAfter)))
-        self._requeue(txn, requeued, "requeued")
-        self._finish(txn, unknown, SENT, "unknown")
-        return requeued, unknown
+            claimants[man_id] = claimant
+            (unknown if marked else requeue).append((man_id, token, outcome))
+        # Only what nobody took in the meantime (a claimant coming back marks
+        # under the same token, a new claim has its own).
+        requeued = self._stillAsRead(txn, requeue)
+        unknowns = self._stillAsRead(txn, unknown)
+        self._requeue(txn, [(m, _requeuedReason(claimants[m], staleAfter)) for m in requeued],
+                      "requeued")
+        self._finish(txn, [(m, _unknownReason(claimants[m])) for m in unknowns], SENT,
+                     "unknown")
+        return ([(m, claimants[m]) for m in requeued], [(m, claimants[m]) for m in unknowns])
 
-    def _heartbeatTxn(self, txn, server_ip, instance):
+    def _stillAsRead(self, txn, rows: Sequence[Tuple[int, Optional[str], Optional[str]]]):
+        """Those of C{(man_id, token, outcome)} whose record is unchanged, locked."""
+        kept = [man_id for man_id, _, outcome in rows if outcome is None]  # no record at all
+        byOutcome: Dict[str, List[Claim]] = {}
+        for man_id, token, outcome in rows:
+            if outcome is not None:
+                byOutcome.setdefault(outcome, []).append((man_id, token))
+        for outcome, claims in byOutcome.items():
+            kept += self._ownRecords(txn, claims, (outcome,))
+        return sorted(kept)
+
+    def _heartbeatTxn(self, txn, server_ip, instance, host, pid):
         sql = self._dialect.sql(
-            "INSERT INTO acqs_instance (server_ip, instance, heartbeat_at) VALUES (%s, %s, {now})"
-        ) + self._dialect.upsert(("server_ip", "instance"), {"heartbeat_at": INSERTED})
-        txn.execute(sql, (server_ip, instance))
+            "INSERT INTO acqs_instance (server_ip, instance, heartbeat_at, host, pid)"
+            " VALUES (%s, %s, {now}, %s, %s)"
+        ) + self._dialect.upsert(("server_ip", "instance"), {
+            "heartbeat_at": INSERTED,
+            "host": f"COALESCE({self._dialect.inserted('host')}, host)",
+            "pid": f"COALESCE({self._dialect.inserted('pid')}, pid)",
+        })
+        txn.execute(sql, (server_ip, instance, host, pid))
 
-    def _trackedCallsTxn(self, txn, server_ip, maxAge):
-        self._execute(
+    def _trackedCallsTxn(self, txn, server_ip, ringWindow) -> TrackedCalls:
+        # Each query reads one index range: claimed rows (serverstat), rows
+        # sent within the ring window (acqs_action.sent), live calls
+        # (acqs_action.live); none is sorted.
+        callerids: Dict[str, None] = {}
+        for (callerid,) in self._select(
             txn,
-            "SELECT status, callerid, uniqueid FROM vicidial_manager"
-            " WHERE server_ip = %s AND status IN ('QUEUE', 'SENT', 'UPDATED')"
-            " AND action = 'Originate' AND entry_date >= {ago} ORDER BY man_id",
-            (server_ip, self._dialect.agoParameter(maxAge)),
-        )
-        callerids, uniqueids = {}, {}
-        for status, callerid, uniqueid in txn.fetchall():
+            "SELECT callerid FROM vicidial_manager WHERE server_ip = %s AND status = 'QUEUE'"
+            " AND action = 'Originate'",
+            (server_ip,),
+        ) + self._select(
+            txn,
+            "SELECT v.callerid FROM acqs_action a JOIN vicidial_manager v ON v.man_id = a.man_id"
+            " WHERE a.server_ip = %s AND a.sending_at >= {ago} AND v.status = 'SENT'"
+            " AND v.action = 'Originate'",
+            (server_ip, self._dialect.agoParameter(ringWindow)),
+        ):
             if callerid:
                 callerids[callerid] = None
-            if status.upper() == UPDATED and uniqueid:
+        uniqueids: Dict[str, None] = {}
+        answered: Dict[str, None] = {}
+        for callerid, status, uniqueid in self._select(
+            txn,
+            "SELECT v.callerid, v.status, a.uniqueid FROM acqs_action a"
+            " JOIN vicidial_manager v ON v.man_id = a.man_id"
+            " WHERE a.server_ip = %s AND a.live = 1 AND v.status IN ('SENT', 'UPDATED')",
+            (server_ip,),
+        ):
+            if callerid:
+                callerids[callerid] = None
+            if uniqueid:
                 uniqueids[uniqueid] = None
-        return TrackedCalls(callerids=tuple(callerids), uniqueids=tuple(uniqueids))
+            elif status.upper() == SENT and callerid:
+                answered[callerid] = None
+        return TrackedCalls(tuple(callerids), tuple(uniqueids), tuple(answered))
+
+    def _pruneTxn(self, txn, server_ip, keepHours, batch) -> Pruned:
+        rows = 0
+        if keepHours is not None:
+            # VICIdial's own flush: the oldest rows first, walked in man_id
+            # order (entry_date has no index), up to the first young one.
+            doomed, after, young, pages = [], 0, False, 0
+            while not young and len(doomed) < batch and pages < PRUNE_PAGES:
+                pages += 1
+                page = self._select(
+                    txn,
+                    "SELECT man_id, server_ip, entry_date < {ago} FROM vicidial_manager"
+                    " WHERE man_id > %s ORDER BY man_id LIMIT %s",
+                    (self._dialect.agoParameter(keepHours * 3600), after, batch),
+                )
+                for man_id, server, isOld in page:
+                    if not isOld:
+                        young = True
+                        break
+                    if server == server_ip:
+                        doomed.append(man_id)
+                young = young or len(page) < batch
+                after = page[-1][0] if page else after
+            for ids in _chunks(doomed[:batch]):
+                self._execute(txn, "DELETE FROM acqs_action WHERE man_id IN ({ids})", ids,
+                              ids=_marks(len(ids)))
+                rows += self._execute(
+                    txn, "DELETE FROM vicidial_manager WHERE man_id IN ({ids})", ids,
+                    ids=_marks(len(ids)))
+        # Records whose row is gone (VICIdial's AST_flush_DBqueue.pl, or the
+        # flush above): all of them lie below the oldest row's man_id.
+        [(oldest,)] = self._select(txn, "SELECT MIN(man_id) FROM vicidial_manager")
+        orphans = [man_id for (man_id,) in self._select(
+            txn,
+            "SELECT man_id FROM acqs_action WHERE man_id < %s ORDER BY man_id LIMIT %s",
+            (oldest if oldest is not None else 2 ** 32, batch),
+        )]
+        for ids in _chunks(orphans):
+            self._execute(txn, "DELETE FROM acqs_action WHERE man_id IN ({ids})", ids,
+                          ids=_marks(len(ids)))
+        return Pruned(records=len(orphans), rows=rows)
 
     # -- statements shared by the transactions ----------------------------
 
-    def _queuedAmong(self, txn, man_ids: Sequence[int]) -> List[int]:
-        """Those of C{man_ids} in QUEUE, locked until the end of the transaction."""
-        queued = []
-        for ids in _chunks(man_ids):
-            self._execute(
-                txn,
-                "SELECT man_id FROM vicidial_manager WHERE status = 'QUEUE'"
-                " AND man_id IN ({ids}) ORDER BY man_id{lockRows}",
-                ids,
-                ids=_marks(len(ids)),
-            )
-            queued.extend(man_id for (man_id,) in txn.fetchall())
-        return queued
+    def _ownRecords(self, txn, claims: Sequence[Claim], outcomes: Sequence[str],
+                    statuses: Sequence[str] = ()) -> List[int]:
+        """
+        Those man_ids of C{claims} whose record still holds the claim's token
+        and one of C{outcomes} (and whose row one of C{statuses}, if given),
+        locked until the end of the transaction.
+        """
+        owned = []
+        statusCheck = (f" AND v.status IN ({_marks(len(statuses))})" if statuses else "")
+        join = " JOIN vicidial_manager v ON v.man_id = a.man_id" if statuses else ""
+        for token, man_ids in _byToken(claims):
+            for ids in _chunks(man_ids):
+                owned += [man_id for (man_id,) in self._select(
+                    txn,
+                    "SELECT a.man_id FROM acqs_action a" + join
+                    + " WHERE a.man_id IN ({ids}) AND a.claim_token {is} %s"
+                    " AND a.outcome IN ({outcomes})" + statusCheck
+                    + " ORDER BY a.man_id{lockRows}",
+                    list(ids) + [token] + list(outcomes) + list(statuses),
+                    ids=_marks(len(ids)),
+                    outcomes=_marks(len(outcomes)),
+                )]
+        return sorted(owned)
 
-    def _setStatus(self, txn, man_ids, status, fromStatus, response=None) -> None:
-        """Move those of C{man_ids} in C{fromStatus} to C{status}, and set C{response} if given."""
+    def _setStatus(self, txn, man_ids, status, fromStatuses, response=None) -> None:
+        """Move those of C{man_ids} in one of C{fromStatuses} to C{status} (and C{response})."""
         assignments, params = "status = %s", [status]
         if response is not None:
             assignments += ", response = %s"
@@ -620,33 +913,32 @@ class SQLQueueStore:
             self._execute(
                 txn,
                 "UPDATE vicidial_manager SET {assignments}"
-                " WHERE status = %s AND man_id IN ({ids})",
-                params + [fromStatus] + list(ids),
+                " WHERE status IN ({from}) AND man_id IN ({ids})",
+                params + list(fromStatuses) + list(ids),
                 assignments=assignments,
                 ids=_marks(len(ids)),
+                **{"from": _marks(len(fromStatuses))},
             )
 
     def _requeue(self, txn, rows: Sequence[Tuple[int, str]], outcome: str) -> None:
-        """QUEUE rows back to NEW, to be claimed again: (man_id, reason) pairs."""
-        self._setStatus(txn, [man_id for man_id, _ in rows], NEW, fromStatus=QUEUE)
+        """Claimed rows back to NEW, to be claimed again: (man_id, reason) pairs."""
         self._upsertActions(
             txn,
-            "man_id, claimed_by, claimed_at, sending_at, outcome, reason, attempts",
-            "%s, NULL, NULL, NULL, %s, %s, 1",
+            "man_id, claimed_by, claim_token, claimed_at, sending_at, outcome, reason, attempts",
+            "%s, NULL, NULL, NULL, NULL, %s, %s, 1",
             [(man_id, outcome, reason) for man_id, reason in rows],
             claimed_by="NULL",
+            claim_token="NULL",
             claimed_at="NULL",
             sending_at="NULL",
             outcome=INSERTED,
             reason=INSERTED,
             attempts="attempts + 1",
         )
+        self._setStatus(txn, [man_id for man_id, _ in rows], NEW, (QUEUE, SENT))
 
     def _finish(self, txn, rows: Sequence[Tuple[int, str]], status: str, outcome: str) -> None:
-        """QUEUE rows that will not be sent (again): (man_id, reason) pairs."""
-        self._setStatus(
-            txn, [man_id for man_id, _ in rows], status, fromStatus=QUEUE, response="N"
-        )
+        """Claimed rows that will not be sent (again): (man_id, reason) pairs."""
         self._upsertActions(
             txn,
             "man_id, outcome, reason",
@@ -655,8 +947,10 @@ class SQLQueueStore:
             outcome=INSERTED,
             reason=INSERTED,
         )
+        self._setStatus(txn, [man_id for man_id, _ in rows], status, (QUEUE,), response="N")
 
-    def _upsertActions(self, txn, columns: str, values: str, rows: Sequence[tuple], **assignments):
+    def _upsertActions(self, txn, columns: str, values: str, rows: Sequence[tuple],
+                       **assignments):
         """
         Insert or update acqs_action rows: C{values} is the SQL of one row's
         C{columns} with C{%s} for each item of a row of C{rows}; an existing
@@ -676,7 +970,38 @@ class SQLQueueStore:
             )
 
 
-def _actionRow(row: tuple) -> ActionRow:
+def registerTxn(txn, dialect: Dialect, server_ip: str, instance: str, host: str, pid: int,
+                staleAfter: float, isAlive: Callable[[int], bool]) -> None:
+    """
+    Take the name C{instance} for this process (C{host}, C{pid}), unless a
+    live one holds it: raise L{InstanceConflict} if its heartbeat is under
+    C{staleAfter} seconds old and it is not a dead process of this host.
+    """
+    instance, host = _cut(instance, INSTANCE), _cut(host, HOST)
+    txn.execute(dialect.sql(
+        "SELECT host, pid, heartbeat_at >= {ago} FROM acqs_instance"
+        " WHERE server_ip = %s AND instance = %s{lockRows}"),
+        (dialect.agoParameter(staleAfter), server_ip, instance))
+    found = txn.fetchall()
+    if found:
+        [(otherHost, otherPid, fresh)] = found
+        same = (otherHost, otherPid) == (host, pid)
+        deadHere = otherHost == host and otherPid is not None and not isAlive(otherPid)
+        if fresh and otherHost is not None and not same and not deadHere:
+            raise InstanceConflict(
+                f"acqs instance {instance!r} of {server_ip} already runs on {otherHost} as"
+                f" pid {otherPid} (it gave a sign of life less than {staleAfter:g} s ago):"
+                " give this one another --instance, or stop that one"
+            )
+    txn.execute(dialect.sql(
+        "INSERT INTO acqs_instance (server_ip, instance, heartbeat_at, host, pid, started_at)"
+        " VALUES (%s, %s, {now}, %s, %s, {now})") + dialect.upsert(
+        ("server_ip", "instance"),
+        {c: INSERTED for c in ("heartbeat_at", "host", "pid", "started_at")}),
+        (server_ip, instance, host, pid))
+
+
+def _actionRow(row: tuple, token: str) -> ActionRow:
     man_id, server_ip, action, callerid, *lines = row
     return ActionRow(
         man_id=man_id,
@@ -684,13 +1009,14 @@ def _actionRow(row: tuple) -> ActionRow:
         action=action or "",
         callerid=callerid or "",
         cmd_lines=tuple(line or "" for line in lines),
+        claim=token,
     )
 
 
 def _requeuedReason(claimant, staleAfter: float) -> str:
     if claimant is None:
         return (
-            f"found in QUEUE for over {staleAfter:g} s with no acqs claim "
+            f"found claimed for over {staleAfter:g} s with no acqs claim "
             "(another sender stopped?); never marked sending; requeued"
         )
     return f"claimed by {claimant}, which stopped before sending it; requeued"
