@@ -4,8 +4,14 @@ From a vicidial_manager row to the AMI action it asks for.
 The row's C{action} column names the action; C{cmd_line_b} ... C{cmd_line_k}
 each hold one whole C{Name: value} header line.  As in VICIdial's sender,
 blank lines and lines holding just C{0} are skipped and the headers go out
-in column order, pseudo-headers such as C{VDACnote} included.  acqs adds the
-ActionID and refuses what could not be sent safely.
+in column order, each as the row has it (pseudo-headers such as C{VDACnote}
+included).  The ActionID is the row's own when it has one (VICIdial's
+stereo MixMonitor row does), else acqs'.  Lines that are not headers
+(VICIdial's agent screen writes bare values, a channel or C{on}, into
+C{cmd_line_j} and C{cmd_line_k}; Asterisk ignores lines without a colon)
+are left out and named.  acqs refuses what could not be sent safely: a line
+holding CR or LF, a name that is no action, Login/Logoff/Challenge, and an
+action the operator did not allow.
 
 VICIdial's volume control is the one row whose lines are not all headers:
 C{cmd_line_b} holds the placeholder C{XXYYXXYYXXYYXX} where the MeetMe user
@@ -14,7 +20,7 @@ conference; the sender looks the number up with C{meetme list} first.
 """
 
 import re
-from typing import List, Optional, Tuple, Union
+from typing import Collection, List, Optional, Tuple, Union
 
 import attr
 
@@ -25,6 +31,10 @@ _ACTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 # acqs opens and closes every session itself.
 _SESSION_ACTIONS = frozenset(["login", "logoff", "challenge"])
+# The actions VICIdial's GUI clients, dialers and AGIs queue (the survey
+# behind tests/data/vicidial/rows.json); the default of --allow-actions.
+VICIDIAL_ACTIONS = ("Originate", "Redirect", "Hangup", "Monitor", "StopMonitor", "MixMonitor",
+                    "MuteAudio", "ConfbridgeMute", "ConfbridgeUnmute")
 _TRUE = frozenset(["yes", "true", "y", "t", "1", "on"])  # Asterisk's ast_true()
 # How long Asterisk lets an Originate ring when the action names no Timeout.
 ORIGINATE_RING = 30.0
@@ -33,13 +43,25 @@ MEETME_PLACEHOLDER = "XXYYXXYYXXYYXX"
 
 @attr.s(frozen=True, auto_attribs=True)
 class Action:
-    """An AMI action ready to send; C{ignored} names row lines left out."""
+    """
+    An AMI action ready to send for the claim C{claim} of row C{man_id};
+    C{ignored} names the row's lines left out, C{actionID} is the row's own
+    ActionID, if it has one.
+    """
 
     man_id: int
     name: str
     headers: Tuple[Header, ...]
     ignored: Tuple[str, ...] = ()
     meetme: Optional[Tuple[str, str]] = None  # (channel, conference) to look up
+    claim: str = ""
+    actionID: Optional[str] = None
+    callerid: str = ""
+
+    @property
+    def callAnswered(self) -> bool:
+        """Whether Success means the call was answered: a synchronous Originate."""
+        return self.originates and self._header("async").lower() not in _TRUE
 
     @property
     def originates(self) -> bool:
@@ -54,7 +76,7 @@ class Action:
         (VICIdial sends no C{Async}) is answered only once its call is, so
         it gets its ring time (C{Timeout}, in ms) on top.
         """
-        if not self.originates or self._header("async").lower() in _TRUE:
+        if not self.callAnswered:
             return timeout
         try:
             ring = float(self._header("timeout")) / 1000
@@ -78,19 +100,26 @@ def meetmeUser(output: List[str], channel: str) -> Optional[str]:
     return None
 
 
-def rowAction(row: ActionRow) -> Union[Action, Refusal]:
-    """The action a claimed row asks for, or why it cannot be sent."""
+def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
+              ) -> Union[Action, Refusal]:
+    """
+    The action a claimed row asks for, or why it cannot be sent; with
+    C{allowed} (lower-case names), only those actions are sent.
+    """
 
     def refuse(reason: str) -> Refusal:
-        return Refusal(row.man_id, reason)
+        return Refusal(row.man_id, row.claim, reason)
 
     name = (row.action or "").strip()
     if not _ACTION_NAME.match(name):
         return refuse(f"action {name[:40]!r} is not an AMI action name")
     if name.lower() in _SESSION_ACTIONS:
         return refuse(f"action {name} is not allowed: acqs logs in and off by itself")
+    if allowed is not None and name.lower() not in allowed:
+        return refuse(f"action {name} is not in --allow-actions")
     headers: List[Header] = []
     ignored: List[str] = []
+    actionID = None
     lines = dict(zip(CMD_LINE_COLUMNS, row.cmd_lines))
     meetme = None
     if MEETME_PLACEHOLDER in (lines["cmd_line_b"] or ""):
@@ -105,15 +134,20 @@ def rowAction(row: ActionRow) -> Union[Action, Refusal]:
         if "\r" in line or "\n" in line:
             return refuse(f"{column} holds CR or LF")
         key, sep, value = line.partition(":")
-        key = key.strip()
         if not sep or not _HEADER_NAME.match(key):
-            return refuse(f"{column} is not a 'Name: value' header line")
-        if key.lower() == "actionid":
             ignored.append(column)
             continue
-        headers.append((key, value.strip()))
+        value = value[1:] if value.startswith(" ") else value
+        if key.lower() == "actionid":
+            if actionID is None and value.strip():
+                actionID = value.strip()
+            else:
+                ignored.append(column)
+            continue
+        headers.append((key, value))
     try:
-        encode([("Action", name)] + headers)
+        encode([("Action", name), ("ActionID", actionID or "-")] + headers)
     except UnsafeHeader as e:
         return refuse(str(e))
-    return Action(row.man_id, name, tuple(headers), tuple(ignored), meetme)
+    return Action(row.man_id, name, tuple(headers), tuple(ignored), meetme, row.claim, actionID,
+                  row.callerid)

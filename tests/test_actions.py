@@ -2,13 +2,13 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from acqs.actions import Action, meetmeUser, rowAction
+from acqs.actions import VICIDIAL_ACTIONS, Action, meetmeUser, rowAction
 from acqs.store.records import ActionRow, Refusal
 
 
 def row(action="Originate", *lines, callerid="DL40130172253cc160"):
     lines = tuple(lines) + ("",) * (10 - len(lines))
-    return ActionRow(7, "10.10.11.12", action, callerid, lines)
+    return ActionRow(7, "10.10.11.12", action, callerid, lines, claim="c0ffee")
 
 
 class RowActionTests(SynchronousTestCase):
@@ -18,8 +18,10 @@ class RowActionTests(SynchronousTestCase):
                           "Exten: 917274515135", "Priority: 1", "Callerid: DL40130172253cc160"))
         self.assertEqual(a, Action(7, "Originate", (
             ("Channel", "local/8600011@demo"), ("Context", "default"),
-            ("Exten", "917274515135"), ("Priority", "1"), ("Callerid", "DL40130172253cc160"))))
+            ("Exten", "917274515135"), ("Priority", "1"), ("Callerid", "DL40130172253cc160")),
+            claim="c0ffee"))
         self.assertTrue(a.originates)
+        self.assertTrue(a.callAnswered)
 
     def test_headerOrderAsStored(self):
         """Rows from VICIdial's dialer (Exten in b, Channel in d) keep their order; VDACnote goes out."""
@@ -42,6 +44,26 @@ class RowActionTests(SynchronousTestCase):
         a = rowAction(row("Originate", "Variable: __URL=http://x:80/a"))
         self.assertEqual(a.headers, (("Variable", "__URL=http://x:80/a"),))
 
+    def test_valuesAsStored(self):
+        """Values go out as the row has them (an empty Variable, a second space), as
+        VICIdial's sender writes them; Asterisk skips the blanks."""
+        a = rowAction(row("Originate", "Variable: ", "Exten:  8600051", "options:r(a.wav)"))
+        self.assertEqual(a.headers, (("Variable", ""), ("Exten", " 8600051"),
+                                     ("options", "r(a.wav)")))
+
+    def test_bareValuesLeftOut(self):
+        """Lines that are no header (the mute button's channel and 'on' in cmd_line_j and k)
+        are left out and named, and the action is sent."""
+        a = rowAction(row("MuteAudio", "Channel: Local/58600051@default-0000001f;1",
+                          "Direction: all", "State: on", "Callerid: AM345678W0001234567W",
+                          "", "", "", "", "Local/58600051@default-0000001f;1", "on"))
+        self.assertIsInstance(a, Action)
+        self.assertEqual([k for k, _ in a.headers], ["Channel", "Direction", "State", "Callerid"])
+        self.assertEqual(a.ignored, ("cmd_line_j", "cmd_line_k"))
+        b = rowAction(row("Hangup", "Channel: SIP/1", "garbage", "Chan nel: x"))
+        self.assertEqual((b.headers, b.ignored), ((("Channel", "SIP/1"),),
+                                                  ("cmd_line_c", "cmd_line_d")))
+
     def test_refusals(self):
         """Rows that cannot be sent safely are refused with a reason naming the problem."""
         cases = {
@@ -49,19 +71,29 @@ class RowActionTests(SynchronousTestCase):
             "spaces in action": (row("Orig inate"), "is not an AMI action name"),
             "Logoff": (row("Logoff"), "acqs logs in and off by itself"),
             "CR/LF": (row("Redirect", "Channel: SIP/1\r\nAction: Hangup"), "cmd_line_b holds CR or LF"),
-            "no colon": (row("Hangup", "Channel: SIP/1", "garbage"), "cmd_line_c is not a 'Name: value'"),
-            "bad name": (row("Hangup", "Chan nel: SIP/1"), "cmd_line_b is not a 'Name: value'"),
+            "bare CR/LF": (row("Hangup", "Channel: SIP/1", "x\nAction: Logoff"), "cmd_line_c holds CR or LF"),
         }
         for name, (r, reason) in cases.items():
             result = rowAction(r)
             self.assertIsInstance(result, Refusal, name)
             self.assertIn(reason, result.reason, name)
-            self.assertEqual(result.man_id, 7)
+            self.assertEqual((result.man_id, result.claim), (7, "c0ffee"))
 
-    def test_actionIDIgnored(self):
-        """A row's own ActionID line is left out and named; acqs sets the ActionID."""
-        a = rowAction(row("Ping", "ActionID: mine"))
-        self.assertEqual((a.headers, a.ignored), ((), ("cmd_line_b",)))
+    def test_rowActionID(self):
+        """A row's own ActionID (VICIdial's stereo MixMonitor row) is the action's ActionID;
+        a second one is left out."""
+        a = rowAction(row("MixMonitor", "ActionID: SR011122330001234567", "Channel: SIP/a-1",
+                          "ActionID: again"))
+        self.assertEqual((a.actionID, a.headers, a.ignored),
+                         ("SR011122330001234567", (("Channel", "SIP/a-1"),), ("cmd_line_d",)))
+
+    def test_allowedActions(self):
+        """With an allowlist only those actions are sent (any case); others are refused."""
+        allowed = {n.lower() for n in VICIDIAL_ACTIONS}
+        self.assertIsInstance(rowAction(row("ORIGINATE"), allowed), Action)
+        refused = rowAction(row("Command", "Command: core stop now"), allowed)
+        self.assertIsInstance(refused, Refusal)
+        self.assertIn("not in --allow-actions", refused.reason)
 
     def test_unknownActionSent(self):
         """A well-formed but unknown action name is sent; Asterisk is the judge."""
@@ -107,6 +139,11 @@ class AnswerTimeoutTests(SynchronousTestCase):
         self.assertEqual(rowAction(row("Originate", "Timeout: soon")).answerTimeout(10), 40)
 
     def test_asyncAndOthers(self):
-        """Async Originates and other actions are answered at once: the plain timeout."""
-        self.assertEqual(rowAction(row("Originate", "Async: yes", "Timeout: 45000")).answerTimeout(10), 10)
-        self.assertEqual(rowAction(row("Hangup", "Channel: SIP/1")).answerTimeout(10), 10)
+        """Async Originates and other actions are answered at once: the plain timeout, and
+        their Success says nothing of a call."""
+        async_ = rowAction(row("Originate", "Async: yes", "Timeout: 45000"))
+        self.assertEqual(async_.answerTimeout(10), 10)
+        self.assertFalse(async_.callAnswered)
+        hangup = rowAction(row("Hangup", "Channel: SIP/1"))
+        self.assertEqual(hangup.answerTimeout(10), 10)
+        self.assertFalse(hangup.callAnswered)
