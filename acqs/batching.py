@@ -65,7 +65,7 @@ class BatchWriter:
         self._enqueue(item, None)
 
     def write(self, item: object) -> Deferred:
-        """Queue C{item}; the Deferred fires once its batch is written."""
+        """Queue C{item}; the Deferred fires with what C{write(batch)} returned for its batch."""
         d = Deferred()
         self._enqueue(item, d)
         return d
@@ -99,7 +99,7 @@ class BatchWriter:
     async def _writeBatch(self, batch: List[Tuple[object, Optional[Deferred]]]) -> None:
         delay = 0.0
         try:
-            await self._write([item for item, _ in batch])
+            result = await self._write([item for item, _ in batch])
         except Exception:
             failure = Failure()
             self._failures += 1
@@ -123,7 +123,7 @@ class BatchWriter:
                 self._failures = 0
             for _, waiter in batch:
                 if waiter is not None:
-                    waiter.callback(None)
+                    waiter.callback(result)
         finally:
             self._inFlight = 0
         self._schedule(delay)

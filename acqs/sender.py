@@ -3,16 +3,24 @@ The sender: claims NEW rows of this server and sends each action over its
 own short-lived AMI session.
 
 Claims are sized to free capacity, so rows wait as NEW in the table (in
-man_id order) rather than as QUEUE in memory.  At most C{maxSessions}
-sessions are open at once, lingering ones included; rows claimed beyond
-that wait in a FIFO backlog, and while they wait, lingering sessions are
-logged off oldest first to make room.  Rows whose action never reached AMI
-(Asterisk unreachable, login refused, acqs stopping) go back to NEW, and
-claiming pauses with a growing delay until AMI answers again.
+man_id order) rather than as QUEUE in memory.  Sessions connect and log in
+first, then take the oldest claimed row: at most C{maxConnecting} are
+connecting at once (Asterisk's AMI listen backlog is short), at most
+C{maxSessions} are open, lingering ones included, and C{warm} of them may
+wait logged in for rows to come (each still carries one action only).
+While claimed rows wait for a session, lingering sessions are logged off
+oldest first to make room.
+
+When AMI cannot be reached or refuses the login, claiming pauses, the rows
+waiting for a session go back to NEW, and one session at a time probes AMI
+(every C{probeInterval} seconds; backing off to 30 s while the login is
+refused) until one logs in: claiming then resumes at once.  A failed
+database mark, or a claim found lost to another claimant, is not an AMI
+failure: the row is released, or left to its claimant.
 """
 
 from collections import OrderedDict, deque
-from typing import Callable, Deque, Optional, Sequence
+from typing import Callable, Collection, Deque, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -22,22 +30,29 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .actions import Action, rowAction
+from .ami.errors import LoginFailed
 from .batching import BatchWriter
-from .session import ActionSession, NotSent
+from .session import ActionSession, ClaimLost, MarkFailed, NotSent
 from .store.interfaces import IQueueStore, StoreUnavailable
 from .store.records import Refusal, SendResult
 
-SessionOpener = Callable[[Action, Callable[[], Deferred]], ActionSession]
+SessionOpener = Callable[[], ActionSession]
 
 MAX_PAUSE = 30.0
+# While AMI stays unreachable, how often it is said again (seconds).
+DOWN_REMINDER = 60.0
 
 
 class Sender(Service):
     """
-    @param openSession: C{openSession(action, beforeSend)} starts an
-        L{ActionSession} for the action.
+    @param openSession: C{openSession()} starts an L{ActionSession}.
     @param onOriginate: called with the callerid of every Originate claimed,
         before it is sent, so the listener can follow the call.
+    @param onAnswer: called with each Originate's L{Action}, its
+        L{SendResult} and when (clock seconds) it was given to its session,
+        once Asterisk answered it.
+    @param allowed: the lower-case action names that may be sent; all when
+        None.
     """
 
     log = Logger()
@@ -51,8 +66,14 @@ class Sender(Service):
         instance: str,
         *,
         maxSessions: int = 50,
+        maxConnecting: int = 4,
+        warm: int = 0,
+        warmIdle: float = 10.0,
         pollInterval: float = 0.05,
+        probeInterval: float = 0.5,
         onOriginate: Callable[[str], None] = lambda callerid: None,
+        onAnswer: Callable[[Action, SendResult, float], None] = lambda action, result, at: None,
+        allowed: Optional[Collection[str]] = None,
         stopTimeout: float = 30.0,
     ):
         self._clock = clock
@@ -61,18 +82,28 @@ class Sender(Service):
         self.serverIP = serverIP
         self.instance = instance
         self._maxSessions = maxSessions
+        self._maxConnecting = maxConnecting
+        self._warm = warm
+        self._warmIdle = warmIdle
         self._pollInterval = pollInterval
+        self._probeInterval = probeInterval
         self._onOriginate = onOriginate
+        self._onAnswer = onAnswer
+        self._allowed = allowed
         self._stopTimeout = stopTimeout
         self._backlog: Deque[Action] = deque()
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
+        self._retirements = {}  # idle session -> the call that retires it
         self._loop = LoopingCall(self._poll)
         self._loop.clock = clock
         self._looping: Optional[Deferred] = None
         self._stopping = False
-        self._failures = 0  # sessions in a row that could not send
-        self._pausedUntil = 0.0
-        self._storeDown = False
+        self._probe = None  # the delayed call of the next probe
+        self._probeFailures = 0
+        self._reminded = 0.0
+        self.amiDownSince: Optional[float] = None
+        self.claimError: Optional[str] = None
+        self.claimFailingSince: Optional[float] = None
         self.sent = 0
         self.marks = BatchWriter(clock, store.markSending, "sending marks", retry=False)
         self.results = BatchWriter(clock, store.recordSent, "send results")
@@ -95,12 +126,11 @@ class Sender(Service):
         self._looping = self._loop.start(self._pollInterval, now=True)
 
     def _room(self) -> int:
-        busy = sum(1 for s in self._sessions if not s.lingering)
-        room = self._maxSessions - busy - len(self._backlog)
-        return min(room, 1) if self._failures else room
+        busy = sum(1 for s in self._sessions if s.action is not None and not s.lingering)
+        return self._maxSessions - busy - len(self._backlog)
 
     def _poll(self) -> Optional[Deferred]:
-        if self._stopping or self._clock.seconds() < self._pausedUntil:
+        if self._stopping or self.amiDownSince is not None:
             return None
         room = self._room()
         return Deferred.fromCoroutine(self._claim(room)) if room > 0 else None
@@ -108,105 +138,179 @@ class Sender(Service):
     async def _claim(self, room: int) -> None:
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance)
-        except StoreUnavailable as e:
-            if not self._storeDown:
-                self._storeDown = True
-                self.log.error("Cannot claim rows: {reason}", reason=str(e))
+        except Exception as e:
+            if self.claimFailingSince is None:
+                self.claimFailingSince = self._clock.seconds()
+                if isinstance(e, StoreUnavailable):
+                    self.log.error("Cannot claim rows: {reason}", reason=str(e))
+                else:
+                    self.log.failure("Claiming rows failed")
+            self.claimError = str(e) or repr(e)
             return
-        except Exception:
-            self.log.failure("Claiming rows failed")
-            return
-        if self._storeDown:
-            self._storeDown = False
-            self.log.info("Claiming rows again")
+        if self.claimFailingSince is not None:
+            self.log.info("Claiming rows again after {outage:.1f} s",
+                          outage=self._clock.seconds() - self.claimFailingSince)
+            self.claimError = self.claimFailingSince = None
         for row in rows:
             try:
                 self._take(row)
             except Exception:
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
-                self.releases.add((row.man_id, "acqs failed to queue the row"))
+                self.releases.add(((row.man_id, row.claim), "acqs failed to queue the row"))
         self._pump()
 
     def _take(self, row) -> None:
-        action = rowAction(row)
+        action = rowAction(row, self._allowed)
         if isinstance(action, Refusal):
             self.log.warn("man_id {man_id} refused: {reason}", man_id=action.man_id,
                           reason=action.reason)
             self.refusals.add(action)
             return
         if action.ignored:
-            self.log.warn("man_id {man_id}: ignored {columns} (acqs sets the ActionID)",
-                          man_id=action.man_id, columns=", ".join(action.ignored))
+            self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
+                          " 'Name: value' header lines", man_id=action.man_id,
+                          action=action.name, columns=", ".join(action.ignored))
         if action.originates:
             self._onOriginate(row.callerid)
-        self.log.info("man_id {man_id} {action} claimed (QUEUE), callerid {callerid}",
-                      man_id=row.man_id, action=action.name, callerid=row.callerid)
         self._backlog.append(action)
 
     # Sessions
 
     def _pump(self) -> None:
         if self._stopping:
-            for action in self._backlog:
-                self.releases.add((action.man_id, "acqs stopped before sending it"))
-            self._backlog.clear()
+            self._releaseBacklog("acqs stopped before sending it")
             return
-        while self._backlog and len(self._sessions) < self._maxSessions:
-            self._start(self._backlog.popleft())
-        if self._backlog:
+        for session in [s for s in self._sessions if s.idle]:
+            if not self._backlog:
+                break
+            self._give(session, self._backlog.popleft())
+        if self.amiDownSince is None:
+            idle = sum(1 for s in self._sessions if s.idle)
+            connecting = sum(1 for s in self._sessions if s.connecting)
+            wanted = len(self._backlog) + self._warm - idle - connecting
+            while (wanted > 0 and connecting < self._maxConnecting
+                   and len(self._sessions) < self._maxSessions):
+                self._open()
+                wanted -= 1
+                connecting += 1
+        if self._backlog and len(self._sessions) >= self._maxSessions:
             lingering = [s for s in self._sessions if s.lingering]
             for session in lingering[: len(self._backlog)]:
                 session.endLinger()
 
-    def _start(self, action: Action) -> None:
-        session = self._openSession(action, lambda: self.marks.write(action.man_id))
+    def _open(self) -> ActionSession:
+        session = self._openSession()
         self._sessions[session] = None
-        session.answered.addCallbacks(self._answered, self._notSent,
-                                      callbackArgs=(action,), errbackArgs=(action,))
+        session.loggedIn.addCallback(self._loggedIn, session)
         session.closed.addErrback(
-            lambda f: self.log.failure("man_id {man_id}: session failed", f,
-                                       man_id=action.man_id))
+            lambda f: self.log.failure("AMI session failed", f))
         session.closed.addBoth(self._closed, session)
+        return session
 
-    def _answered(self, result: SendResult, action: Action) -> None:
+    def _loggedIn(self, ok: bool, session: ActionSession) -> None:
+        if not ok:
+            self._amiFailed(session.loginError)
+            return
+        if self.amiDownSince is not None:
+            self.log.info("AMI answers again after {outage:.1f} s; claiming again",
+                          outage=self._clock.seconds() - self.amiDownSince)
+            self.amiDownSince = None
+            self._probeFailures = 0
+        self._pump()
+        if session.idle:
+            idle = sum(1 for s in self._sessions if s.idle)
+            keep = self._warmIdle if idle <= self._warm else 0
+            self._retirements[session] = self._clock.callLater(keep, self._retire, session)
+
+    def _retire(self, session: ActionSession) -> None:
+        self._retirements.pop(session, None)
+        if session.idle:
+            session.stop()
+
+    def _give(self, session: ActionSession, action: Action) -> None:
+        call = self._retirements.pop(session, None)
+        if call is not None and call.active():
+            call.cancel()
+        claim = (action.man_id, action.claim)
+        session.send(action, lambda: self.marks.write(claim).addCallback(
+            lambda marked: action.man_id in marked))
+        session.answered.addCallbacks(self._answered, self._notSent,
+                                      callbackArgs=(action, self._clock.seconds()),
+                                      errbackArgs=(action,))
+
+    def _answered(self, result: SendResult, action: Action, givenAt: float) -> None:
         self.sent += 1
         self.log.info("man_id {man_id} {action} sent: {text} (response {response})",
                       man_id=result.man_id, action=action.name, text=result.text,
                       response="Y" if result.answered else "N")
-        if self._failures:
-            self.log.info("AMI answers again after {failures} failed sessions",
-                          failures=self._failures)
-            self._failures = 0
-            self._pausedUntil = 0.0
         self.results.add(result)
+        if action.originates:
+            self._onAnswer(action, result, givenAt)
 
     def _notSent(self, failure: Failure, action: Action) -> None:
         reason = failure.getErrorMessage() if failure.check(NotSent) else repr(failure.value)
-        self.releases.add((action.man_id, f"not sent: {reason}"))
-        if self._stopping:
+        if failure.check(ClaimLost):
+            self.log.warn("man_id {man_id} {action} not sent: {reason}; left to it",
+                          man_id=action.man_id, action=action.name, reason=reason)
             return
-        self._failures += 1
-        pause = min(MAX_PAUSE, 2.0 ** (self._failures - 1))
-        self._pausedUntil = self._clock.seconds() + pause
-        if self._failures == 1 or pause < MAX_PAUSE:
-            self.log.error(
-                "man_id {man_id} {action} not sent, back to NEW: {reason};"
-                " claiming paused for {pause:g} s",
-                man_id=action.man_id, action=action.name, reason=reason, pause=pause,
-            )
+        self.releases.add(((action.man_id, action.claim), f"not sent: {reason}"))
+        if failure.check(MarkFailed):
+            self.log.error("man_id {man_id} {action} not sent, back to NEW: {reason}",
+                           man_id=action.man_id, action=action.name, reason=reason)
+        elif not self._stopping:
+            self._amiFailed(failure.value)
 
     def _closed(self, _: object, session: ActionSession) -> None:
         self._sessions.pop(session, None)
+        call = self._retirements.pop(session, None)
+        if call is not None and call.active():
+            call.cancel()
         self._pump()
+
+    def _releaseBacklog(self, reason: str) -> None:
+        for action in self._backlog:
+            self.releases.add(((action.man_id, action.claim), reason))
+        self._backlog.clear()
 
     def _release(self, items: Sequence) -> Deferred:
         byReason = {}
-        for man_id, reason in items:
-            byReason.setdefault(reason, []).append(man_id)
+        for claim, reason in items:
+            byReason.setdefault(reason, []).append(claim)
         return DeferredList(
-            [self._store.release(ids, reason) for reason, ids in byReason.items()],
+            [self._store.release(claims, reason) for reason, claims in byReason.items()],
             fireOnOneErrback=True, consumeErrors=True,
         ).addErrback(lambda f: f.value.subFailure)
+
+    # AMI outages
+
+    def _amiFailed(self, error: Exception) -> None:
+        """A session could not reach AMI: pause claiming (once) and probe."""
+        if self._stopping:
+            return
+        now = self._clock.seconds()
+        reason = str(error) or repr(error)
+        if self.amiDownSince is None:
+            self.amiDownSince = self._reminded = now
+            self.log.error("AMI unreachable ({reason}); claiming paused until it answers",
+                           reason=reason)
+            self._releaseBacklog(f"not sent: AMI unreachable ({reason})")
+        elif self._probe is not None or any(s.connecting for s in self._sessions):
+            return  # one failure per pause: the probe in flight will tell
+        elif now - self._reminded >= DOWN_REMINDER:
+            self._reminded = now
+            self.log.warn("AMI still unreachable after {outage:.0f} s ({reason})",
+                          outage=now - self.amiDownSince, reason=reason)
+        self._probeFailures += 1
+        delay = self._probeInterval
+        if isinstance(error, LoginFailed):
+            delay = min(MAX_PAUSE, 2.0 ** (self._probeFailures - 1))
+            self.log.warn("AMI refused the login; trying again in {delay:g} s", delay=delay)
+        self._probe = self._clock.callLater(delay, self._probeNow)
+
+    def _probeNow(self) -> None:
+        self._probe = None
+        if not self._stopping and self.amiDownSince is not None:
+            self._open()
 
     # Stopping
 
@@ -219,6 +323,8 @@ class Sender(Service):
         if self._loop.running:
             self._loop.stop()
         await self._looping
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
         self._pump()
         sessions = list(self._sessions)
         for session in sessions:

@@ -1,12 +1,14 @@
 """
 One action over its own short-lived AMI session.
 
-connect and log in (events off) → mark the row SENT → send → wait for the
-answer → linger → Logoff → close.  Every step has a timeout; the linger and
-the logoff are driven by the clock.  Nothing is ever sent before the mark is
+connect and log in (events off) → take one action → mark the row SENT →
+send → wait for the answer → linger → Logoff → close.  A session logs in
+before it has its action, so that the sender can keep a few ready; it still
+carries exactly one action.  Every step has a timeout; the linger and the
+logoff are driven by the clock.  Nothing is ever sent before the mark is
 committed, so a row never marked was certainly not sent; and once the mark
 is asked for, the action goes out (unless the connection is already gone,
-when it certainly was not written).
+when it certainly was not written, or the mark says the claim was lost).
 """
 
 from typing import Callable, Optional
@@ -17,7 +19,7 @@ from twisted.logger import Logger
 
 from .actions import Action, meetmeUser
 from .ami.errors import AMIError
-from .ami.protocol import AMIFactory, AMIProtocol
+from .ami.protocol import AMIFactory, AMIProtocol, nextActionID
 from .store.records import SendResult
 
 TEXT_WIDTH = 255
@@ -27,6 +29,14 @@ class NotSent(Exception):
     """The action never reached AMI; its row may be sent again."""
 
 
+class MarkFailed(NotSent):
+    """The row could not be marked (the database failed): not sent."""
+
+
+class ClaimLost(NotSent):
+    """The mark found the row no longer claimed by this claim: someone else has it."""
+
+
 def _answerText(response) -> str:
     text = response.get("Message") or response.get("Response") or ""
     return text[:TEXT_WIDTH]
@@ -34,9 +44,13 @@ def _answerText(response) -> str:
 
 class ActionSession:
     """
-    Send one action.  C{answered} fires with the L{SendResult} as soon as
-    Asterisk answers (or fails with L{NotSent}); C{closed} fires once the
-    session is over.  C{beforeSend()} must fire before anything is sent.
+    A short-lived AMI session for one action.  It connects and logs in at
+    once: C{loggedIn} fires True when it has, or False (then C{loginError}
+    holds the exception).  L{send} gives it its action; C{answered} then fires with
+    the L{SendResult} as soon as Asterisk answers, or fails with L{NotSent}.
+    C{closed} fires once the session is over.  C{beforeSend()} marks the
+    row: it fires True once the mark is committed, False if the claim was
+    lost (nothing is sent then).
     """
 
     log = Logger()
@@ -46,30 +60,52 @@ class ActionSession:
         clock: IReactorTime,
         endpoint: IStreamClientEndpoint,
         factory: AMIFactory,
-        action: Action,
-        beforeSend: Callable[[], Deferred],
         linger: float,
         timeout: float,
     ):
         self._clock = clock
         self._endpoint = endpoint
         self._factory = factory
-        self.action = action
-        self._beforeSend = beforeSend
         self._linger = linger
         self._timeout = timeout
+        self.action: Optional[Action] = None
+        self._beforeSend: Optional[Callable[[], Deferred]] = None
+        self._given = Deferred()  # fires when the action is given
         self._step: Optional[Deferred] = None  # what the session waits for now
         self._protocol: Optional[AMIProtocol] = None
         self._lingerCall = None
         self._marking = False
         self._stopping = False
         self._abandoned = False
+        self.loginError: Optional[Exception] = None
+        self.loggedIn = Deferred()
         self.answered = Deferred()
         self.closed = Deferred.fromCoroutine(self._run())
 
     @property
+    def connecting(self) -> bool:
+        """Still connecting or logging in."""
+        return not self.loggedIn.called
+
+    @property
+    def idle(self) -> bool:
+        """Logged in, waiting for its action."""
+        return self.loggedIn.called and self.action is None and not self.closed.called
+
+    @property
     def lingering(self) -> bool:
         return self._lingerCall is not None and self._lingerCall.active()
+
+    def send(self, action: Action, beforeSend: Callable[[], Deferred]) -> None:
+        """Carry C{action}: mark it with C{beforeSend()}, then send it."""
+        if self.action is not None:
+            raise RuntimeError("a session carries one action")
+        self.action, self._beforeSend = action, beforeSend
+        if self.closed.called:  # it never logged in, or its connection went
+            why = self.loginError or "the AMI session ended before its action came"
+            self.answered.errback(NotSent(str(why) or repr(why)))
+            return
+        self._given.callback(action)
 
     def endLinger(self) -> None:
         """Log off now if lingering."""
@@ -79,9 +115,10 @@ class ActionSession:
 
     def stop(self) -> None:
         """
-        Wind down: a session still connecting or logging in gives up (the
-        action is not sent); one marking or waiting for its answer goes on,
-        within its timeouts; one lingering logs off now.
+        Wind down: a session still connecting, logging in or waiting for an
+        action gives up (its action, if any, is not sent); one marking or
+        waiting for its answer goes on, within its timeouts; one lingering
+        logs off now.
         """
         self._stopping = True
         if not self._marking and self._step is not None:
@@ -107,23 +144,37 @@ class ActionSession:
             self._step = None
 
     async def _run(self) -> None:
-        protocol: Optional[AMIProtocol] = None
         try:
             protocol = self._protocol = await self._wait(self._factory.login(self._endpoint))
+        except Exception as e:
+            self.loginError = e
+            self.loggedIn.callback(False)
+            if self.action is not None:
+                self.answered.errback(NotSent("acqs is stopping" if isinstance(e, CancelledError)
+                                              else str(e) or repr(e)))
+            return
+        self.loggedIn.callback(True)
+        try:
+            await self._wait(_orLost(self._given, protocol))
             if self.action.meetme is not None:
                 await self._findMeetmeUser(protocol)
             if self._stopping:
                 raise CancelledError()
             # Once the mark is asked for, it may commit: the action must go out.
             self._marking = True
-            await self._beforeSend()
+            try:
+                marked = await self._beforeSend()
+            except Exception as e:
+                raise MarkFailed(f"the row could not be marked SENT: {e}") from e
+            if not marked:
+                raise ClaimLost("the claim was lost: another claimant has the row")
             if protocol.lost:
                 raise NotSent("the AMI connection closed before the action was written")
         except Exception as e:
-            reason = "acqs is stopping" if isinstance(e, CancelledError) else str(e) or repr(e)
-            self.answered.errback(e if isinstance(e, NotSent) else NotSent(reason))
-            if protocol is not None:
-                await protocol.logoff(self._timeout)
+            if self.action is not None:
+                reason = "acqs is stopping" if isinstance(e, CancelledError) else str(e) or repr(e)
+                self.answered.errback(e if isinstance(e, NotSent) else NotSent(reason))
+            await protocol.logoff(self._timeout)
             return
         self.answered.callback(await self._send(protocol))
         if self._linger > 0 and not self._stopping:
@@ -151,12 +202,37 @@ class ActionSession:
 
     async def _send(self, protocol: AMIProtocol) -> SendResult:
         action = self.action
+        actionID = action.actionID or nextActionID()
+
+        def result(answered: bool, text: str) -> SendResult:
+            return SendResult(action.man_id, action.claim, answered, text[:TEXT_WIDTH],
+                              callAnswered=answered and action.callAnswered, actionID=actionID)
+
         try:
             response = await protocol.sendAction(action.name, action.headers,
-                                                 action.answerTimeout(self._timeout))
+                                                 action.answerTimeout(self._timeout),
+                                                 actionID=actionID)
         except AMIError as e:
-            return SendResult(action.man_id, False, e.reason[:TEXT_WIDTH])
+            return result(False, e.reason)
         except Exception as e:
             why = "acqs stopped before Asterisk answered" if self._abandoned else f"no answer: {e}"
-            return SendResult(action.man_id, False, why[:TEXT_WIDTH])
-        return SendResult(action.man_id, True, _answerText(response))
+            return result(False, why)
+        return result(True, _answerText(response))
+
+
+def _orLost(given: Deferred, protocol: AMIProtocol) -> Deferred:
+    """Fires when the action is given; fails if the connection goes first."""
+    waiting = Deferred(lambda _: None)
+
+    def fire(result):
+        if waiting.called:
+            return
+        if isinstance(result, Exception):
+            waiting.errback(result)
+        else:
+            waiting.callback(result)
+
+    given.addCallback(fire)
+    protocol.whenLost().addCallback(
+        lambda reason: fire(NotSent(f"the AMI connection closed while idle: {reason}")))
+    return waiting

@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from acqs.actions import Action, rowAction
 from acqs.ami.protocol import AMIFactory
-from acqs.session import ActionSession, NotSent
+from acqs.session import ActionSession, ClaimLost, MarkFailed, NotSent
 from acqs.simulator import Simulator
 from acqs.simulator.memory import MemoryNetwork
 from acqs.store.records import ActionRow, SendResult
@@ -14,7 +14,7 @@ from acqs.store.records import ActionRow, SendResult
 CID = "DL40130172253cc160"
 ORIGINATE = Action(7, "Originate", (
     ("Channel", "Local/8600011@acqs-test"), ("Context", "acqs-test"), ("Exten", "8600100"),
-    ("Priority", "1"), ("Callerid", CID), ("Async", "true")))
+    ("Priority", "1"), ("Callerid", CID), ("Async", "true")), claim="c1")
 
 
 class SessionTestCase(SynchronousTestCase):
@@ -26,15 +26,20 @@ class SessionTestCase(SynchronousTestCase):
 
     def mark(self):
         self.marks.append(self.clock.seconds())
-        return succeed(None)
+        return succeed(True)
 
     def session(self, action=ORIGINATE, linger=10.0, secret="sendersecret", mark=None,
                 timeout=5.0):
-        factory = AMIFactory("sender", secret, self.clock, events="off", timeout=timeout)
-        session = ActionSession(self.clock, self.network.endpoint(), factory, action,
-                                mark or self.mark, linger, timeout)
+        """A session given its action at once."""
+        session = self.loggingIn(linger, secret, timeout)
+        if action is not None:
+            session.send(action, mark or self.mark)
         self.network.flush()
         return session
+
+    def loggingIn(self, linger=10.0, secret="sendersecret", timeout=5.0):
+        factory = AMIFactory("sender", secret, self.clock, events="off", timeout=timeout)
+        return ActionSession(self.clock, self.network.endpoint(), factory, linger, timeout)
 
     def advance(self, seconds):
         self.network.advance(self.clock, seconds)
@@ -54,7 +59,9 @@ class SendTests(SessionTestCase):
         """Log in with events off, send once Asterisk is reached, answer, linger, log off."""
         session = self.session(linger=10)
         result = self.successResultOf(session.answered)
-        self.assertEqual(result, SendResult(7, True, "Originate successfully queued"))
+        self.assertEqual(result, SendResult(7, "c1", True, "Originate successfully queued",
+                                            actionID=result.actionID))
+        self.assertTrue(result.actionID.startswith("acqs-"))
         [(_, login)] = self.sent("Login")
         self.assertEqual(login["Events"], "off")
         [(user, originate)] = self.sent("Originate")
@@ -81,10 +88,64 @@ class SendTests(SessionTestCase):
         session = self.session(mark=lambda: marked)
         self.assertEqual(self.sent("Originate"), [])
         self.assertNoResult(session.answered)
-        marked.callback(None)
+        marked.callback(True)
         self.network.flush()
         self.assertEqual(len(self.sent("Originate")), 1)
         self.successResultOf(session.answered)
+
+    def test_logsInBeforeItsAction(self):
+        """A session logs in at once and waits, logged in, for its one action."""
+        session = self.loggingIn()
+        self.network.flush()
+        self.assertTrue(self.successResultOf(session.loggedIn))
+        self.assertTrue(session.idle)
+        self.advance(60)
+        self.assertEqual(self.sent("Originate"), [])
+        session.send(ORIGINATE, self.mark)
+        self.network.flush()
+        self.assertEqual(len(self.sent("Originate")), 1)
+        self.assertFalse(session.idle)
+        with self.assertRaises(RuntimeError):
+            session.send(ORIGINATE, self.mark)
+
+    def test_idleSessionStopped(self):
+        """Stopping a session that waits for an action logs it off; nothing is sent."""
+        session = self.loggingIn()
+        self.network.flush()
+        session.stop()
+        self.network.flush()
+        self.successResultOf(session.closed)
+        self.assertEqual((len(self.sent("Logoff")), self.sent("Originate")), (1, []))
+
+    def test_idleSessionDropped(self):
+        """A waiting session whose connection drops ends; given an action too late, it
+        fails it as not sent."""
+        session = self.loggingIn()
+        self.network.flush()
+        self.sim.dropAll()
+        self.network.flush()
+        self.successResultOf(session.closed)
+        self.assertFalse(session.idle)
+
+    def test_rowActionID(self):
+        """The row's own ActionID goes out instead of acqs'."""
+        action = Action(8, "Ping", (), actionID="SR011122330001234567")
+        session = self.session(action, linger=0)
+        result = self.successResultOf(session.answered)
+        [(_, ping)] = self.sent("Ping")
+        self.assertEqual((ping["ActionID"], result.actionID),
+                         ("SR011122330001234567", "SR011122330001234567"))
+
+    def test_syncOriginateAnswersTheCall(self):
+        """A synchronous Originate's Success says its call was answered; an async one's not."""
+        sync = rowAction(ActionRow(10, "10.10.11.12", "Originate", CID, (
+            "Channel: Local/8600011@acqs-test", "Context: acqs-test", "Exten: 8600100",
+            "Priority: 1", f"Callerid: {CID}", "", "", "", "", "")))
+        session = self.session(sync, linger=0)
+        self.advance(3)
+        self.assertTrue(self.successResultOf(session.answered).callAnswered)
+        session = self.session(ORIGINATE, linger=0)
+        self.assertFalse(self.successResultOf(session.answered).callAnswered)
 
     def test_asteriskError(self):
         """An action Asterisk refuses is answered N with Asterisk's reason."""
@@ -96,14 +157,13 @@ class SendTests(SessionTestCase):
     def test_loginUnanswered(self):
         """A login Asterisk never answers means not sent, within the timeout."""
         self.sim.unresponsive = True
-        session = ActionSession(self.clock, self.network.endpoint(),
-                                AMIFactory("sender", "sendersecret", self.clock, timeout=5),
-                                ORIGINATE, self.mark, 0, 5)
-        self.network.flush()
+        session = self.session(linger=0)
         self.assertNoResult(session.answered)
         self.assertEqual(self.marks, [])  # the login itself went unanswered
         self.advance(5)
         self.failureResultOf(session.answered, NotSent)
+        self.assertFalse(self.successResultOf(session.loggedIn))
+        self.assertIn("Login got no response within 5 s", str(session.loginError))
 
     def test_answerTimeout(self):
         """A sent action with no answer within its timeout is recorded N, never resent."""
@@ -147,10 +207,28 @@ class FailureTests(SessionTestCase):
     def test_markFails(self):
         """A mark that cannot be committed means not sent: the action stays off the wire."""
         session = self.session(mark=lambda: fail(ConnectionError("database away")))
-        failure = self.failureResultOf(session.answered, NotSent)
+        failure = self.failureResultOf(session.answered, MarkFailed)
         self.assertIn("database away", str(failure.value))
         self.assertEqual(self.sent("Originate"), [])
         self.assertEqual(len(self.sent("Logoff")), 1)
+
+    def test_claimLost(self):
+        """A mark that finds the claim lost sends nothing: another claimant has the row."""
+        session = self.session(mark=lambda: succeed(False))
+        self.failureResultOf(session.answered, ClaimLost)
+        self.assertEqual(self.sent("Originate"), [])
+
+    def test_greetingTimeout(self):
+        """A connection Asterisk accepts but never greets fails within the greeting timeout,
+        naming the step."""
+        self.network.silent = True
+        factory = AMIFactory("sender", "sendersecret", self.clock, timeout=10,
+                             greetingTimeout=2)
+        session = ActionSession(self.clock, self.network.endpoint(), factory, 0, 10)
+        self.network.flush()
+        self.advance(2)
+        self.assertFalse(self.successResultOf(session.loggedIn))
+        self.assertEqual(str(session.loginError), "AMI greeting: nothing within 2 s")
 
     def test_connectionGoneWhileMarking(self):
         """If AMI drops while the mark commits, the action was not written: not sent."""
@@ -158,7 +236,7 @@ class FailureTests(SessionTestCase):
         session = self.session(mark=lambda: marked)
         self.sim.dropAll()
         self.network.flush()
-        marked.callback(None)
+        marked.callback(True)
         failure = self.failureResultOf(session.answered, NotSent)
         self.assertIn("before the action was written", str(failure.value))
 
@@ -179,7 +257,7 @@ class StopTests(SessionTestCase):
         marked = Deferred()
         session = self.session(mark=lambda: marked)
         session.stop()
-        marked.callback(None)
+        marked.callback(True)
         self.network.flush()
         self.assertEqual(self.successResultOf(session.answered).answered, True)
         self.assertEqual(len(self.sent("Logoff")), 1)
@@ -208,7 +286,8 @@ class StopTests(SessionTestCase):
         session.abandon()
         self.network.flush()
         result = self.successResultOf(session.answered)
-        self.assertEqual(result, SendResult(7, False, "acqs stopped before Asterisk answered"))
+        self.assertEqual((result.answered, result.text),
+                         (False, "acqs stopped before Asterisk answered"))
         self.successResultOf(session.closed)
 
 
@@ -222,7 +301,7 @@ class VolumeControlTests(SessionTestCase):
         """The MeetMe user number of the agent's channel replaces the placeholder."""
         agent = self.session(Action(10, "Originate", (
             ("Channel", "Local/5550001@default"), ("Context", "default"), ("Exten", "8600051"),
-            ("Priority", "1"), ("Callerid", "VX"), ("Async", "true"))), linger=0)
+            ("Priority", "1"), ("Callerid", "VX"), ("Async", "true")), claim="c2"), linger=0)
         self.advance(3)
         self.successResultOf(agent.answered)
         [leg1] = [n for n in self.sim.channels if n.endswith(";1")]

@@ -47,6 +47,18 @@ class ActionTimeout(Exception):
         return f"AMI action {self.action} got no response within {self.timeout:g} s"
 
 
+class StepTimeout(Exception):
+    """A step of reaching AMI (connecting, the greeting) took longer than its timeout."""
+
+    def __init__(self, step: str, timeout: float):
+        self.step = step
+        self.timeout = timeout
+        super().__init__(step, timeout)
+
+    def __str__(self) -> str:
+        return f"{self.step}: nothing within {self.timeout:g} s"
+
+
 class AMIConnectionLost(Exception):
     """The connection closed before the action was answered."""
 

@@ -20,7 +20,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .errors import ActionTimeout, AMIConnectionLost, AMIError, LoginFailed, NotAsterisk
+from .errors import (ActionTimeout, AMIConnectionLost, AMIError, LoginFailed, NotAsterisk,
+                     StepTimeout)
 from .framing import FOLLOWS, DEFAULT_MAX_LINE, MessageReader, parseFollows
 from .message import Header, Message, encode
 
@@ -274,13 +275,15 @@ class AMIProtocol(Protocol):
         headers: Headers = (),
         timeout: Optional[float] = None,
         listEnd: Optional[str] = None,
+        actionID: Optional[str] = None,
     ) -> Deferred:
         """
         Send an action; return a Deferred that fires with the response
         L{Message}, or a L{ListResult} for a list action.  A list is
         recognised by C{EventList: start} in the response, or declared by
         naming the event that closes it (C{listEnd}) for Asterisk versions
-        that send no EventList headers.
+        that send no EventList headers.  The ActionID is acqs' own unless
+        C{actionID} gives one not pending on this connection.
 
         Fails with L{AMIError} on C{Response: Error}, L{ActionTimeout},
         L{AMIConnectionLost}, or L{UnsafeHeader} (and nothing is written).
@@ -289,8 +292,11 @@ class AMIProtocol(Protocol):
             return fail(AMIConnectionLost(action, "connection already closed"))
         pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
         if any(k.lower() == "actionid" for k, _ in pairs):
-            return fail(ValueError("acqs sets the ActionID of every action itself"))
-        actionID = nextActionID()
+            return fail(ValueError("the ActionID goes in actionID=, not among the headers"))
+        if actionID is None:
+            actionID = nextActionID()
+        elif actionID in self._pending:
+            return fail(ValueError(f"ActionID {actionID!r} is already pending"))
         try:
             data = encode([("Action", action), ("ActionID", actionID)] + pairs)
         except ValueError:
@@ -445,6 +451,7 @@ class AMIFactory(Factory):
         events: str = "off",
         md5: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        greetingTimeout: Optional[float] = None,
     ):
         self.username = username
         self._secret = secret
@@ -452,6 +459,7 @@ class AMIFactory(Factory):
         self.events = events
         self.md5 = md5
         self.timeout = timeout
+        self.greetingTimeout = timeout if greetingTimeout is None else greetingTimeout
 
     def __repr__(self) -> str:
         return f"<AMIFactory user={self.username!r} events={self.events!r}>"
@@ -471,7 +479,8 @@ class AMIFactory(Factory):
 
     async def _prepare(self, protocol: AMIProtocol) -> AMIProtocol:
         try:
-            await protocol.whenGreeted().addTimeout(self.timeout, self._clock)
+            await _within(protocol.whenGreeted(), self.greetingTimeout, self._clock,
+                          "AMI greeting")
             return await protocol.login(self.username, self._secret, self.events, self.md5)
         except BaseException:
             protocol.transport.abortConnection()
@@ -482,5 +491,15 @@ class AMIFactory(Factory):
         return Deferred.fromCoroutine(self._connect(endpoint))
 
     async def _connect(self, endpoint: IStreamClientEndpoint) -> AMIProtocol:
-        protocol = await endpoint.connect(self).addTimeout(self.timeout, self._clock)
+        protocol = await _within(endpoint.connect(self), self.timeout, self._clock,
+                                 "AMI connection")
         return await self.prepare(protocol)
+
+
+def _within(d: Deferred, timeout: float, clock: IReactorTime, step: str) -> Deferred:
+    """C{d}, cancelled and failed with L{StepTimeout} if it takes over C{timeout} seconds."""
+
+    def timedOut(result, timeout):
+        raise StepTimeout(step, timeout)
+
+    return d.addTimeout(timeout, clock, onTimeoutCancel=timedOut)

@@ -30,6 +30,8 @@ class _Endpoint:
     def connect(self, factory) -> Deferred:
         if self._network.refusing:
             return fail(ConnectionRefusedError("the simulator is down"))
+        if self._network.hanging:
+            return Deferred(lambda d: None)  # never answered; cancelled by its timeout
         return succeed(self._network.connect(factory.buildProtocol(None)))
 
 
@@ -38,6 +40,9 @@ class MemoryNetwork:
     Connections from acqs' clients to C{simulator}, in memory.
 
     @ivar refusing: when True, new connections are refused (Asterisk down).
+    @ivar hanging: when True, new connections are never answered (a lost SYN).
+    @ivar silent: when True, new connections are made but never greeted
+        (Asterisk's listen backlog full, or Asterisk stuck).
     @ivar connections: how many connections were made.
     """
 
@@ -45,6 +50,8 @@ class MemoryNetwork:
         self.simulator = simulator
         self.pumps: List[iosim.IOPump] = []
         self.refusing = False
+        self.hanging = False
+        self.silent = False
         self.connections = 0
 
     def endpoint(self) -> IStreamClientEndpoint:
@@ -52,7 +59,7 @@ class MemoryNetwork:
 
     def connect(self, protocol: Protocol) -> Protocol:
         """Connect a client C{protocol} to the simulator; returns it."""
-        server = self.simulator.factory.buildProtocol(None)
+        server = Protocol() if self.silent else self.simulator.factory.buildProtocol(None)
         self.pumps.append(iosim.connect(
             server, iosim.makeFakeServer(server), protocol, iosim.makeFakeClient(protocol),
             greet=False))
