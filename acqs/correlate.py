@@ -10,6 +10,16 @@ originated Local leg: C{;1} (C{,1} in Asterisk 1.4), and in Asterisk 12+ the
 one whose uniqueid is the call's linkedid, because a Local channel dialled
 further down the call (its own C{;1}) often rings first.
 
+An C{OriginateResponse} Success (printed once the call is answered) counts
+as the originated channel answering; a Failure ends the wait for that call.
+
+A call whose synchronous Originate was answered (Asterisk answers it only
+once the call is up) but of which no event was ever seen rang and was
+answered while nobody listened: if no live channel carries its callerid
+when the listener catches up, it has ended too, and its row becomes DEAD
+(L{CallEnded}).  Rows of Originates that failed stay as VICIdial leaves
+them.
+
 L{readEvent} turns an event of either dialect (Asterisk 1.4's C{State},
 C{CallerID}; 1.6 and later's C{ChannelStateDesc}, C{CallerIDNum},
 C{ConnectedLineName}) into a L{ChannelEvent}; L{CallTracker} applies the
@@ -21,16 +31,20 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Un
 
 import attr
 
-from .store.records import CallDead, CallUpdated, TrackedCalls
+from .store.records import CallDead, CallEnded, CallUpdated, TrackedCalls
 
 CALLERID_WIDTH = 20  # vicidial_manager.callerid is VARCHAR(20)
 
-STATE, HANGUP = "state", "hangup"
+STATE, HANGUP, ORIGINATED = "state", "hangup", "originated"
 _PROGRESS = frozenset(["ringing", "up"])
 # ChannelState numbers of Asterisk 1.6+, for events without ChannelStateDesc.
 _STATE_NUMBERS = {"5": "ringing", "6": "up"}
 
-Update = Union[CallUpdated, CallDead]
+Update = Union[CallUpdated, CallDead, CallEnded]
+
+ENDED_UNSEEN = ("its synchronous Originate was answered, no event of the call was seen, and"
+                " no live channel carried its callerid when the listener caught up: it ended"
+                " while nobody listened")
 
 
 def cleanCallerID(name: Optional[str]) -> str:
@@ -64,7 +78,7 @@ def isOriginatedLocalLeg(channel: str) -> bool:
 class ChannelEvent:
     """The parts of a Newstate, Status or Hangup event that the rules use."""
 
-    kind: str  # STATE or HANGUP
+    kind: str  # STATE, HANGUP or ORIGINATED (an OriginateResponse)
     channel: str
     uniqueid: str
     names: Tuple[str, ...]  # cleaned CallerIDName, then ConnectedLineName
@@ -75,21 +89,27 @@ class ChannelEvent:
 
 def readEvent(event: Mapping[str, str]) -> Optional[ChannelEvent]:
     """
-    Read a Newstate, Hangup, CoreShowChannel or Status event of any
-    dialect; None for other events and for events missing a channel or
-    uniqueid.
+    Read a Newstate, Hangup, OriginateResponse, CoreShowChannel or Status
+    event of any dialect; None for other events and for events missing a
+    channel or uniqueid (a failed OriginateResponse has neither but its
+    name).
     """
     name = (event.get("Event") or "").lower()
     channel = event.get("Channel") or ""
     uniqueid = event.get("Uniqueid") or event.get("UniqueID") or ""
-    if not channel or not uniqueid:
-        return None
     names = tuple(
         n for n in (cleanCallerID(event.get("CallerIDName")),
                     cleanCallerID(event.get("ConnectedLineName"))) if n
     )
+    if name == "originateresponse":
+        success = (event.get("Response") or "").lower() == "success"
+        return ChannelEvent(ORIGINATED, channel, uniqueid, names,
+                            state="up" if success else "failed") if names else None
+    if not channel or not uniqueid:
+        return None
     if name == "hangup":
-        return ChannelEvent(HANGUP, channel, uniqueid, names, cause=event.get("Cause"))
+        cause = " ".join(c for c in (event.get("Cause"), event.get("Cause-txt")) if c)
+        return ChannelEvent(HANGUP, channel, uniqueid, names, cause=cause or None)
     if name in ("newstate", "coreshowchannel", "status"):
         state = (event.get("ChannelStateDesc") or event.get("State") or "").lower()
         state = _STATE_NUMBERS.get(state, state)
@@ -104,6 +124,8 @@ def readEvent(event: Mapping[str, str]) -> Optional[ChannelEvent]:
 class _Call:
     channel: str = ""
     uniqueid: str = ""
+    seen: bool = False  # an event of the call was seen
+    answered: bool = False  # Asterisk said the call was answered
 
 
 class CallTracker:
@@ -129,10 +151,27 @@ class CallTracker:
             self._calls[callerid] = _Call()
             self._trim()
 
+    def answered(self, callerid: str) -> bool:
+        """
+        The call's synchronous Originate was answered Success.  True if no
+        event of the call was seen yet (the listener may have missed it).
+        """
+        callerid = cleanCallerID(callerid)
+        call = self._calls.get(callerid)
+        if call is None:
+            if not callerid:
+                return False
+            self.expect(callerid)
+            call = self._calls[callerid]
+        call.answered = True
+        return not call.seen
+
     def refresh(self, tracked: TrackedCalls) -> None:
         """Add the calls the database says are in progress."""
         for callerid in tracked.callerids:
             self.expect(callerid)
+        for callerid in tracked.answered:
+            self.answered(callerid)
         for uniqueid in tracked.uniqueids:
             self._byUniqueid.setdefault(uniqueid, "")
 
@@ -149,11 +188,18 @@ class CallTracker:
                 return []
             self._calls.pop(callerid, None)
             return [CallDead(event.uniqueid, event.channel, event.cause)]
+        if event.kind == ORIGINATED and event.state == "failed":
+            for callerid in event.names:
+                call = self._calls.get(callerid)
+                if call is not None and not call.channel:
+                    del self._calls[callerid]  # it never rang: nothing more will come
+            return []
         if event.state not in _PROGRESS:
             return []
         for callerid in event.names:
             call = self._calls.get(callerid)
             if call is not None:
+                call.seen = True
                 return self._progress(callerid, call, event)
         return []
 
@@ -176,13 +222,20 @@ class CallTracker:
         """The uniqueids whose hangup would make a row DEAD."""
         return frozenset(self._byUniqueid)
 
-    def reconcile(self, before: FrozenSet[str], live: Iterable[ChannelEvent]) -> List[Update]:
+    def unseenAnswered(self) -> FrozenSet[str]:
+        """The callerids of answered calls of which no event was seen."""
+        return frozenset(c for c, call in self._calls.items() if call.answered and not call.seen)
+
+    def reconcile(self, before: FrozenSet[str], live: Iterable[ChannelEvent],
+                  unseen: FrozenSet[str] = frozenset()) -> List[Update]:
         """
         After (re)connecting: the updates that the channels live on Asterisk
         (from CoreShowChannels or Status) call for.  C{before} is
-        L{uniqueids} taken before the list was asked for: those with no live
-        channel hung up while nobody listened.  Uniqueids tracked since may
-        belong to channels too new for the list, and are left alone.
+        L{uniqueids} and C{unseen} L{unseenAnswered}, both taken before the
+        list was asked for: uniqueids with no live channel hung up while
+        nobody listened, and answered calls that no live channel carries
+        ended unseen.  Those tracked since may belong to channels too new for
+        the list, and are left alone.
         """
         live = list(live)
         updates: List[Update] = []
@@ -192,4 +245,10 @@ class CallTracker:
         for uniqueid in before - alive:
             if uniqueid in self._byUniqueid:
                 updates.extend(self.observe(ChannelEvent(HANGUP, "", uniqueid, ())))
+        carried = {name for event in live for name in event.names}
+        for callerid in unseen - carried:
+            call = self._calls.get(callerid)
+            if call is not None and call.answered and not call.seen:
+                del self._calls[callerid]
+                updates.append(CallEnded(callerid, ENDED_UNSEEN))
         return updates

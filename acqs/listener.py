@@ -5,15 +5,20 @@ updates.
 Events are read and correlated in memory (L{CallTracker}); only events of
 calls acqs is waiting for produce updates, and those queue in an ordered
 L{BatchWriter}, so a slow or absent database never stalls the AMI reader.
-The link is a C{ClientService} with backoff and a Ping keepalive.  After
-every (re)connection, and after every refresh of the tracked calls from the
-database, the channels live on Asterisk are listed and reconciled: calls
-that rang or hung up while nobody was listening are caught up.
+The link is a C{ClientService} with a Ping keepalive; after a lost
+connection the first attempt is immediate, later ones back off up to 5 s.
+After every (re)connection, and after every refresh of the tracked calls
+from the database, the channels live on Asterisk are listed and reconciled:
+calls that rang or hung up while nobody was listening are caught up, and
+answered calls of which nothing was seen and no channel is left ended.  A
+synchronous Originate answered while its call was never seen, by a listener
+that may have missed it, brings that catch-up forward.
 """
 
+import random
 from typing import Optional
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
@@ -24,10 +29,29 @@ from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
 from .correlate import CallTracker, readEvent
 from .store.interfaces import IQueueStore
-from .store.records import CallUpdated
+from .store.records import CallEnded, CallUpdated
 
 # The events whose rules update rows; all others are skipped unparsed.
-EVENTS = ("Newstate", "Hangup")
+EVENTS = ("Newstate", "Hangup", "OriginateResponse")
+# How long after an unseen call's answer the catch-up runs (seconds): time
+# for the call's events, which may follow the answer, to arrive.
+UNSEEN_CATCH_UP = 1.0
+
+
+def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 5.0, jitter=random.random):
+    """
+    Delays between connection attempts: none before the first attempt
+    after a lost connection, then 0.5, 1, 2, 4, 5, 5 ... seconds, each plus
+    up to 10% at random.
+    """
+
+    def delay(attempt: int) -> float:
+        if attempt <= 1:
+            return 0.0
+        base = min(maxDelay, initialDelay * 2 ** (attempt - 2))
+        return base * (1 + jitter() / 10)
+
+    return delay
 
 
 class Listener(Service):
@@ -45,7 +69,7 @@ class Listener(Service):
         pingInterval: float = 5.0,
         pingTimeout: float = 5.0,
         refreshInterval: float = 30.0,
-        trackMaxAge: float = 86400.0,
+        ringWindow: float = 180.0,
         maxPending: int = 100_000,
         stopTimeout: float = 10.0,
         retryPolicy=None,
@@ -58,9 +82,9 @@ class Listener(Service):
         self.tracker = tracker
         self._pingInterval = pingInterval
         self._pingTimeout = pingTimeout
-        self._trackMaxAge = trackMaxAge
+        self._ringWindow = ringWindow
         self._stopTimeout = stopTimeout
-        self._retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0)
+        self._retryPolicy = retryPolicy or reconnectPolicy()
         self.updates = BatchWriter(
             clock, lambda batch: store.applyUpdates(serverIP, batch), "call updates",
             maxPending=maxPending,
@@ -72,6 +96,8 @@ class Listener(Service):
         self._refreshInterval = refreshInterval
         self._refreshing: Optional[Deferred] = None
         self._refreshed = False
+        self._catchUp = None  # a catch-up brought forward for unseen answered calls
+        self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
 
     def startService(self) -> None:
@@ -99,6 +125,7 @@ class Listener(Service):
         protocol.whenLost().addCallback(self._lost, protocol, keepalive)
         self.protocol = protocol
         self.downSince = None
+        self.connectedAt = self._clock.seconds()
         self.log.info("Listening to AMI {version} as {user}",
                       version=protocol.amiVersion, user=self._factory.username)
         if self._refreshed:
@@ -133,18 +160,37 @@ class Listener(Service):
             self.log.info("callerid {callerid} UPDATED: channel {channel}, uniqueid {uniqueid}",
                           callerid=update.callerid, channel=update.channel,
                           uniqueid=update.uniqueid)
+        elif isinstance(update, CallEnded):
+            self.log.warn("callerid {callerid} DEAD: {reason}", callerid=update.callerid,
+                          reason=update.reason)
         else:
             self.log.info("uniqueid {uniqueid} DEAD: {channel} hung up (cause {cause})",
                           uniqueid=update.uniqueid, channel=update.channel or "channel",
                           cause=update.cause or "unknown")
         self.updates.add(update)
 
+    def answered(self, callerid: str, sentAt: float) -> None:
+        """
+        The synchronous Originate sent at C{sentAt} (clock seconds) for
+        C{callerid} was answered: if nothing of its call was seen, and the
+        listener was away at some time since, catch up soon.
+        """
+        unseen = self.tracker.answered(callerid)
+        missed = self.connectedAt is None or self.connectedAt > sentAt
+        if unseen and missed and self.protocol is not None and self._catchUp is None:
+            self._catchUp = self._clock.callLater(UNSEEN_CATCH_UP, self._caughtUpSoon)
+
+    def _caughtUpSoon(self) -> None:
+        self._catchUp = None
+        if self.protocol is not None:
+            self._reconcile(self.protocol)
+
     # Catching up
 
     def _refresh(self) -> Deferred:
         async def refresh():
             try:
-                tracked = await self._store.trackedCalls(self.serverIP, self._trackMaxAge)
+                tracked = await self._store.trackedCalls(self.serverIP, self._ringWindow)
             except Exception as e:
                 self.log.warn("Cannot refresh tracked calls: {reason}", reason=str(e))
                 return
@@ -158,6 +204,7 @@ class Listener(Service):
     def _reconcile(self, protocol: AMIProtocol) -> Deferred:
         async def reconcile():
             before = self.tracker.uniqueids()
+            unseen = self.tracker.unseenAnswered()
             try:
                 if (protocol.amiVersion or "").startswith("1.0"):
                     result = await protocol.sendAction("Status", listEnd="StatusComplete")
@@ -170,7 +217,7 @@ class Listener(Service):
                 self.log.warn("Live channel list came back without a list; not catching up")
                 return
             live = [e for e in map(readEvent, result.events) if e is not None]
-            updates = self.tracker.reconcile(before, live)
+            updates = self.tracker.reconcile(before, live, unseen)
             if updates:
                 self.log.info("Caught up with {count} calls that moved while nobody listened",
                               count=len(updates))
@@ -186,6 +233,8 @@ class Listener(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
+        if self._catchUp is not None and self._catchUp.active():
+            self._catchUp.cancel()
         if self._refresher.running:
             self._refresher.stop()
         await self._refreshing

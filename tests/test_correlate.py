@@ -4,6 +4,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from acqs.ami.message import Message
 from acqs.correlate import (
+    ENDED_UNSEEN,
     HANGUP,
     STATE,
     CallTracker,
@@ -12,7 +13,7 @@ from acqs.correlate import (
     isOriginatedLocalLeg,
     readEvent,
 )
-from acqs.store.records import CallDead, CallUpdated, TrackedCalls
+from acqs.store.records import CallDead, CallEnded, CallUpdated, TrackedCalls
 
 CID = "DL40130172253cc160"
 
@@ -85,7 +86,7 @@ class ReadEventTests(SynchronousTestCase):
     def test_hangup(self):
         """A Hangup gives the uniqueid and cause."""
         e = hangup("SIP/carrier-00000001", "1764152345.7", cause="17")
-        self.assertEqual((e.kind, e.uniqueid, e.cause), (HANGUP, "1764152345.7", "17"))
+        self.assertEqual((e.kind, e.uniqueid, e.cause), (HANGUP, "1764152345.7", "17 Normal Clearing"))
 
     def test_otherEventsIgnored(self):
         """Events the rules do not use, or lacking channel or uniqueid, read as None."""
@@ -122,7 +123,7 @@ class TrackerTests(SynchronousTestCase):
                          [])
         self.assertEqual(t.observe(hangup("Local/8600012@acqs-test-00000001;2", "1.2")), [])
         self.assertEqual(t.observe(hangup("Local/8600012@acqs-test-00000001;1", "1.1")),
-                         [CallDead("1.1", "Local/8600012@acqs-test-00000001;1", "16")])
+                         [CallDead("1.1", "Local/8600012@acqs-test-00000001;1", "16 Normal Clearing")])
         self.assertEqual(len(t), 0)
 
     def test_dialledLegWins(self):
@@ -135,7 +136,7 @@ class TrackerTests(SynchronousTestCase):
                          [])
         self.assertEqual(t.observe(hangup("Local/8600030@acqs-test-00000001;1", "1.1")), [])
         self.assertEqual(t.observe(hangup("SIP/carrier-00000002", "1.3")),
-                         [CallDead("1.3", "SIP/carrier-00000002", "16")])
+                         [CallDead("1.3", "SIP/carrier-00000002", "16 Normal Clearing")])
 
     def test_connectedLineName(self):
         """A leg whose caller ID name is another's is matched by its ConnectedLineName."""
@@ -156,7 +157,8 @@ class TrackerTests(SynchronousTestCase):
         """Calls found in the database after a restart are followed, and their hangups seen."""
         t = CallTracker()
         t.refresh(TrackedCalls(callerids=("V1126100312000012345",), uniqueids=("7.7",)))
-        self.assertEqual(t.observe(hangup("SIP/c-9", "7.7")), [CallDead("7.7", "SIP/c-9", "16")])
+        self.assertEqual(t.observe(hangup("SIP/c-9", "7.7")),
+                         [CallDead("7.7", "SIP/c-9", "16 Normal Clearing")])
         self.assertEqual(len(t.observe(newstate12("SIP/c-10", "7.8", "Up",
                                                   name="V1126100312000012345"))), 1)
 
@@ -198,3 +200,65 @@ class Asterisk22DialTests(SynchronousTestCase):
         self.assertEqual(t.observe(dialled), [])
         self.assertEqual(t.observe(originated),
                          [CallUpdated(CID, "Local/8600030@acqs-test-0000007b;1", "1795688053.246")])
+
+
+def originateResponse(response="Success", channel="Local/8600011@acqs-test-00000076;1",
+                      uniqueid="1795688033.236", name=CID):
+    """An OriginateResponse event as Asterisk 22 prints it."""
+    return readEvent(event(Event="OriginateResponse", Response=response, Channel=channel,
+                           Reason="4" if response == "Success" else "0", Uniqueid=uniqueid,
+                           CallerIDNum="<unknown>", CallerIDName=name))
+
+
+class UnseenCallTests(SynchronousTestCase):
+    def setUp(self):
+        self.tracker = CallTracker()
+        self.tracker.expect(CID)
+
+    def test_originateResponseSuccess(self):
+        """A Success OriginateResponse counts as the originated channel answering."""
+        self.assertEqual(self.tracker.observe(originateResponse()),
+                         [CallUpdated(CID, "Local/8600011@acqs-test-00000076;1",
+                                      "1795688033.236")])
+        self.assertEqual(self.tracker.uniqueids(), frozenset(["1795688033.236"]))
+
+    def test_originateResponseFailure(self):
+        """A Failure OriginateResponse ends the wait for the call, and moves no row."""
+        self.assertEqual(self.tracker.observe(originateResponse("Failure", "", "")), [])
+        self.assertEqual(len(self.tracker), 0)
+
+    def test_answeredUnseenEnds(self):
+        """An answered call of which nothing was seen, that no live channel carries, ended;
+        one a live channel carries is UPDATED instead."""
+        t = self.tracker
+        t.expect("V1126100312000012345")
+        self.assertTrue(t.answered(CID))
+        self.assertTrue(t.answered("V1126100312000012345"))
+        unseen = t.unseenAnswered()
+        live = [readEvent(event(Event="CoreShowChannel", Channel="SIP/c-3", Uniqueid="1.3",
+                                ChannelState="6", ChannelStateDesc="Up",
+                                CallerIDName="V1126100312000012345"))]
+        self.assertEqual(t.reconcile(t.uniqueids(), live, unseen), [
+            CallUpdated("V1126100312000012345", "SIP/c-3", "1.3"),
+            CallEnded(CID, ENDED_UNSEEN),
+        ])
+        self.assertEqual(t.unseenAnswered(), frozenset())
+
+    def test_seenCallsNeverEndUnseen(self):
+        """A call whose ringing was seen is no unseen answer, whatever the live list says."""
+        self.tracker.observe(newstate12("SIP/c-1", "1.1", "Ringing"))
+        self.assertFalse(self.tracker.answered(CID))
+        self.assertEqual(self.tracker.reconcile(frozenset(), [], self.tracker.unseenAnswered()),
+                         [])
+
+    def test_answeredLaterThanTheList(self):
+        """An answer that came after the live list was asked for is left for the next one."""
+        self.tracker.answered(CID)
+        self.assertEqual(self.tracker.reconcile(frozenset(), [], frozenset()), [])
+        self.assertEqual(self.tracker.unseenAnswered(), frozenset([CID]))
+
+    def test_refreshBringsUnseenAnswers(self):
+        """Answered calls the database says were never seen (after a restart) are followed."""
+        t = CallTracker()
+        t.refresh(TrackedCalls(callerids=(CID,), uniqueids=(), answered=(CID,)))
+        self.assertEqual(t.unseenAnswered(), frozenset([CID]))
