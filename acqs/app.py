@@ -12,7 +12,9 @@ goes out; the sender stops first so that its results are written while the
 store is still open.
 """
 
-from typing import Callable, Dict, List
+import os
+import socket
+from typing import Callable, Dict, List, Optional
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
@@ -26,10 +28,12 @@ from .correlate import CallTracker
 from .health import StatusFile
 from .housekeeping import Housekeeper
 from .listener import Listener
+from .health import pidAlive
 from .sender import Sender
 from .session import ActionSession
-from .store import openStore
+from .store import InstanceConflict, StoreUnavailable, openStore, registerInstance
 from .store.interfaces import IQueueStore
+from .store.url import parseURL
 
 
 class Acqs(MultiService):
@@ -61,11 +65,29 @@ def buildService(settings: Settings, reactor) -> IService:
         from .demo import buildDemo
 
         return buildDemo(settings, reactor)
+    takeInstanceName(settings)
     store = openStore(settings.db, reactor, password=settings.db_password)
     acqs = Acqs(store)
     for service in acqsServices(settings, reactor, store, clientFromString(reactor, settings.ami)):
         service.setServiceParent(acqs)
     return acqs
+
+
+def takeInstanceName(settings: Settings) -> None:
+    """
+    Refuse to start (C{SystemExit} with the reason) beside a live process
+    of the same instance name; when the database cannot be asked, start
+    anyway and say so.
+    """
+    url = parseURL(settings.db).withPassword(settings.db_password)
+    try:
+        registerInstance(url, settings.server_ip, settings.instance, socket.gethostname(),
+                         os.getpid(), settings.stale_after, pidAlive)
+    except InstanceConflict as e:
+        raise SystemExit(f"acqs: not starting: {e}")
+    except StoreUnavailable as e:
+        Logger().warn("Could not check that no other process runs as instance {instance}"
+                      " ({reason}); starting", instance=settings.instance, reason=str(e))
 
 
 def acqsServices(
@@ -76,31 +98,41 @@ def acqsServices(
 
     def factory(user: str, secret: str, events: str) -> AMIFactory:
         return AMIFactory(user, secret, reactor, events=events, md5=settings.md5,
-                          timeout=settings.action_timeout)
+                          timeout=settings.action_timeout,
+                          greetingTimeout=settings.greeting_timeout)
 
     sendFactory = factory(settings.send_user, settings.send_secret, "off")
 
-    def openSession(action, beforeSend) -> ActionSession:
-        return ActionSession(reactor, endpoint, sendFactory, action, beforeSend,
-                             settings.linger, settings.action_timeout)
+    def openSession() -> ActionSession:
+        return ActionSession(reactor, endpoint, sendFactory, settings.linger,
+                             settings.action_timeout)
 
     listener = Listener(reactor, endpoint, factory(settings.listen_user,
                                                    settings.listen_secret, "on"),
                         store, settings.server_ip, tracker)
+
+    def answered(action, result, sentAt) -> None:
+        if result.callAnswered:
+            listener.answered(action.callerid, sentAt)
+
+    allowed = (None if "*" in settings.allow_actions
+               else {name.lower() for name in settings.allow_actions})
     sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
-                    maxSessions=settings.max_sessions, pollInterval=settings.poll_interval,
-                    onOriginate=tracker.expect, stopTimeout=settings.action_timeout)
+                    maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
+                    warm=settings.warm_sessions, pollInterval=settings.poll_interval,
+                    onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
+                    stopTimeout=settings.action_timeout)
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
-                              settings.stale_after)
+                              settings.stale_after, keepHours=settings.keep_hours)
     services: List[IService] = [listener, sender, housekeeper]
     if settings.status_file:
         services.append(StatusFile(reactor, settings.status_file,
-                                   snapshotOf(listener, sender, housekeeper)))
+                                   snapshotOf(listener, sender, housekeeper, store)))
     return services
 
 
 def snapshotOf(
-    listener: Listener, sender: Sender, housekeeper: Housekeeper
+    listener: Listener, sender: Sender, housekeeper: Housekeeper, store: IQueueStore
 ) -> Callable[[], Dict[str, object]]:
     """What the status file reports, for ``acqs health`` and operators."""
 
@@ -112,6 +144,11 @@ def snapshotOf(
             "listener_down_since": listener.downSince,
             "store_ok": housekeeper.healthy is not False,
             "store_down_since": housekeeper.downSince,
+            "claims_ok": sender.claimFailingSince is None,
+            "claims_failing_since": sender.claimFailingSince,
+            "claim_error": sender.claimError,
+            "ami_ok": sender.amiDownSince is None,
+            "ami_down_since": sender.amiDownSince,
             "sessions": sender.sessionCount,
             "backlog": sender.backlogCount,
             "sent": sender.sent,
@@ -119,6 +156,16 @@ def snapshotOf(
             "updates_pending": len(listener.updates),
             "updates_dropped": listener.updates.dropped,
             "recovered_rows": housekeeper.recovered,
+            "pruned": housekeeper.pruned,
+            "database": _describe(store.serverInfo),
         }
 
     return snapshot
+
+
+def _describe(info) -> Optional[str]:
+    """The database as the status file shows it, once the store knows it."""
+    if info is None or info.engine is None:
+        return info and info.version
+    claims = "claims skip locked rows" if info.skipLocked else "claims serialised"
+    return f"{info.version}, vicidial_manager {info.engine}, {claims}"

@@ -44,6 +44,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
 
+from .actions import VICIDIAL_ACTIONS
 from .store.url import hidePassword, parseURL, withoutPassword
 
 log = Logger()
@@ -77,9 +78,14 @@ class Settings:
     poll_interval: float = 0.05
     linger: float = 10.0
     max_sessions: int = 50
+    max_connecting: int = 4
+    warm_sessions: int = 0
     action_timeout: float = 10.0
+    greeting_timeout: float = 5.0
+    allow_actions: Tuple[str, ...] = VICIDIAL_ACTIONS
     instance: str = attr.ib(factory=_hostName)
     stale_after: float = 60.0
+    keep_hours: Optional[float] = None
     demo: bool = False
     status_file: Optional[str] = "acqs.status.json"
     json_log: Optional[str] = None
@@ -118,6 +124,14 @@ def _notNegative(value) -> Optional[str]:
 
 def _atLeastOne(value) -> Optional[str]:
     return None if value >= 1 else f"must be 1 or more, not {value}"
+
+
+def _notNegativeCount(value) -> Optional[str]:
+    return None if value >= 0 else f"must be 0 or more, not {value}"
+
+
+def _positiveOrNone(value) -> Optional[str]:
+    return None if value is None else _positive(value)
 
 
 def _ipv4(value) -> Optional[str]:
@@ -200,6 +214,23 @@ def _optionalPath(text: str) -> Optional[str]:
     return text or None
 
 
+def _optionalHours(text: str) -> Optional[float]:
+    return seconds(text) if text.strip() else None
+
+
+def actionNames(text: str) -> Tuple[str, ...]:
+    """Parse a comma list of AMI action names; C{*} allows every action."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if name != "*" and not name.replace("_", "").isalnum():
+            raise ValueError(f"{name!r} is not an AMI action name")
+    return names
+
+
+def _actionList(value) -> Optional[str]:
+    return "must name at least one action, or *" if not value else None
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class Option:
     """
@@ -253,10 +284,25 @@ OPTIONS = (
            parse=seconds, check=_notNegative),
     Option("max-sessions", "max_sessions", "most AMI send sessions open at once",
            parse=count, check=_atLeastOne),
+    Option("max-connecting", "max_connecting",
+           "most send sessions connecting and logging in at once", parse=count,
+           check=_atLeastOne),
+    Option("warm-sessions", "warm_sessions",
+           "send sessions kept logged in, ready for the next rows (each sends one action)",
+           parse=count, check=_notNegativeCount),
     Option("action-timeout", "action_timeout", "seconds to wait for each AMI step",
            parse=seconds, check=_positive),
+    Option("greeting-timeout", "greeting_timeout",
+           "seconds to wait for AMI's greeting on a new connection", parse=seconds,
+           check=_positive),
+    Option("allow-actions", "allow_actions",
+           "comma list of the actions rows may ask for; * for any",
+           parse=actionNames, check=_actionList, shown="the actions VICIdial writes"),
     Option("stale-after", "stale_after", "seconds until silent instances' claims lapse",
            parse=seconds, check=_positive),
+    Option("keep-hours", "keep_hours",
+           "delete this server's rows older than this many hours (VICIdial's flush)",
+           parse=_optionalHours, check=_positiveOrNone),
     Option("status-file", "status_file", "JSON status file, '' for none",
            parse=_optionalPath),
     Option("json-log", "json_log", "also log JSON lines to this file", parse=_optionalPath),

@@ -12,6 +12,11 @@ whose keys are all optional (an absent key is not checked):
     longer than C{--grace} is a problem; without this key, any outage is.
   - C{store_ok} (bool): the last database operation succeeded.
   - C{store_down_since} (Unix seconds): since when it has failed; as above.
+  - C{claims_ok} (bool), C{claims_failing_since}, C{claim_error}: whether
+    the sender's claims succeed, since when they fail, and why (a claim
+    can fail while the rest of the database works, e.g. SQL an old server
+    does not know); as above.
+  - C{ami_ok} (bool), C{ami_down_since}: whether the sender reaches AMI.
   - C{updates_pending} (int): call progress updates waiting to be written.
   - C{updates_dropped} (int): updates dropped since start (too many waited).
   - C{problems} (list of str): anything else the application finds wrong.
@@ -153,6 +158,9 @@ def examine(
     for flag, since, what in (
         ("listener_connected", "listener_down_since", "the AMI listener is disconnected"),
         ("store_ok", "store_down_since", "the database is failing"),
+        ("claims_ok", "claims_failing_since",
+         f"claiming rows fails ({status.get('claim_error') or 'no reason given'})"),
+        ("ami_ok", "ami_down_since", "the sender cannot reach AMI"),
     ):
         if status.get(flag) is False:
             began = _number(status, since)

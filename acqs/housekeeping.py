@@ -1,9 +1,14 @@
 """
-Housekeeping: this instance's heartbeat, and the recovery of rows left in
-QUEUE by an instance that died (a previous run of this one, or a hot
-standby gone silent); see L{acqs.store.sqlstore} for the rule.
+Housekeeping: this instance's heartbeat, the recovery of rows left claimed
+by an instance that died (a previous run of this one, or a hot standby gone
+silent; see L{acqs.store.sqlstore} for the rule), and pruning: acqs_action
+records whose vicidial_manager row VICIdial's AST_flush_DBqueue.pl deleted,
+and, with C{keepHours}, this server's rows older than that, for a server
+that runs acqs without VICIdial's cron.
 """
 
+import os
+import socket
 from typing import Optional
 
 from twisted.application.service import Service
@@ -13,6 +18,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from .store.interfaces import IQueueStore
+
+# Rows and records one pruning statement deletes at most, and how many
+# batches one round may take.
+PRUNE_BATCH = 1000
+PRUNE_BATCHES = 20
 
 
 class Housekeeper(Service):
@@ -26,19 +36,26 @@ class Housekeeper(Service):
         instance: str,
         staleAfter: float,
         interval: float = 5.0,
+        keepHours: Optional[float] = None,
+        pruneInterval: float = 60.0,
     ):
         self._clock = clock
         self._store = store
         self.serverIP = serverIP
         self.instance = instance
         self._staleAfter = staleAfter
+        self._keepHours = keepHours
+        self._pruneInterval = pruneInterval
+        self._host, self._pid = socket.gethostname(), os.getpid()
         self._loop = LoopingCall(self._tick)
         self._loop.clock = clock
         self._interval = interval
         self._looping: Optional[Deferred] = None
+        self._prunedAt: Optional[float] = None
         self.healthy: Optional[bool] = None  # unknown until the first round
         self.downSince: Optional[float] = None  # when the database began failing
         self.recovered = 0
+        self.pruned = 0
 
     def startService(self) -> None:
         super().startService()
@@ -49,9 +66,13 @@ class Housekeeper(Service):
 
     async def _housekeep(self) -> None:
         try:
-            await self._store.heartbeat(self.serverIP, self.instance)
+            await self._store.heartbeat(self.serverIP, self.instance, self._host, self._pid)
             recovery = await self._store.recoverStranded(
                 self.serverIP, self.instance, self._staleAfter)
+            now = self._clock.seconds()
+            if self._prunedAt is None or now - self._prunedAt >= self._pruneInterval:
+                self._prunedAt = now
+                await self._prune()
         except Exception as e:
             if self.healthy is not False:
                 self.log.error("Housekeeping failed: {reason}", reason=str(e))
@@ -61,6 +82,21 @@ class Housekeeper(Service):
         self.healthy = True
         self.downSince = None
         self.recovered += len(recovery.requeued) + len(recovery.unknown)  # the store logs them
+
+    async def _prune(self) -> None:
+        records = rows = 0
+        for _ in range(PRUNE_BATCHES):
+            pruned = await self._store.prune(self.serverIP, self._keepHours, PRUNE_BATCH)
+            records, rows = records + pruned.records, rows + pruned.rows
+            if pruned.records < PRUNE_BATCH and pruned.rows < PRUNE_BATCH:
+                break
+        self.pruned += records + rows
+        if records:
+            self.log.info("Pruned {records} acqs_action records whose rows were flushed",
+                          records=records)
+        if rows:
+            self.log.info("Flushed {rows} rows of {server_ip} older than {hours:g} hours",
+                          rows=rows, server_ip=self.serverIP, hours=self._keepHours)
 
     def stopService(self) -> Deferred:
         super().stopService()

@@ -150,21 +150,28 @@ class SimulatorLifeCycle(EndToEnd):
         self.assertEqual([m for _, m in self.sim.actions if m["Action"] == "Hangup"], [])
 
     async def test_badRows(self):
-        """Malformed rows are refused with their reason; an unknown action gets Asterisk's."""
+        """Malformed rows, and actions VICIdial never writes (Command), are refused with
+        their reason, and nothing of them reaches Asterisk."""
         self.start()
         malformed = self.insert("Orig inate", "Channel: Local/100@e2e")
         injected = self.insert("Hangup", "Channel: SIP/x-1\r\nAction: Originate")
-        unknown = self.insert("NoSuchAction", "Channel: SIP/x-1")
+        command = self.insert("Command", "Command: core stop now")
         for man_id, reason in ((malformed, "not an AMI action name"),
-                               (injected, "holds CR or LF")):
+                               (injected, "holds CR or LF"),
+                               (command, "action Command is not in --allow-actions")):
             await self.reached(man_id, "DEAD")
             record = self.db.action(man_id)
             self.assertEqual(record["outcome"], "refused")
             self.assertIn(reason, record["reason"])
+        self.assertEqual({m["Action"] for _, m in self.sim.actions if "Action" in m}
+                         & {"Orig inate", "Originate", "Command"}, set())
+
+    async def test_unknownActionAllowed(self):
+        """With every action allowed, an unknown one is sent and Asterisk's refusal kept."""
+        self.start(allow_actions=("*",))
+        unknown = self.insert("NoSuchAction", "Channel: SIP/x-1")
         self.assertEqual(await self.answered(unknown), "N")
         self.assertIn("Invalid/unknown command", self.db.action(unknown)["response_text"])
-        self.assertEqual({m["Action"] for _, m in self.sim.actions if "Action" in m}
-                         & {"Orig inate", "Originate"}, set())
 
     async def test_boundedSessionsFIFO(self):
         """A burst never opens more than max-sessions at once, and rows go out oldest first."""
