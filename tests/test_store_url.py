@@ -96,3 +96,30 @@ class PasswordTests(SynchronousTestCase):
         self.assertEqual(withoutPassword("mysql://cron:p%40ss@db:3306/asterisk"),
                          ("mysql://cron@db:3306/asterisk", "p@ss"))
         self.assertEqual(withoutPassword("sqlite:///x.db"), ("sqlite:///x.db", None))
+
+
+class UnencodedPasswordTests(SynchronousTestCase):
+    """Passwords holding URL delimiters, written unencoded, stay whole and never show."""
+
+    PASSWORDS = ("pa/ss", "pa#ss", "pa?ss", "p@ss", "a/b#c?d@e:f")
+
+    def test_parsed(self):
+        """The password is everything between the user's colon and the last @."""
+        for password in self.PASSWORDS:
+            url = parseURL(f"mysql://cron:{password}@db1:3307/asterisk")
+            self.assertEqual((url.user, url.password, url.host, url.port, url.database),
+                             ("cron", password, "db1", 3307, "asterisk"), password)
+
+    def test_neverShown(self):
+        """Neither errors, nor hidePassword, nor withoutPassword echo such a password."""
+        for password in self.PASSWORDS:
+            for text in (f"mysql://cron:{password}@db1:port/asterisk",
+                         f"mysql://cron:{password}@db1",
+                         f"mysql://cron:{password}@db1/asterisk?ssl=1"):
+                with self.assertRaises(ValueError) as caught:
+                    parseURL(text)
+                self.assertNotIn(password, str(caught.exception), text)
+                self.assertIn("cron:***@db1", str(caught.exception), text)
+            text = f"mysql://cron:{password}@db1/asterisk"
+            self.assertEqual(hidePassword(text), "mysql://cron:***@db1/asterisk")
+            self.assertEqual(withoutPassword(text), ("mysql://cron@db1/asterisk", password))

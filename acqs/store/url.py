@@ -58,6 +58,21 @@ class DatabaseURL:
         return f"DatabaseURL({str(self)!r})"
 
 
+def _userinfo(text: str) -> Tuple[str, Optional[str], str]:
+    """
+    C{(scheme://, userinfo, the rest)} of a URL, the userinfo being all up
+    to the last C{@} after C{//}: a password holding C{/}, C{#}, C{?} or
+    C{@} unencoded stays whole there (C{None} if there is no C{@}).
+    """
+    scheme, sep, rest = text.partition("//")
+    if not sep:
+        return text, None, ""
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return scheme + sep, None, rest
+    return scheme + sep, userinfo, host
+
+
 def parseURL(text: str) -> DatabaseURL:
     """
     Parse a database URL; raise C{ValueError} with a sentence saying what is
@@ -70,12 +85,12 @@ def parseURL(text: str) -> DatabaseURL:
             "a database URL starts with mysql:// or sqlite:, "
             "e.g. mysql://cron@127.0.0.1:3306/asterisk or sqlite:///var/lib/acqs/queue.db"
         )
-    parts = urlsplit(text)
-    if parts.query or parts.fragment:
-        raise ValueError(f"unexpected ?query or #fragment in database URL {hidePassword(text)}")
     if kind == SQLITE:
+        parts = urlsplit(text)
+        if parts.query or parts.fragment:
+            raise ValueError(f"unexpected ?query or #fragment in database URL {text}")
         return _sqlite(parts, text)
-    return _mysql(parts, text)
+    return _mysql(text)
 
 
 def _sqlite(parts, text: str) -> DatabaseURL:
@@ -92,43 +107,46 @@ def _sqlite(parts, text: str) -> DatabaseURL:
     return DatabaseURL(kind=SQLITE, database=path)
 
 
-def _mysql(parts, text: str) -> DatabaseURL:
+def _mysql(text: str) -> DatabaseURL:
+    shown = hidePassword(text)
+    start, userinfo, rest = _userinfo(text)
+    parts = urlsplit(start + rest)
+    if parts.query or parts.fragment:
+        raise ValueError(f"unexpected ?query or #fragment in database URL {shown}")
     database = unquote(parts.path.lstrip("/"))
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"bad port in database URL {hidePassword(text)}") from None
+        raise ValueError(f"bad port in database URL {shown}") from None
     if not parts.hostname or not database or "/" in database:
         raise ValueError(
             f"a MySQL URL names a host and a database: mysql://user@host:port/database, "
-            f"not {hidePassword(text)}"
+            f"not {shown}"
         )
+    user, colon, password = (userinfo or "").partition(":")
     return DatabaseURL(
         kind=MYSQL,
         database=database,
         host=parts.hostname,
         port=port or DEFAULT_MYSQL_PORT,
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
+        user=unquote(user) if user else None,
+        password=unquote(password) if colon else None,
     )
-
-
-def _replacePassword(text: str, secret: Optional[str]) -> str:
-    parts = urlsplit(text)
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    shown = f"{user}:{secret}@" if secret is not None else f"{user}@"
-    return parts._replace(netloc=shown + hostport).geturl()
 
 
 def hidePassword(text: str) -> str:
     """The URL C{text} with any password in it shown as C{***}."""
-    return text if urlsplit(text).password is None else _replacePassword(text, "***")
+    return withoutPassword(text, shown="***")[0]
 
 
-def withoutPassword(text: str) -> Tuple[str, Optional[str]]:
-    """The URL C{text} without its password, and the decoded password (or None)."""
-    password = urlsplit(text).password
-    if password is None:
+def withoutPassword(text: str, shown: Optional[str] = None) -> Tuple[str, Optional[str]]:
+    """
+    The URL C{text} without its password (or with C{shown} in its place),
+    and the decoded password (or None).
+    """
+    start, userinfo, rest = _userinfo(text)
+    if userinfo is None or ":" not in userinfo:
         return text, None
-    return _replacePassword(text, None), unquote(password) or None
+    user, _, password = userinfo.partition(":")
+    masked = f"{user}:{shown}" if shown is not None else user
+    return f"{start}{masked}@{rest}", unquote(password) or None

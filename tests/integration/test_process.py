@@ -5,6 +5,7 @@ own process, stopped by SIGTERM or killed by SIGKILL mid-load.
 
 import os
 import signal
+import subprocess
 import sys
 
 from twisted.internet import reactor
@@ -157,3 +158,74 @@ class LoadTests(TestCase):
         self.assertLessEqual(len(unknown), 4, "at most one per session in flight")
         self.assertEqual(len(received), len(self.ids) - sum(
             f"SIP/none-{i - self.ids[0]:04d}" not in received for i in unknown))
+
+
+class SecretsInURLTests(TestCase):
+    """A database password holding URL delimiters never shows in what acqs prints."""
+
+    PASSWORD = "a/b#c?d@e"
+
+    async def test_twistd(self):
+        """twistd with such a password in --db (malformed, then unreachable) never prints it."""
+        bad = twistd(self, "--server-ip", SERVER, "--db",
+                     f"mysql://cron:{self.PASSWORD}@127.0.0.1:port/asterisk",
+                     env={"ACQS_SEND_SECRET": "sendersecret"})
+        await bad.ended
+        skipUnlessInstalled(bad)
+        self.assertIn("mysql://cron:***@127.0.0.1:port/asterisk", bad.text)
+        unreachable = twistd(self, "--server-ip", SERVER, "--db",
+                             f"mysql://cron:{self.PASSWORD}@127.0.0.1:9/asterisk",
+                             "--status-file", "", env={"ACQS_SEND_SECRET": "sendersecret"})
+        await eventually(lambda: "unavailable" in unreachable.text, timeout=30)
+        unreachable.transport.signalProcess("TERM")
+        await unreachable.ended
+        for process in (bad, unreachable):
+            self.assertNotIn(self.PASSWORD, process.text)
+            self.assertNotIn("a/b", process.text)
+        self.assertIn("mysql://cron:***@127.0.0.1:9/asterisk", unreachable.text)
+
+    def test_initdb(self):
+        """acqs initdb with such a password (unreachable server) never prints it."""
+        script = os.path.join(os.path.dirname(sys.executable), "acqs")
+        if not os.path.exists(script):
+            raise SkipTest(f"no console script at {script}")
+        done = subprocess.run(
+            [script, "initdb", "--db", f"mysql://cron:{self.PASSWORD}@127.0.0.1:9/asterisk"],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("mysql://cron:***@127.0.0.1:9/asterisk", done.stderr)
+        self.assertNotIn("a/b", done.stdout + done.stderr)
+
+
+class InstanceNameTests(TestCase):
+    """Two processes never run as one instance."""
+
+    def setUp(self):
+        self.db = scratchMySQL(self)
+        self.asterisk = SimulatorOnTCP(self)
+
+    def start(self, instance="box1"):
+        return twistd(
+            self, "--server-ip", SERVER, "--db", str(self.db.url),
+            "--ami", f"tcp:host=127.0.0.1:port={self.asterisk.number}",
+            "--send-user", "sender", "--listen-user", "listener", "--instance", instance,
+            "--status-file", "",
+            env={"ACQS_SEND_SECRET": "sendersecret", "ACQS_LISTEN_SECRET": "listenersecret"})
+
+    async def test_secondRefused(self):
+        """A second twistd acqs with a live instance's name exits 1 saying where the first
+        runs; with another name it starts."""
+        first = self.start()
+        await eventually(lambda: "Listening to AMI" in first.text or first.ended.called)
+        skipUnlessInstalled(first)
+        second = self.start()
+        self.assertEqual(await second.ended, (1, None), second.text)
+        self.assertIn("acqs: not starting: acqs instance 'box1' of 10.10.11.12 already runs on",
+                      second.text)
+        self.assertIn(f"as pid {first.transport.pid}", second.text)
+        other = self.start("box2")
+        await eventually(lambda: "Listening to AMI" in other.text or other.ended.called)
+        self.assertFalse(other.ended.called, other.text)
+        for process in (first, other):
+            process.transport.signalProcess("TERM")
+            self.assertIn(await process.ended, STOPPED, process.text)
