@@ -20,7 +20,7 @@ from typing import Optional
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -33,6 +33,8 @@ from .store.records import CallEnded, CallUpdated
 
 # The events whose rules update rows; all others are skipped unparsed.
 EVENTS = ("Newstate", "Hangup", "OriginateResponse")
+# While the listener cannot log in, how often it says so (seconds).
+LOGIN_REMINDER = 60.0
 # How long after an unseen call's answer the catch-up runs (seconds): time
 # for the call's events, which may follow the answer, to arrive.
 UNSEEN_CATCH_UP = 1.0
@@ -97,26 +99,51 @@ class Listener(Service):
         self._refreshing: Optional[Deferred] = None
         self._refreshed = False
         self._catchUp = None  # a catch-up brought forward for unseen answered calls
+        self._loginFailures = 0  # in a row
+        self._loginFailedAt = -LOGIN_REMINDER
         self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
 
     def startService(self) -> None:
         super().startService()
         self.downSince = self._clock.seconds()
+        # No prepareConnection: ClientService (Twisted 26.10) raises
+        # NoTransition when a connection it is preparing, or has rejected,
+        # closes.  It connects; the login follows, and login failures count
+        # in the retry delay as failed connections would.
         self._client = ClientService(
-            self._endpoint, self._factory, retryPolicy=self._retryPolicy,
-            clock=self._clock, prepareConnection=self._prepare,
+            self._endpoint, self._factory, clock=self._clock,
+            retryPolicy=lambda attempt: self._retryPolicy(attempt + self._loginFailures),
         )
         self._client.startService()
+        self._awaitConnection()
         self._refreshing = self._refresher.start(self._refreshInterval, now=True)
 
     # The connection
 
-    def _prepare(self, protocol: AMIProtocol) -> Deferred:
-        return Deferred.fromCoroutine(self._connected(protocol))
+    def _awaitConnection(self) -> None:
+        self._client.whenConnected().addCallbacks(
+            self._connection, lambda failure: failure.trap(CancelledError))
 
-    async def _connected(self, protocol: AMIProtocol) -> None:
-        await self._factory.prepare(protocol)
+    def _connection(self, protocol: AMIProtocol) -> None:
+        # Asked for again only once ClientService knows the connection is lost.
+        protocol.whenLost().addCallback(
+            lambda _: self.running and self._clock.callLater(0, self._awaitConnection))
+        Deferred.fromCoroutine(self._logIn(protocol)).addErrback(
+            lambda f: self.log.failure("AMI listener: logging in failed", f))
+
+    async def _logIn(self, protocol: AMIProtocol) -> None:
+        try:
+            await self._factory.prepare(protocol)  # closes the connection if it fails
+        except Exception as e:
+            self._loginFailures += 1
+            now = self._clock.seconds()
+            if self.running and now - self._loginFailedAt >= LOGIN_REMINDER:
+                self._loginFailedAt = now
+                self.log.error("AMI listener cannot log in ({reason}); trying again",
+                               reason=str(e) or repr(e))
+            return
+        self._loginFailures, self._loginFailedAt = 0, -LOGIN_REMINDER
         for name in EVENTS:
             protocol.registerEvent(name, self._event)
         keepalive = LoopingCall(self._ping, protocol)

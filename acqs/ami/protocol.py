@@ -472,8 +472,7 @@ class AMIFactory(Factory):
     def prepare(self, protocol: AMIProtocol) -> Deferred:
         """
         Wait for the greeting and log in; fires with the protocol.  On any
-        failure the connection is aborted.  Fits C{ClientService}'s
-        C{prepareConnection}.
+        failure the connection is aborted.
         """
         return Deferred.fromCoroutine(self._prepare(protocol))
 

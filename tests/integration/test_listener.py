@@ -3,11 +3,13 @@
 from twisted.application.internet import backoffPolicy
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from acqs.ami.protocol import AMIFactory
 from acqs.correlate import CallTracker
-from acqs.listener import Listener
+from acqs.listener import Listener, reconnectPolicy
 
 from ..databases import scratchMySQL, scratchSQLite
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
@@ -38,6 +40,22 @@ class KeepaliveTests(TestCase):
         self.assertIsNone(self.listener.downSince)
         logins = [m for user, m in self.asterisk.simulator.actions if m["Action"] == "Login"]
         self.assertGreaterEqual(len(logins), 2)
+
+    async def test_refusedLoginRetried(self):
+        """While Asterisk refuses the login the listener says so once and keeps trying,
+        with no traceback; once the login is accepted it listens."""
+        await eventually(lambda: self.listener.protocol)
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        sim = self.asterisk.simulator
+        sim.refuseLogins, sim.loginFailureDelay = True, 0.05
+        sim.dropAll()
+        await eventually(lambda: sum(m["Action"] == "Login" for _, m in sim.actions) >= 4)
+        sim.refuseLogins = False
+        await eventually(lambda: self.listener.protocol)
+        errors = [formatEvent(e) for e in observer if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("AMI listener cannot log in", errors[0])
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     async def test_noReconnectAfterStop(self):
         """Stopping logs the listener off, and it never connects again."""
@@ -77,3 +95,12 @@ class SlowDatabaseTests(TestCase):
         cursor.execute("UNLOCK TABLES")
         await eventually(lambda: db.status(man_id) == "DEAD", timeout=30)
         self.assertEqual(listener.updates.dropped, 0)
+
+
+class ReconnectPolicyTests(SynchronousTestCase):
+    def test_firstAttemptAtOnce(self):
+        """The first attempt after a lost connection is immediate; then 0.5, 1, 2, 4, 5 s,
+        each with at most 10% more at random."""
+        policy = reconnectPolicy(jitter=lambda: 0)
+        self.assertEqual([policy(n) for n in range(1, 8)], [0, 0.5, 1, 2, 4, 5, 5])
+        self.assertAlmostEqual(reconnectPolicy(jitter=lambda: 1)(3), 1.1)
