@@ -331,6 +331,7 @@ class PBX:
         self.random = random.Random(seed)
         self.races = races if races is not None else Races()
         self.farEnd = farEnd if farEnd is not None else Exten(ring=1, answer=True, hold=None)
+        self.systemName: Optional[str] = None  # asterisk.conf's systemname
         self.channels: Dict[str, Channel] = {}
         self.conferences: Dict[str, Conference] = {}
         self.startTime = clock.seconds()
@@ -465,6 +466,8 @@ class PBX:
     def _newChannel(self, name: str, tech: str, context: str, exten: str, state: int,
                     linkedid: Optional[str] = None) -> Channel:
         uniqueid = f"{int(self.now)}.{next(self._uniqueids)}"
+        if self.systemName:  # as Asterisk names them then: vicibox-ast01-1796107644.1
+            uniqueid = f"{self.systemName}-{uniqueid}"
         ch = Channel(name, uniqueid, linkedid or uniqueid, tech, context, exten, state, self.now)
         self.channels[name] = ch
         self._emit("Newchannel", ch)

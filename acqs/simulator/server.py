@@ -507,6 +507,9 @@ class Simulator:
      - C{unresponsive}: record actions but never answer them;
      - C{meetmeLoaded}: answer C{meetme} CLI commands, as with app_meetme;
        False makes them unknown, as on the captured Debian build;
+     - C{systemName}: uniqueids as Asterisk with C{systemname} set makes
+       them (C{vicibox-ast01-1796107644.1}, longer than vicidial_manager's
+       20 characters);
      - C{testEvents}: print C{TestEvent}s, as the captured Debian build
        (compiled with the test framework) does; False for a production-like
        stream;
@@ -546,6 +549,8 @@ class Simulator:
     races = _delegated("races", "The L{Races} knobs (see L{calls.Races}).")
     farEnd = _delegated("farEnd", "How the far end of an originated non-Local channel behaves"
                                   " (an L{Exten}: ring, answer, hold).")
+    systemName = _delegated("systemName", "asterisk.conf's C{systemname}, which Asterisk puts"
+                                          " before every uniqueid; None for none.")
 
     @property
     def conferences(self):

@@ -6,6 +6,7 @@ the real MariaDB, and the simulator (both dialects) or the real Asterisk 22.
 import uuid
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from acqs.ami.protocol import AMIFactory
@@ -32,10 +33,15 @@ def callerid():
 
 
 class EndToEnd:
-    """What every end-to-end case needs: a scratch database and the GUI client's INSERTs."""
+    """
+    What every end-to-end case needs: a scratch database (vicidial_manager in C{engine},
+    InnoDB by default) and the GUI client's INSERTs.
+    """
+
+    engine = None
 
     def setUp(self):
-        self.db = scratchMySQL(self)
+        self.db = scratchMySQL(self, engine=self.engine)
 
     def insert(self, action, *lines, callerid=None):
         return self.db.insertAction(SERVER, action, callerid or globals()["callerid"](), lines)
@@ -234,6 +240,13 @@ class Asterisk22LifeCycleTests(SimulatorLifeCycle, TestCase):
     """End to end on the simulator speaking Asterisk 22."""
 
 
+class Asterisk22MyISAMLifeCycleTests(SimulatorLifeCycle, TestCase):
+    """End to end on the simulator speaking Asterisk 22, vicidial_manager as VICIdial ships
+    it: MyISAM."""
+
+    engine = "MyISAM"
+
+
 class Asterisk14LifeCycleTests(SimulatorLifeCycle, TestCase):
     """End to end on the simulator speaking Asterisk 1.4."""
 
@@ -284,3 +297,83 @@ class RealAsteriskTests(EndToEnd, TestCase):
         hangup = self.insert("Hangup", f"Channel: {channel}")
         await self.reached(call, "DEAD", timeout=10)
         self.assertEqual(await self.answered(hangup), "Y")
+
+
+class LongUniqueids(EndToEnd):
+    """
+    With Asterisk's systemname set, uniqueids are longer than vicidial_manager's 20
+    characters, and calls of one second share their first 20: acqs keeps and matches
+    the whole ones, so that live calls stay UPDATED over a restart, one hangup ends only
+    its own row, and the GUI's Hangup of the other call is sent.
+    """
+
+    exten = "8600014"  # answer, and stay up until hung up
+    context = "acqs-test"
+
+    def start(self):
+        return startAcqs(self, self.db, self.endpoint)
+
+    async def liveCall(self):
+        cid = callerid()
+        man_id = self.insert("Originate", f"Channel: Local/{self.exten}@{self.context}",
+                             f"Context: {self.context}", f"Exten: {self.exten}", "Priority: 1",
+                             f"Callerid: {cid}", callerid=cid)
+        await self.reached(man_id, "UPDATED", timeout=20)
+        return man_id, cid
+
+    async def test_wholeUniqueidsKept(self):
+        """Two live calls: UPDATED with their cut uniqueids, acqs holding the whole ones; a
+        restart leaves both UPDATED; a hangup ends only its row; the other's Hangup row is
+        sent, not dead-checked."""
+        acqs = self.start()
+        (first, firstCID), (second, secondCID) = [await self.liveCall() for _ in range(2)]
+        wholes = [self.db.action(m)["uniqueid"] for m in (first, second)]
+        self.assertTrue(all(w.startswith(self.systemname + "-") for w in wholes), wholes)
+        self.assertEqual([self.db.row(m)["uniqueid"] for m in (first, second)],
+                         [w[:20] for w in wholes])
+        self.assertEqual(self.db.row(first)["uniqueid"], self.db.row(second)["uniqueid"])
+        await acqs.stopService()
+        self.start()  # catches up from the live channels and the tracked calls
+        await deferLater(reactor, 1.5, lambda: None)
+        self.assertEqual([self.db.status(m) for m in (first, second)], ["UPDATED"] * 2)
+        hangup = self.insert("Hangup", f"Channel: {self.db.row(first)['channel']}",
+                             callerid=firstCID)
+        await self.reached(first, "DEAD", timeout=20)
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual(self.db.status(second), "UPDATED")
+        self.assertEqual(self.db.action(hangup)["outcome"], "sent")
+        again = self.insert("Hangup", f"Channel: {self.db.row(second)['channel']}",
+                            callerid=secondCID)
+        await self.reached(second, "DEAD", timeout=20)
+        self.assertEqual(self.db.action(again)["outcome"], "sent")
+
+
+class SimulatorLongUniqueidTests(LongUniqueids, TestCase):
+    """On the simulator, systemname vicibox-ast01."""
+
+    systemname = "vicibox-ast01"
+    exten, context = "200", "e2e"
+
+    def setUp(self):
+        super().setUp()
+        self.asterisk = SimulatorOnTCP(self)
+        self.asterisk.simulator.systemName = self.systemname
+        self.endpoint = self.asterisk.endpoint
+
+
+class SimulatorMyISAMLongUniqueidTests(SimulatorLongUniqueidTests):
+    """On the simulator, systemname vicibox-ast01, vicidial_manager MyISAM."""
+
+    engine = "MyISAM"
+
+
+class RealAsteriskLongUniqueidTests(LongUniqueids, TestCase):
+    """On a private real Asterisk 22 with systemname in asterisk.conf."""
+
+    skip = asterisk.SKIP_PRIVATE
+    systemname = "vicibox-ast01"
+
+    def setUp(self):
+        super().setUp()
+        self.asterisk = asterisk.PrivateAsterisk(self, systemname=self.systemname)
+        self.endpoint = self.asterisk.endpoint
