@@ -132,6 +132,23 @@ class CheckTests(SynchronousTestCase):
         self.assertEqual(self.check(), (False, [
             "the database is failing for 101 s (more than 60 s)"]))
 
+    def test_claimsFailing(self):
+        """Claims failing longer than the grace (an old server refusing the claim's SQL,
+        while the rest of the database works) are a problem, with the reason."""
+        self.write(store_ok=True, claims_ok=False, claims_failing_since=900.0,
+                   claim_error="queue store mysql://cron@db1:3306/asterisk failed: (1064, "
+                               "\"You have an error in your SQL syntax ... 'SKIP LOCKED'\")")
+        ok, [problem] = self.check()
+        self.assertFalse(ok)
+        self.assertTrue(problem.startswith("claiming rows fails (queue store"), problem)
+        self.assertTrue(problem.endswith("for 101 s (more than 60 s)"), problem)
+
+    def test_amiDown(self):
+        """A sender that cannot reach AMI for longer than the grace is a problem."""
+        self.write(ami_ok=False, ami_down_since=990.0)
+        self.assertEqual(self.check(grace=5), (False, [
+            "the sender cannot reach AMI for 11 s (more than 5 s)"]))
+
     def test_updatesPilingUpOrDropped(self):
         """Too many updates waiting, or any dropped, are problems."""
         self.write(updates_pending=20001, updates_dropped=4)

@@ -61,14 +61,15 @@ class SimulatorOnTCP:
         self.port = reactor.listenTCP(self.number, self.simulator.factory, interface="127.0.0.1")
 
 
-def startAcqs(testCase, db, endpoint, **settings) -> Acqs:
-    """acqs on C{db}'s store and C{endpoint}, started; stopped when the test ends."""
+def startAcqs(testCase, db, endpoint, store=None, **settings) -> Acqs:
+    """acqs on C{db}'s store (or C{store}) and C{endpoint}, started; stopped when the test
+    ends."""
     values = dict(server_ip=SERVER, db=str(db.url), send_user="sender",
                   send_secret="sendersecret", listen_user="listener",
                   listen_secret="listenersecret", linger=0.2, poll_interval=0.01,
                   action_timeout=5.0, status_file=None, instance="e2e")
     values.update(settings)
-    store = db.openStore()
+    store = store or db.openStore()
     acqs = Acqs(store)
     for service in acqsServices(Settings(**values), reactor, store, endpoint):
         service.setServiceParent(acqs)

@@ -3,16 +3,22 @@ acqs end to end: the service tree on the real reactor, a scratch database on
 the real MariaDB, and the simulator (both dialects) or the real Asterisk 22.
 """
 
+import json
+import secrets
 import uuid
+
+import attr
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from acqs.ami.protocol import AMIFactory
+from acqs.health import check
 from acqs.listener import Listener
+from acqs.store import openStore
 
-from ..databases import scratchMySQL
+from ..databases import mysqlConnection, scratchMySQL
 from ..test_store_mariadb import ACQS_INSERT
 from . import asterisk
 from .daemon import SERVER, History, SimulatorOnTCP, eventually, startAcqs
@@ -234,6 +240,48 @@ class SimulatorLifeCycle(EndToEnd):
             if statuses[i] == "SENT":
                 self.assertIn(self.db.row(i)["response"], ("Y", "N"))
                 self.assertIsNotNone(self.db.action(i)["answered_at"])
+
+
+class ClaimFailureTests(EndToEnd, TestCase):
+    """Claims that fail while the rest of the database works show in acqs health."""
+
+    async def test_failingClaimsUnhealthy(self):
+        """A database account that may not change vicidial_manager (as an old server
+        refusing the claim's SQL): nothing is sent, heartbeats go on, the status file says
+        claims fail and why, and acqs health is unhealthy."""
+        user, password = f"acqs_{secrets.token_hex(4)}", secrets.token_hex(8)
+        admin = mysqlConnection()
+        self.addCleanup(admin.close)
+        cursor = admin.cursor()
+        cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        self.addCleanup(admin.cursor().execute, "DROP USER %s@'%%'", (user,))
+        name = self.db.url.database
+        cursor.execute(f"GRANT SELECT ON `{name}`.vicidial_manager TO %s@'%%'", (user,))
+        cursor.execute(f"GRANT ALL ON `{name}`.acqs_action TO %s@'%%'", (user,))
+        cursor.execute(f"GRANT ALL ON `{name}`.acqs_instance TO %s@'%%'", (user,))
+        store = openStore(attr.evolve(self.db.url, user=user), reactor, password=password)
+        self.addCleanup(store.close)
+        status = self.mktemp()
+        simulator = SimulatorOnTCP(self)
+        startAcqs(self, self.db, simulator.endpoint, store=store, status_file=status)
+        man_id = self.insert("Hangup", "Channel: SIP/x-1")
+
+        def written():
+            """the status file says claims fail"""
+            try:
+                with open(status) as f:
+                    return json.load(f).get("claims_ok") is False
+            except (OSError, ValueError):
+                return False
+
+        await eventually(written, timeout=20)
+        self.assertEqual(self.db.status(man_id), "NEW")
+        self.assertTrue(self.db.rows("SELECT 1 FROM acqs_instance"))
+        ok, problems = check(status, 30, grace=0)
+        self.assertFalse(ok)
+        [claims] = [p for p in problems if p.startswith("claiming rows fails")]
+        self.assertIn("UPDATE command denied", claims)
+        self.assertNotIn(password, claims)
 
 
 class Asterisk22LifeCycleTests(SimulatorLifeCycle, TestCase):
