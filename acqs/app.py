@@ -121,6 +121,7 @@ def acqsServices(
                     maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
                     warm=settings.warm_sessions, pollInterval=settings.poll_interval,
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
+                    ready=lambda: listener.protocol is not None,
                     stopTimeout=settings.action_timeout)
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
                               settings.stale_after, keepHours=settings.keep_hours)

@@ -6,7 +6,7 @@ Events are read and correlated in memory (L{CallTracker}); only events of
 calls acqs is waiting for produce updates, and those queue in an ordered
 L{BatchWriter}, so a slow or absent database never stalls the AMI reader.
 The link is a C{ClientService} with a Ping keepalive; after a lost
-connection the first attempt is immediate, later ones back off up to 5 s.
+connection the first attempt is immediate, later ones come every second.
 After every (re)connection, and after every refresh of the tracked calls
 from the database, the channels live on Asterisk are listed and reconciled:
 calls that rang or hung up while nobody was listening are caught up, and
@@ -40,11 +40,12 @@ LOGIN_REMINDER = 60.0
 UNSEEN_CATCH_UP = 1.0
 
 
-def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 5.0, jitter=random.random):
+def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=random.random):
     """
     Delays between connection attempts: none before the first attempt
-    after a lost connection, then 0.5, 1, 2, 4, 5, 5 ... seconds, each plus
-    up to 10% at random.
+    after a lost connection, then 0.5, then 1 s, each plus up to 10% at
+    random.  The sender waits for the listener, so it comes back soon after
+    Asterisk does; an attempt a second costs Asterisk next to nothing.
     """
 
     def delay(attempt: int) -> float:

@@ -14,9 +14,14 @@ oldest first to make room.
 When AMI cannot be reached or refuses the login, claiming pauses, the rows
 waiting for a session go back to NEW, and one session at a time probes AMI
 (every C{probeInterval} seconds; backing off to 30 s while the login is
-refused) until one logs in: claiming then resumes at once.  A failed
+refused for a bad secret) until one logs in: claiming then resumes at once.  A failed
 database mark, or a claim found lost to another claimant, is not an AMI
 failure: the row is released, or left to its claimant.
+
+As VICIdial's sender, which exits when no listener runs, acqs claims
+nothing while its listener is not connected (C{ready()} false): a call
+placed then would ring and be answered unseen, and its row would never show
+UPDATED with the call's channel.
 """
 
 from collections import OrderedDict, deque
@@ -39,6 +44,9 @@ from .store.records import Refusal, SendResult
 SessionOpener = Callable[[], ActionSession]
 
 MAX_PAUSE = 30.0
+# Asterisk's answer to a bad user or secret; others ("Asterisk is shutting
+# down") pass soon.
+BAD_LOGIN = "Authentication failed"
 # While AMI stays unreachable, how often it is said again (seconds).
 DOWN_REMINDER = 60.0
 
@@ -53,6 +61,7 @@ class Sender(Service):
         once Asterisk answered it.
     @param allowed: the lower-case action names that may be sent; all when
         None.
+    @param ready: whether rows may be claimed now (the listener listens).
     """
 
     log = Logger()
@@ -74,6 +83,7 @@ class Sender(Service):
         onOriginate: Callable[[str], None] = lambda callerid: None,
         onAnswer: Callable[[Action, SendResult, float], None] = lambda action, result, at: None,
         allowed: Optional[Collection[str]] = None,
+        ready: Callable[[], bool] = lambda: True,
         stopTimeout: float = 30.0,
     ):
         self._clock = clock
@@ -90,6 +100,8 @@ class Sender(Service):
         self._onOriginate = onOriginate
         self._onAnswer = onAnswer
         self._allowed = allowed
+        self._ready = ready
+        self._waiting = False  # for the listener
         self._stopTimeout = stopTimeout
         self._backlog: Deque[Action] = deque()
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
@@ -132,6 +144,14 @@ class Sender(Service):
     def _poll(self) -> Optional[Deferred]:
         if self._stopping or self.amiDownSince is not None:
             return None
+        if not self._ready():
+            if not self._waiting:
+                self._waiting = True
+                self.log.warn("Not claiming rows while the AMI listener is not connected")
+            return None
+        if self._waiting:
+            self._waiting = False
+            self.log.info("Claiming rows again: the AMI listener is connected")
         room = self._room()
         return Deferred.fromCoroutine(self._claim(room)) if room > 0 else None
 
@@ -302,7 +322,7 @@ class Sender(Service):
                           outage=now - self.amiDownSince, reason=reason)
         self._probeFailures += 1
         delay = self._probeInterval
-        if isinstance(error, LoginFailed):
+        if isinstance(error, LoginFailed) and error.reason == BAD_LOGIN:
             delay = min(MAX_PAUSE, 2.0 ** (self._probeFailures - 1))
             self.log.warn("AMI refused the login; trying again in {delay:g} s", delay=delay)
         self._probe = self._clock.callLater(delay, self._probeNow)

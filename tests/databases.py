@@ -136,6 +136,14 @@ class ScratchDatabase:
             return mysqlConnection(self.url, database=True)
         return dialectFor(self.url).connect(self.url)
 
+    def connectionID(self) -> int:
+        """The server's id of this object's own connection (MySQL)."""
+        return self.rows("SELECT CONNECTION_ID()")[0][0]
+
+    def reconnect(self) -> None:
+        """Connect again if the server went away (it was restarted) (MySQL)."""
+        self.connection.ping(reconnect=True)
+
     def execute(self, sql: str, params: Sequence = ()) -> int:
         """Run one statement; the number of rows it changed."""
         cursor = self.connection.cursor()
@@ -158,16 +166,17 @@ class ScratchDatabase:
         entry_date: Optional[str] = None,
         uniqueid: Optional[str] = "",
         channel: Optional[str] = "",
+        connection=None,
     ) -> int:
         """
         INSERT a row the way GUI clients do (all 19 columns, positionally;
-        missing cmd lines are ''), with the current local time by default;
-        its man_id.
+        missing cmd lines are ''), with the current local time by default,
+        on C{connection} (a GUI client's own) or this object's; its man_id.
         """
         lines = list(cmdLines) + [""] * (len(CMD_LINE_COLUMNS) - len(cmdLines))
         if entry_date is None:
             entry_date = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        cursor = self.connection.cursor()
+        cursor = (connection or self.connection).cursor()
         cursor.execute(
             dialectFor(self.url).placeholders(
                 "INSERT INTO vicidial_manager VALUES (NULL, " + ", ".join(["%s"] * 18) + ")"

@@ -4,7 +4,9 @@ Splitting an AMI byte stream into messages.
 Asterisk ends each message with a blank line, nominally CRLF CRLF; bare LF is
 accepted too.  One form breaks that rule: the C{Command} response of
 Asterisk 13 and older (C{Response: Follows}), whose raw output may itself hold
-blank lines and ends at C{--END COMMAND--}.
+blank lines and ends at C{--END COMMAND--}.  It is read so only while a
+C{Command} waits for its answer (L{MessageReader.follows}): elsewhere those
+bytes are garbage, which must not swallow the messages after them.
 """
 
 import re
@@ -32,8 +34,11 @@ class MessageReader:
 
     A message longer than C{maxMessage}, or holding a line longer than
     C{maxLine}, is dropped whole and reported through C{onDiscard(size,
-    why)}; reading resumes at the next message.
+    why)}; reading resumes at the next message.  C{follows} says whether a
+    C{Response: Follows} may come now (a Command waits for its answer).
     """
+
+    follows = True
 
     def __init__(
         self,
@@ -66,13 +71,13 @@ class MessageReader:
         here = pos + self._scanned
         self._scanned = 0
         while pos < end:
-            if startswith(FOLLOWS, pos):
+            if self.follows and startswith(FOLLOWS, pos):
                 m = _END_COMMAND.search(buf, here)
                 if m is None:
                     found = -1
                 else:
                     found, stop, after = m.start(), m.start() + _END_LEN, m.end()
-            elif end - pos < _FOLLOWS_LEN and FOLLOWS.startswith(buf[pos:]):
+            elif self.follows and end - pos < _FOLLOWS_LEN and FOLLOWS.startswith(buf[pos:]):
                 break  # too short to tell a Follows response from the rest
             else:
                 if -1 < crlf < here or crlf == -2:

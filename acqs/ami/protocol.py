@@ -91,6 +91,8 @@ class AMIProtocol(Protocol):
         self.amiVersion: Optional[str] = None
         self._head = b""
         self._reader = MessageReader(self._discarded)
+        self._reader.follows = False  # only while a Command waits (see framing)
+        self._commands = 0
         self._pending: Dict[str, _Pending] = {}
         self._lists: Dict[str, _Pending] = {}
         self._handlers: Dict[Optional[str], List[EventHandler]] = {}
@@ -183,7 +185,8 @@ class AMIProtocol(Protocol):
             name = (raw[7:] if eol < 0 else raw[7:eol]).rstrip(b"\r ")
             self._event(name.decode("utf-8", "replace"), raw)
         elif raw.startswith(b"Response: "):
-            message = parseFollows(raw) if raw.startswith(FOLLOWS) else Message.fromBytes(raw)
+            follows = self._commands and raw.startswith(FOLLOWS)
+            message = parseFollows(raw) if follows else Message.fromBytes(raw)
             self._response(message)
         else:
             message = Message.fromBytes(raw)
@@ -243,11 +246,20 @@ class AMIProtocol(Protocol):
         self._finish(pending.actionID, result)
 
     def _finish(self, actionID: str, result: object) -> None:
-        pending = self._pending.pop(actionID)
+        self._settle(actionID).deferred.callback(result)
+
+    def _settle(self, actionID: str) -> Optional[_Pending]:
+        """Forget the pending action C{actionID} (and its timer); it, if it was pending."""
+        pending = self._pending.pop(actionID, None)
         self._lists.pop(actionID, None)
+        if pending is None:
+            return None
         if pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
-        pending.deferred.callback(result)
+        if pending.action.lower() == "command":
+            self._commands -= 1
+            self._reader.follows = self._commands > 0
+        return pending
 
     # Events
 
@@ -302,24 +314,21 @@ class AMIProtocol(Protocol):
         except ValueError:
             return fail()
 
-        def cancel(d: Deferred) -> None:
-            pending = self._pending.pop(actionID, None)
-            self._lists.pop(actionID, None)
-            if pending is not None and pending.timer.active():
-                pending.timer.cancel()
-
-        pending = _Pending(actionID, action, Deferred(cancel), listEnd and listEnd.lower())
+        pending = _Pending(actionID, action, Deferred(lambda d: self._settle(actionID)),
+                           listEnd and listEnd.lower())
         if listEnd:
             self._lists[actionID] = pending
         timeout = self.timeout if timeout is None else timeout
         pending.timer = self._clock.callLater(timeout, self._timedOut, actionID, timeout)
         self._pending[actionID] = pending
+        if action.lower() == "command":
+            self._commands += 1
+            self._reader.follows = True
         self.transport.write(data)
         return pending.deferred
 
     def _timedOut(self, actionID: str, timeout: float) -> None:
-        pending = self._pending.pop(actionID)
-        self._lists.pop(actionID, None)
+        pending = self._settle(actionID)
         pending.deferred.errback(ActionTimeout(pending.action, timeout))
 
     def login(
@@ -411,6 +420,7 @@ class AMIProtocol(Protocol):
         why = reason.getErrorMessage()
         pending, self._pending = self._pending, {}
         self._lists = {}
+        self._commands = 0
         for p in pending.values():
             if p.timer is not None and p.timer.active():
                 p.timer.cancel()

@@ -214,6 +214,7 @@ class AMISession(Protocol):
         action = (message.get("Action") or "").strip()
         who = self.username or (message.get("Username") if action.lower() == "login" else None)
         sim.actions.append((who, masked(message)))
+        sim.actionTimes.append(sim._clock.seconds())
         if sim.unresponsive:
             return
         if not action:
@@ -490,6 +491,7 @@ class Simulator:
         in-memory with C{twisted.test.iosim}).
     @ivar actions: C{(username, Message)} for every action received after
         the greeting, in order; Login secrets and MD5 keys are masked.
+    @ivar actionTimes: when each of C{actions} was received (clock seconds).
     @ivar channels: the live channels by name (see L{Channel}).
     @ivar sessions: the connected L{AMISession}s.
     @ivar races: the L{Races} knobs for orderings real Asterisk leaves to
@@ -513,7 +515,7 @@ class Simulator:
      - C{testEvents}: print C{TestEvent}s, as the captured Debian build
        (compiled with the test framework) does; False for a production-like
        stream;
-     - L{dropAll}, L{sendGarbage}, L{flood}, L{hangup}.
+     - L{dropAll} (of one user, or all), L{sendGarbage}, L{flood}, L{hangup}.
     """
 
     log = Logger()
@@ -526,6 +528,7 @@ class Simulator:
         self.dialect: Dialect = makeDialect(dialect)
         self.users: Dict[str, User] = makeUsers(users)
         self.actions: List[Tuple[Optional[str], Message]] = []
+        self.actionTimes: List[float] = []
         self.sessions: List[AMISession] = []
         self.responseDelay = 0.0
         self.loginFailureDelay = 1.0
@@ -604,10 +607,11 @@ class Simulator:
         if not self.pbx.farHangup(channelName, cause):
             raise KeyError(channelName)
 
-    def dropAll(self) -> None:
-        """Close every session's connection abruptly."""
+    def dropAll(self, username: Optional[str] = None) -> None:
+        """Close every session's connection abruptly (only C{username}'s, if given)."""
         for session in list(self.sessions):
-            session.transport.abortConnection()
+            if username is None or session.username == username:
+                session.transport.abortConnection()
 
     def sendGarbage(self, data: bytes = DEFAULT_GARBAGE) -> None:
         """Write raw bytes to every session."""

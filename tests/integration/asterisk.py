@@ -10,8 +10,10 @@ acqs-test.
 """
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 from twisted.internet import reactor
@@ -49,14 +51,16 @@ def _freePort() -> int:
 
 class PrivateAsterisk:
     """
-    An Asterisk 22 of a test's own under C{testCase.mktemp()}, on a free
+    An Asterisk 22 of a test's own in a new temporary folder, on a free
     loopback port, with C{options} added to asterisk.conf's [options] (e.g.
     C{systemname}); it can stop and start again, and is stopped when the
     test ends.
     """
 
     def __init__(self, testCase, **options):
-        self.prefix = os.path.abspath(testCase.mktemp())
+        # Short: Asterisk's control socket lives under it (108 characters at most).
+        self.prefix = tempfile.mkdtemp(prefix="acqs-ast-")
+        testCase.addCleanup(shutil.rmtree, self.prefix, True)
         self.port = _freePort()
         self.endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port, timeout=5)
         # asterisk-ctl writes the configuration, then it is changed and run as is.

@@ -99,8 +99,8 @@ class SlowDatabaseTests(TestCase):
 
 class ReconnectPolicyTests(SynchronousTestCase):
     def test_firstAttemptAtOnce(self):
-        """The first attempt after a lost connection is immediate; then 0.5, 1, 2, 4, 5 s,
-        each with at most 10% more at random."""
+        """The first attempt after a lost connection is immediate; then 0.5 s, then every
+        second, each with at most 10% more at random."""
         policy = reconnectPolicy(jitter=lambda: 0)
-        self.assertEqual([policy(n) for n in range(1, 8)], [0, 0.5, 1, 2, 4, 5, 5])
+        self.assertEqual([policy(n) for n in range(1, 6)], [0, 0.5, 1, 1, 1])
         self.assertAlmostEqual(reconnectPolicy(jitter=lambda: 1)(3), 1.1)

@@ -9,17 +9,12 @@ row is sent, once, and the headers on the wire are the row's header lines.
 import json
 import pathlib
 
-from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
-
-from acqs.ami.framing import MessageReader
-from acqs.ami.message import Message
 
 from ..databases import scratchMySQL
 from . import asterisk
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
+from .proxy import RecordingProxy
 
 ROWS = json.loads((pathlib.Path(__file__).parent.parent / "data" / "vicidial" / "rows.json")
                   .read_text(encoding="utf-8"))
@@ -108,44 +103,6 @@ class MyISAMRowShapeTests(SimulatorRowShapes, TestCase):
     engine = "MyISAM"
 
 
-class _Recorder(Protocol):
-    """Forwards a client's bytes to the real Asterisk, keeping the actions it wrote."""
-
-    def __init__(self, proxy):
-        self.proxy, self.peer, self.actions = proxy, None, []
-        self.reader = MessageReader(lambda size, why: None)
-        proxy.connections.append(self)
-
-    def connectionMade(self):
-        self.transport.pauseProducing()
-        to = _Upstream(self)
-        TCP4ClientEndpoint(reactor, *self.proxy.target).connect(
-            Factory.forProtocol(lambda: to)).addErrback(lambda _: self.transport.loseConnection())
-
-    def dataReceived(self, data):
-        self.actions.extend(Message.fromBytes(raw) for raw in self.reader.feed(data))
-        self.peer.transport.write(data)
-
-    def connectionLost(self, reason):
-        if self.peer is not None:
-            self.peer.transport.loseConnection()
-
-
-class _Upstream(Protocol):
-    def __init__(self, client):
-        self.client = client
-
-    def connectionMade(self):
-        self.client.peer = self
-        self.client.transport.resumeProducing()
-
-    def dataReceived(self, data):
-        self.client.transport.write(data)
-
-    def connectionLost(self, reason):
-        self.client.transport.loseConnection()
-
-
 class RealAsteriskRowShapeTests(RowShapes, TestCase):
     """The shapes sent to the real Asterisk 22, recorded on the way."""
 
@@ -154,15 +111,10 @@ class RealAsteriskRowShapeTests(RowShapes, TestCase):
     async def test_everyShapeReachesAsterisk(self):
         """Each shape reaches the real Asterisk as the row has it, and Asterisk answers it
         (most with an error: the test dialplan has none of VICIdial's contexts)."""
-        proxy = Factory.forProtocol(lambda: _Recorder(proxy))
-        proxy.connections = []
         host, port = asterisk.ENDPOINT.split("host=")[1].split(":port=")
-        proxy.target = (host, int(port))
-        listening = reactor.listenTCP(0, proxy, interface="127.0.0.1")
-        self.addCleanup(listening.stopListening)
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", listening.getHost().port)
-        rows = await self.sendAll(endpoint)
-        sent = [m for c in proxy.connections if c.actions and c.actions[0]["Username"] == "sender"
-                for m in c.actions if m["Action"] not in ("Login", "Logoff", "Command")]
+        proxy = RecordingProxy(self, host, int(port))
+        rows = await self.sendAll(proxy.endpoint)
+        sent = [m for m in proxy.actionsOf("sender")
+                if m["Action"] not in ("Login", "Logoff", "Command")]
         self.assertEqual(len(sent), len(rows))
         self.assertOnTheWire(rows, sent)
