@@ -120,6 +120,7 @@ def acqsServices(
     sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
                     maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
                     warm=settings.warm_sessions, pollInterval=settings.poll_interval,
+                    idleWait=settings.idle_wait,
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
                     ready=lambda: listener.protocol is not None,
                     stopTimeout=settings.action_timeout)

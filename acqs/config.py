@@ -76,6 +76,7 @@ class Settings:
     listen_secret: str = ""
     md5: bool = False
     poll_interval: float = 0.05
+    idle_wait: float = 1.0
     linger: float = 10.0
     max_sessions: int = 50
     max_connecting: int = 4
@@ -278,8 +279,12 @@ OPTIONS = (
     Option("listen-secret", "listen_secret", "listener's AMI secret (shown by ps)",
            shown="send secret"),
     Option("listen-secret-file", None, "file whose first line is the listener's secret"),
-    Option("poll-interval", "poll_interval", "seconds between polls for NEW rows",
+    Option("poll-interval", "poll_interval",
+           "seconds between polls for NEW rows where the database cannot wait for them",
            parse=seconds, check=_positive),
+    Option("idle-wait", "idle_wait",
+           "seconds one wait for NEW rows lasts in the database (MariaDB); the longest"
+           " poll interval elsewhere", parse=seconds, check=_positive),
     Option("linger", "linger", "seconds a session lingers after its action",
            parse=seconds, check=_notNegative),
     Option("max-sessions", "max_sessions", "most AMI send sessions open at once",

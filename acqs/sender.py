@@ -3,7 +3,13 @@ The sender: claims NEW rows of this server and sends each action over its
 own short-lived AMI session.
 
 Claims are sized to free capacity, so rows wait as NEW in the table (in
-man_id order) rather than as QUEUE in memory.  Sessions connect and log in
+man_id order) rather than as QUEUE in memory.  Claiming runs in rounds, one
+after another: a round that finds no NEW row waits for one in the database
+itself (MariaDB: one statement that returns as soon as a NEW row of this
+server exists, or after C{idleWait} seconds), so a row is seen within
+milliseconds while an idle instance asks the database about once a second;
+where the database cannot wait, rounds poll every C{pollInterval}, backing
+off to C{idleWait} while nothing comes.  Sessions connect and log in
 first, then take the oldest claimed row: at most C{maxConnecting} are
 connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
@@ -79,6 +85,7 @@ class Sender(Service):
         warm: int = 0,
         warmIdle: float = 10.0,
         pollInterval: float = 0.05,
+        idleWait: float = 1.0,
         probeInterval: float = 0.5,
         onOriginate: Callable[[str], None] = lambda callerid: None,
         onAnswer: Callable[[Action, SendResult, float], None] = lambda action, result, at: None,
@@ -96,6 +103,9 @@ class Sender(Service):
         self._warm = warm
         self._warmIdle = warmIdle
         self._pollInterval = pollInterval
+        self._idleWait = idleWait
+        self._idle = pollInterval  # the current poll interval where the database cannot wait
+        self._napping: Optional[Deferred] = None
         self._probeInterval = probeInterval
         self._onOriginate = onOriginate
         self._onAnswer = onAnswer
@@ -106,7 +116,7 @@ class Sender(Service):
         self._backlog: Deque[Action] = deque()
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._retirements = {}  # idle session -> the call that retires it
-        self._loop = LoopingCall(self._poll)
+        self._loop = LoopingCall(self._round)
         self._loop.clock = clock
         self._looping: Optional[Deferred] = None
         self._stopping = False
@@ -130,32 +140,72 @@ class Sender(Service):
     def backlogCount(self) -> int:
         return len(self._backlog)
 
-    # Claiming
+    # Claiming: one round at a time, back to back; a round with nothing to do
+    # waits (for room, for a NEW row in the database, or a poll interval).
 
     def startService(self) -> None:
         super().startService()
         self._stopping = False
-        self._looping = self._loop.start(self._pollInterval, now=True)
+        self._looping = self._loop.start(0, now=True)
 
     def _room(self) -> int:
         busy = sum(1 for s in self._sessions if s.action is not None and not s.lingering)
         return self._maxSessions - busy - len(self._backlog)
 
-    def _poll(self) -> Optional[Deferred]:
+    def _mayClaim(self) -> bool:
         if self._stopping or self.amiDownSince is not None:
-            return None
+            return False
         if not self._ready():
             if not self._waiting:
                 self._waiting = True
                 self.log.warn("Not claiming rows while the AMI listener is not connected")
-            return None
+            return False
         if self._waiting:
             self._waiting = False
             self.log.info("Claiming rows again: the AMI listener is connected")
-        room = self._room()
-        return Deferred.fromCoroutine(self._claim(room)) if room > 0 else None
+        return True
 
-    async def _claim(self, room: int) -> None:
+    def _round(self) -> Deferred:
+        return Deferred.fromCoroutine(self._claimRound())
+
+    async def _claimRound(self) -> None:
+        try:
+            room = self._room() if self._mayClaim() else 0
+            if room <= 0:
+                await self._nap(self._pollInterval)
+                return
+            claimed = await self._claim(room)
+            if claimed is None:
+                await self._nap(self._pollInterval)
+            elif claimed:
+                self._idle = self._pollInterval
+            elif await self._store.waitForNew(self.serverIP, self._idleWait) is None:
+                # The database cannot wait: poll, more slowly the longer nothing comes.
+                await self._nap(self._idle)
+                self._idle = min(self._idleWait, self._idle * 2)
+        except Exception:
+            self.log.failure("A claim round failed")
+            await self._nap(self._pollInterval)
+
+    def _nap(self, seconds: float) -> Deferred:
+        """Wait C{seconds}, or less if room frees up or acqs stops (L{_wake})."""
+        napping = self._napping = Deferred()
+        call = self._clock.callLater(seconds, self._wake)
+
+        def done(result):
+            if call.active():
+                call.cancel()
+            return result
+
+        return napping.addBoth(done)
+
+    def _wake(self) -> None:
+        napping, self._napping = self._napping, None
+        if napping is not None and not napping.called:
+            napping.callback(None)
+
+    async def _claim(self, room: int) -> Optional[int]:
+        """Claim up to C{room} rows and queue them; how many, or None if claiming failed."""
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance)
         except Exception as e:
@@ -166,7 +216,7 @@ class Sender(Service):
                 else:
                     self.log.failure("Claiming rows failed")
             self.claimError = str(e) or repr(e)
-            return
+            return None
         if self.claimFailingSince is not None:
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
@@ -178,6 +228,7 @@ class Sender(Service):
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
                 self.releases.add(((row.man_id, row.claim), "acqs failed to queue the row"))
         self._pump()
+        return len(rows)
 
     def _take(self, row) -> None:
         action = rowAction(row, self._allowed)
@@ -259,6 +310,7 @@ class Sender(Service):
                                       errbackArgs=(action,))
 
     def _answered(self, result: SendResult, action: Action, givenAt: float) -> None:
+        self._wake()  # its session lingers now: room for another row
         self.sent += 1
         self.log.info("man_id {man_id} {action} sent: {text} (response {response})",
                       man_id=result.man_id, action=action.name, text=result.text,
@@ -281,6 +333,7 @@ class Sender(Service):
             self._amiFailed(failure.value)
 
     def _closed(self, _: object, session: ActionSession) -> None:
+        self._wake()
         self._sessions.pop(session, None)
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
@@ -342,6 +395,7 @@ class Sender(Service):
         self._stopping = True
         if self._loop.running:
             self._loop.stop()
+        self._wake()
         await self._looping
         if self._probe is not None and self._probe.active():
             self._probe.cancel()

@@ -9,7 +9,10 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
+import time
 from functools import partial
+
+from twisted.internet import reactor
 
 from acqs.store import IQueueStore, StoreUnavailable
 from acqs.store.records import (
@@ -732,6 +735,30 @@ class QueueStoreTests:
         self.assertEqual(await self.store.recoverStranded(SERVER, "box1", 0), Recovery((), ()))
         self.assertEqual(self.db.status(man_id), "QUEUE")
 
+    # -- waiting for NEW rows ----------------------------------------------------
+
+    waits = True  # whether this database can wait in the server
+
+    async def test_waitForNew(self):
+        """Where the server can wait: False after the timeout with no NEW row of this server;
+        True as soon as one is INSERTed meanwhile; True at once while one is there.  Where
+        it cannot: None at once (the sender polls)."""
+        self.db.insertAction(OTHER, "Originate", CID)
+        if not self.waits:
+            self.assertIsNone(await self.store.waitForNew(SERVER, 0.2))
+            return
+        started = time.monotonic()
+        self.assertFalse(await self.store.waitForNew(SERVER, 0.2))
+        self.assertGreaterEqual(time.monotonic() - started, 0.19)
+        gui = self.db.connect()
+        self.addCleanup(gui.close)
+        reactor.callLater(0.1, lambda: self.db.insertAction(SERVER, "Originate", CID,
+                                                            connection=gui))
+        started = time.monotonic()
+        self.assertTrue(await self.store.waitForNew(SERVER, 5))
+        self.assertLess(time.monotonic() - started, 4)
+        self.assertTrue(await self.store.waitForNew(SERVER, 5))
+
     # -- instances -------------------------------------------------------------
 
     async def test_heartbeat(self):
@@ -896,12 +923,15 @@ class MyISAMQueueStoreTests(QueueStoreTests, TestCase):
 
 
 class OldServerQueueStoreTests(QueueStoreTests, TestCase):
-    """The contract as a server without SKIP LOCKED (MariaDB 10.3-10.5, MySQL 5.7) runs it:
-    plain FOR UPDATE under the claim lock, forced on the real MariaDB."""
+    """The contract as a server without SKIP LOCKED nor compound statements (MySQL 5.7)
+    runs it: plain FOR UPDATE under the claim lock, and no wait in the server; forced on
+    the real MariaDB."""
+
+    waits = False
 
     def scratch(self, testCase, tables=True):
         db = scratchMySQL(testCase, tables)
-        db.openStore = partial(db.openStore, skipLocked=False)
+        db.openStore = partial(db.openStore, skipLocked=False, waits=False)
         return db
 
     async def test_serialised(self):
@@ -916,3 +946,4 @@ class SQLiteQueueStoreTests(QueueStoreTests, TestCase):
     """The contract on SQLite."""
 
     scratch = staticmethod(scratchSQLite)
+    waits = False

@@ -22,21 +22,22 @@ __all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL",
 
 def openStore(
     url: Union[str, DatabaseURL], reactor, password: Optional[str] = None,
-    skipLocked: Optional[bool] = None,
+    skipLocked: Optional[bool] = None, waits: Optional[bool] = None,
 ) -> IQueueStore:
     """
     The queue store at C{url} (a L{DatabaseURL} or its text), using
     C{password} instead of the URL's own when given.  Nothing is connected
     yet: the first call connects, and a database that is down fails calls
     with L{StoreUnavailable} until it is back.  C{skipLocked=False} makes
-    claims take the path of servers without SKIP LOCKED.  Raises
+    claims take the path of servers without SKIP LOCKED, C{waits=False}
+    the sender poll as on servers that cannot wait for NEW rows.  Raises
     C{ValueError} for a malformed URL.
     """
     if not isinstance(url, DatabaseURL):
         url = parseURL(url)
     url = url.withPassword(password)
     dialect = dialectFor(url)
-    return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor, skipLocked)
+    return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor, skipLocked, waits)
 
 
 def registerInstance(url: DatabaseURL, server_ip: str, instance: str, host: str, pid: int,

@@ -154,6 +154,10 @@ class Dialect:
         """What the server is and can do; C{engine} None if there is no table yet."""
         raise NotImplementedError()
 
+    def waitForNew(self, txn, server_ip: str, timeout: float, step: float) -> bool:
+        """Where L{ServerInfo.waits}: wait in the server for a NEW row (see MySQLDialect)."""
+        raise NotImplementedError()
+
     def claimLock(self, info: ServerInfo) -> str:
         """What a claim's SELECT of NEW rows ends with."""
         return ""
@@ -258,7 +262,22 @@ class MySQLDialect(Dialect):
         )
         version, engine = txn.fetchone()
         innodb = (engine or "").lower() == "innodb"
-        return ServerInfo(version, engine, innodb and self._skipsLocked(txn))
+        # BEGIN NOT ATOMIC outside stored programs: MariaDB 10.1.1 and later.
+        return ServerInfo(version, engine, innodb and self._skipsLocked(txn),
+                          waits="mariadb" in version.lower())
+
+    def waitForNew(self, txn, server_ip: str, timeout: float, step: float) -> bool:
+        """
+        Wait in the server, one statement, until a NEW row of C{server_ip}
+        exists (True) or C{timeout} seconds passed (False), looking every
+        C{step} seconds (an index lookup).
+        """
+        rounds = max(1, int(timeout / step))
+        txn.execute(_WAIT_FOR_NEW, (rounds, server_ip, step, rounds))
+        [(found,)] = txn.fetchall()
+        while txn.nextset():
+            pass
+        return bool(found)
 
     def claimLock(self, info: ServerInfo) -> str:
         return " FOR UPDATE SKIP LOCKED" if info.skipLocked else " FOR UPDATE"
@@ -309,6 +328,19 @@ class MySQLDialect(Dialect):
         with contextlib.suppress(pymysql.err.Error):
             txn.connection.rollback()
             txn.execute(*release)
+
+
+# MariaDB loops in the server, checking vicidial_manager's serverstat index,
+# and answers as soon as there is a NEW row: no client round trip per look.
+_WAIT_FOR_NEW = """BEGIN NOT ATOMIC
+  DECLARE looked INT DEFAULT 0;
+  WHILE looked < %s AND NOT EXISTS (
+      SELECT 1 FROM vicidial_manager WHERE server_ip = %s AND status = 'NEW') DO
+    DO SLEEP(%s);
+    SET looked = looked + 1;
+  END WHILE;
+  SELECT looked < %s;
+END"""
 
 
 class SQLiteDialect(Dialect):

@@ -36,6 +36,12 @@ class IQueueStore(Interface):
         order, each with its claim token.
         """
 
+    def waitForNew(server_ip: str, timeout: float, step: float):
+        """
+        Fires True as soon as a NEW row of C{server_ip} exists, False after
+        C{timeout} seconds; None at once where the database cannot wait.
+        """
+
     def markSending(claims: Sequence[Claim]):
         """
         These QUEUE rows go to AMI now: they become SENT (VICIdial's sender

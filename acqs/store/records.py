@@ -132,14 +132,16 @@ class Pruned:
 class ServerInfo:
     """
     What the store found out about its database: the server's version
-    text, vicidial_manager's engine, and whether claims skip locked rows
+    text, vicidial_manager's engine, whether claims skip locked rows
     (InnoDB on MariaDB 10.6+ or MySQL 8.0+) or are serialised with a lock of
-    their own.
+    their own, and whether one statement can wait for NEW rows in the
+    server (MariaDB's compound statements).
     """
 
     version: str
     engine: Optional[str]
     skipLocked: bool
+    waits: bool = False  # the server can wait for NEW rows itself (MariaDB)
 
 
 class InstanceConflict(Exception):

@@ -207,13 +207,14 @@ class SQLQueueStore:
     L{IQueueStore} on a DB-API database through C{twisted.enterprise.adbapi};
     C{dialect} says what differs between MySQL/MariaDB and SQLite.  With
     C{skipLocked=False} claims are serialised even where the server could
-    skip locked rows (the path older servers take).
+    skip locked rows, and with C{waits=False} nobody waits in the server
+    for NEW rows (the paths older servers and MySQL take).
     """
 
     log = Logger()
 
     def __init__(self, url: DatabaseURL, dialect: Dialect, pool, reactor,
-                 skipLocked: Optional[bool] = None):
+                 skipLocked: Optional[bool] = None, waits: Optional[bool] = None):
         self._url = url
         self._dialect = dialect
         self._pool = pool
@@ -227,6 +228,7 @@ class SQLQueueStore:
         self._closed = False
         self._downSince = None
         self._skipLocked = skipLocked
+        self._waitless = waits is False  # poll even where the server could wait
         self.serverInfo: Optional[ServerInfo] = None  # known at the first claim
 
     def __repr__(self) -> str:
@@ -253,6 +255,18 @@ class SQLQueueStore:
                 reason=reason,
             )
         return rows
+
+    @_deferred
+    async def waitForNew(self, server_ip: str, timeout: float, step: float = 0.002):
+        """
+        Where the server can (MariaDB), wait in it until a NEW row of
+        C{server_ip} exists: fires True when there is one, False after
+        C{timeout} seconds; None at once where it cannot (poll instead).
+        """
+        info = await self._probe()
+        if not info.waits or self._waitless:
+            return None
+        return await self._run(self._dialect.waitForNew, server_ip, timeout, step)
 
     @_deferred
     async def markSending(self, claims: Sequence[Claim]):

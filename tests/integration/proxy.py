@@ -13,7 +13,7 @@ from acqs.ami.message import Message
 
 class RecordingProxy:
     """
-    Listens on a free loopback port (C{endpoint} reaches it) and forwards each
+    Listens on a free loopback C{port} (C{endpoint} reaches it) and forwards each
     connection to C{host}:C{port}, keeping the actions every client wrote.
     """
 
@@ -23,7 +23,8 @@ class RecordingProxy:
         self._port = reactor.listenTCP(0, Factory.forProtocol(lambda: _Recorder(self)),
                                        interface="127.0.0.1")
         testCase.addCleanup(self._port.stopListening)
-        self.endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self._port.getHost().port)
+        self.port = self._port.getHost().port
+        self.endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
 
     def actionsOf(self, username: str):
         """The actions of every connection that logged in as C{username}, in order."""

@@ -201,6 +201,25 @@ class SimulatorLifeCycle(EndToEnd):
         channels = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
         self.assertEqual(channels, [f"SIP/none-{n:04d}" for n in range(15)])
 
+    async def test_connectsPaced(self):
+        """A burst never has more than max-connecting sessions connecting or logging in at
+        once (Asterisk's AMI listen backlog is 10), and every row still goes out."""
+        acqs = self.start(max_connecting=3, max_sessions=20, linger=0)
+        listener = next(s for s in acqs if isinstance(s, Listener))
+        await eventually(lambda: listener.protocol)
+        self.sim.responseDelay = 0.1  # every login takes a while
+        ids = [self.insert("Hangup", f"Channel: SIP/none-{n:04d}") for n in range(30)]
+        peak = []
+
+        def allAnswered():
+            """every row's answer is recorded"""
+            peak.append(sum(1 for s in self.sim.sessions if not s.authenticated))
+            return all((self.db.action(i) or {}).get("answered_at") for i in ids)
+
+        await eventually(allAnswered, timeout=30, interval=0.005)
+        self.assertLessEqual(max(peak), 3)
+        self.assertEqual(max(peak), 3)
+
     async def test_asteriskDown(self):
         """While Asterisk is down rows stay NEW, never lost; once it is back each goes once."""
         self.start()

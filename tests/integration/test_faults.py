@@ -271,3 +271,47 @@ class KillTests(TestCase):
         self.assertEqual((counted.lost, counted.doubled, counted.stranded), ([], [], []))
         # At worst the rows whose answer was awaited at the kill: about a second's load.
         self.assertLessEqual(len(counted.unknown), RATE)
+
+
+class RealAsteriskKillTests(TestCase):
+    """acqs killed while calls ring on the real Asterisk 22, then started again."""
+
+    skip = asterisk.SKIP_PRIVATE
+
+    async def test_sigkillWhileRinging(self):
+        """SIGKILL while calls ring (3 s) and a restart 1 s later: the calls rang on, and
+        after the restart their rows are UPDATED, then DEAD; none is lost, sent twice or
+        stranded; those whose answer died with the process say 'unknown'."""
+        db = scratchMySQL(self)
+        ast = asterisk.PrivateAsterisk(self)
+        proxy = RecordingProxy(self, "127.0.0.1", ast.port)
+
+        def start():
+            return twistd(
+                self, "--server-ip", SERVER, "--db", str(db.url),
+                "--ami", f"tcp:host=127.0.0.1:port={proxy.port}",
+                "--send-user", "sender", "--listen-user", "listener", "--linger", "0.2",
+                "--instance", "killed", "--status-file", "",
+                env={"ACQS_SEND_SECRET": "sendersecret",
+                     "ACQS_LISTEN_SECRET": "listenersecret"})
+
+        def ringingCall(callerid):
+            return ["Channel: Local/8600012@acqs-test", "Context: acqs-test",
+                    "Exten: 8600100", "Priority: 1", f"Callerid: {callerid}"]
+
+        processes = [start()]
+        await eventually(lambda: "Listening to AMI" in processes[0].text
+                         or processes[0].ended.called, timeout=30)
+        skipUnlessInstalled(processes[0])
+        gui = GUILoad(self, db, 5, ringingCall)
+        await gui.run(8, at={4: lambda: processes[0].transport.signalProcess("KILL"),
+                             5: lambda: processes.append(start())})
+        await settled(db, gui.rows, timeout=60)
+        processes[1].transport.signalProcess("TERM")
+        self.assertIn(await processes[1].ended, STOPPED, processes[1].text)
+        sent = [m for m in proxy.actionsOf("sender") if m["Action"] == "Originate"]
+        counted = tally(db, gui.rows, sentCallerids([(None, m) for m in sent]))
+        report("SIGKILL while calls ring on the real Asterisk 22, restart after 1 s", counted)
+        self.assertEqual((counted.lost, counted.doubled, counted.stranded), ([], [], []))
+        self.assertTrue(counted.unknown, "calls rang at the kill")
+        self.assertEqual({db.status(m) for m in counted.unknown}, {"DEAD"})
