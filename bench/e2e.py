@@ -66,7 +66,8 @@ Figures, per rate:
                 sampled every 0.2 s (for acqs: twistd's VmHWM).
   DB            statements per action and MariaDB CPU ms per action of the
                 SUT's user (information_schema.USER_STATISTICS; userstat is
-                switched on for the run and restored afterwards).
+                switched on for the run and off again afterwards unless
+                another run is under way; NaN if someone turned it off).
   lost/twice/left   rows the simulator never received, received more than
                 once, and not DEAD once no row has become DEAD for --settle s.
   %CPU          of the SUT, the simulator, this driver and the whole MariaDB
@@ -337,7 +338,12 @@ class Database:
         return cursor.fetchall()
 
     def userStatistics(self):
-        """(statements, MariaDB CPU seconds) of the SUT's user so far."""
+        """
+        (statements, MariaDB CPU seconds) of the SUT's user so far; NaN while
+        userstat is off (someone else turned it off: the figures would be wrong).
+        """
+        if not self.query("SELECT @@userstat")[0][0]:
+            return math.nan, math.nan
         rows = self.query(
             "SELECT SELECT_COMMANDS + UPDATE_COMMANDS + OTHER_COMMANDS, CPU_TIME"
             " FROM information_schema.USER_STATISTICS WHERE USER = %s", (self.user,))
@@ -347,7 +353,8 @@ class Database:
         cursor = self.admin.cursor()
         cursor.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
         cursor.execute(f"DROP USER IF EXISTS '{self.user}'@'%'")
-        if not self.userstat:
+        cursor.execute("SHOW DATABASES LIKE 'acqs\\_e2e\\_%'")
+        if not self.userstat and not cursor.fetchall():  # unless another run still needs it
             cursor.execute("SET GLOBAL userstat = 0")
         self.admin.close()
 
