@@ -614,14 +614,16 @@ def report(args, run, idle, results):
               f"  {r['statements']:>5.1f} {r['dbCPU']:>5.2f}"
               f"  {r['lost']:>4} {r['twice']:>5} {sum(r['left'].values()):>4}")
     print(f"\nidle ({args.idle:g} s): {idle[0]:.1f} DB statements/s, {idle[1]:.2f} % CPU")
+    cpus = os.cpu_count()
     print(f"\n%CPU over each window (first INSERT until settled), of one core;"
-          f" the machine's of all {os.cpu_count()}:")
+          f" the machine's of all {cpus}; other = the machine's work that is none of these:")
     print(f"{'rate':>5} {'window s':>8} {'SUT':>5} {'simulator':>9} {'driver':>6}"
-          f" {'MariaDB':>7} {'machine':>7}")
+          f" {'MariaDB':>7} {'other':>5} {'machine':>7}")
     for r in results:
+        ours = r["sutPercent"] + r["simPercent"] + r["ownPercent"] + r["serverPercent"]
         print(f"{r['rate']:>5g} {r['window']:>8.1f} {r['sutPercent']:>5.0f}"
               f" {r['simPercent']:>9.0f} {r['ownPercent']:>6.0f} {r['serverPercent']:>7.0f}"
-              f" {r['machinePercent']:>7.0f}")
+              f" {r['machinePercent'] * cpus - ours:>5.0f} {r['machinePercent']:>7.0f}")
     for r in results:
         if r["left"]:
             print(f"left behind at {r['rate']:g}/s: "
