@@ -71,7 +71,10 @@ Figures, per rate:
   lost/twice/left   rows the simulator never received, received more than
                 once, and not DEAD once no row has become DEAD for --settle s.
   %CPU          of the SUT, the simulator, this driver and the whole MariaDB
-                server (everyone's) over the window, and of the whole machine.
+                server (everyone's) over the window, and of the whole machine;
+                beside it the machine's TcpExtListenOverflows: connections
+                (SYNs) dropped because a listen queue, most likely the
+                simulator's, was full; the client retries them after 1, 3, 7 s.
 
 Idle: for --idle s after start-up (and --warmup s), with the driver quiet,
 the SUT user's statements per second and the SUT's CPU %.  The load average
@@ -240,6 +243,13 @@ def processCPU(pid):
 def driverCPU():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def listenOverflows():
+    """The machine's count of connections dropped from full listen queues."""
+    with open("/proc/net/netstat") as f:
+        names, values = [line.split() for line in f if line.startswith("TcpExt:")][:2]
+    return int(values[names.index("ListenOverflows")])
 
 
 def machineCPU():
@@ -542,7 +552,7 @@ class Run:
         statements, dbCPU = self.db.userStatistics()
         sutCPU, simCPU, ownCPU = (self.tree.cpu(), processCPU(self.asterisk.process.pid),
                                   driverCPU())
-        serverCPU, machine = processCPU(self.db.pid), machineCPU()
+        serverCPU, machine, overflows = processCPU(self.db.pid), machineCPU(), listenOverflows()
         self.tree.peakRSS = 0
         started = time.monotonic()
         committed = insertRows(self.db, rate, callerids, seed=index)
@@ -553,6 +563,7 @@ class Run:
         ownCPU = driverCPU() - ownCPU
         serverCPU = processCPU(self.db.pid) - serverCPU
         busy, total = (after - before for after, before in zip(machineCPU(), machine))
+        overflows = listenOverflows() - overflows
         statementsAfter, dbCPUAfter = self.db.userStatistics()
 
         originates, ringing = self.asterisk.originates, self.asterisk.ringing
@@ -583,7 +594,7 @@ class Run:
             sutPercent=100 * sutCPU / elapsed, simPercent=100 * simCPU / elapsed,
             ownPercent=100 * ownCPU / elapsed, window=elapsed,
             serverPercent=100 * serverCPU / elapsed if self.db.pid else math.nan,
-            machinePercent=100 * busy / total,
+            machinePercent=100 * busy / total, overflows=overflows,
         )
 
     def tearDown(self):
@@ -616,14 +627,15 @@ def report(args, run, idle, results):
     print(f"\nidle ({args.idle:g} s): {idle[0]:.1f} DB statements/s, {idle[1]:.2f} % CPU")
     cpus = os.cpu_count()
     print(f"\n%CPU over each window (first INSERT until settled), of one core;"
-          f" the machine's of all {cpus}; other = the machine's work that is none of these:")
+          f" machine: of all {cpus} cores; other: the machine's work that is none of these")
     print(f"{'rate':>5} {'window s':>8} {'SUT':>5} {'simulator':>9} {'driver':>6}"
-          f" {'MariaDB':>7} {'other':>5} {'machine':>7}")
+          f" {'MariaDB':>7} {'other':>5} {'machine':>7}  listen overflows")
     for r in results:
         ours = r["sutPercent"] + r["simPercent"] + r["ownPercent"] + r["serverPercent"]
         print(f"{r['rate']:>5g} {r['window']:>8.1f} {r['sutPercent']:>5.0f}"
               f" {r['simPercent']:>9.0f} {r['ownPercent']:>6.0f} {r['serverPercent']:>7.0f}"
-              f" {r['machinePercent'] * cpus - ours:>5.0f} {r['machinePercent']:>7.0f}")
+              f" {r['machinePercent'] * cpus - ours:>5.0f} {r['machinePercent']:>7.0f}"
+              f"  {r['overflows']:>16}")
     for r in results:
         if r["left"]:
             print(f"left behind at {r['rate']:g}/s: "

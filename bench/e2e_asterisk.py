@@ -21,6 +21,10 @@ up), so Asterisk answers the synchronous Originate at once; the call then
 goes to C{9NUMBER}, which dials the carrier (C{SIP/carrier/NUMBER}, the leg
 that carries the caller ID): it rings C{--ring} seconds, answers, talks
 C{--hold} seconds and hangs up, and the Local legs go with it.
+
+It listens with Twisted's backlog of 50 connections; Asterisk's manager
+listens with 10 but accepts in a thread of its own, where the simulator
+accepts between the calls it plays.
 """
 
 import argparse
