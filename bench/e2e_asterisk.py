@@ -22,12 +22,17 @@ goes to C{9NUMBER}, which dials the carrier (C{SIP/carrier/NUMBER}, the leg
 that carries the caller ID): it rings C{--ring} seconds, answers, talks
 C{--hold} seconds and hangs up, and the Local legs go with it.
 
-It listens with Twisted's backlog of 50 connections; Asterisk's manager
-listens with 10 but accepts in a thread of its own, where the simulator
-accepts between the calls it plays.
+Like Asterisk's manager (main/manager.c), it sets TCP_NODELAY on every
+connection (here on the listening socket, which accepted ones inherit on
+Linux): with Nagle's algorithm on, an event written while an earlier one
+waits for its ACK waits for the reader's delayed ACK, up to 40 ms.  It
+listens with Twisted's backlog of 50 connections; Asterisk's manager listens
+with 10 but accepts in a thread of its own, where the simulator accepts
+between the calls it plays.
 """
 
 import argparse
+import socket
 import sys
 import time
 
@@ -109,6 +114,7 @@ async def main(reactor, argv) -> None:
     simulator.onAction = reporter.onAction
     simulator.onEvent = reporter.onEvent
     port = reactor.listenTCP(0, simulator.factory, interface="127.0.0.1")
+    port.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     reporter.write(f"port {port.getHost().port}\n")
     LoopingCall(reporter.flush).start(0.05)
     # The reporter has what the driver needs; do not keep every action.
