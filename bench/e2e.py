@@ -659,9 +659,9 @@ def parse(argv):
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds between start-up and the idle measurement")
-    parser.add_argument("--settle", type=float, default=30.0,
+    parser.add_argument("--settle", type=float, default=60.0,
                         help="give up waiting for rows to reach DEAD after this many seconds"
-                             " in which none did")
+                             " in which none did [60: longer than acqs' longest pause]")
     parser.add_argument("--ring", type=float, default=0.2, help="carrier ring seconds")
     parser.add_argument("--hold", type=float, default=0.5, help="carrier talk seconds")
     parser.add_argument("--dialect", choices=sorted(PERL_LISTENERS), default="asterisk22")
