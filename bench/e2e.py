@@ -160,14 +160,14 @@ def percentile(values, p):
 # The system under test's processes
 
 
-def _stat(pid):
-    """(utime+stime+cutime+cstime, ppid) of C{pid} in seconds, or None once it is gone."""
+def processCPU(pid):
+    """utime+stime+cutime+cstime of C{pid} in seconds; 0 once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rpartition(")")[2].split()
     except OSError:
-        return None
-    return sum(int(x) for x in fields[11:15]) / TICK, int(fields[1])
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / TICK
 
 
 def _children(pid):
@@ -198,10 +198,7 @@ class Tree:
 
     def cpu(self):
         """CPU seconds of the whole tree so far, dead processes included."""
-        total = 0.0
-        for pid in self.processes():
-            stat = _stat(pid)
-            total += stat[0] if stat else 0.0
+        total = sum(processCPU(pid) for pid in self.processes())
         try:
             with open(f"/proc/{self.reaper.pid}/stat") as f:
                 fields = f.read().rpartition(")")[2].split()
@@ -233,11 +230,6 @@ class Tree:
             except subprocess.TimeoutExpired:
                 os.killpg(self.reaper.pid, signal.SIGKILL)
                 self.reaper.wait()
-
-
-def processCPU(pid):
-    stat = _stat(pid)
-    return stat[0] if stat else 0.0
 
 
 def driverCPU():
@@ -444,7 +436,7 @@ def insertRows(db, rate, callerids, seed):
     """
     Insert a row for each of C{callerids} at Poisson arrivals of C{rate} per
     second, as GUI clients do, on a connection of its own; returns the
-    time.time() after each commit by callerid, and the first and last.
+    time.time() after each commit, by callerid.
     """
     connection = db.connect(autocommit=False)
     cursor = connection.cursor()
@@ -557,6 +549,8 @@ class Run:
         started = time.monotonic()
         committed = insertRows(self.db, rate, callerids, seed=index)
         self._settle(like, count)
+        if not self.tree.alive():
+            raise SystemExit(f"the SUT ended during the run; see {self.work}/sut.log")
         elapsed = time.monotonic() - started
         sutCPU = self.tree.cpu() - sutCPU
         simCPU = processCPU(self.asterisk.process.pid) - simCPU
@@ -611,7 +605,7 @@ def load():
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def report(args, run, idle, results):
+def report(args, idle, results):
     print(f"{'rate':>5} {'rows':>6} {'in/s':>6} {'sent/s':>6}  {'INSERT->AMI ms':^20}"
           f"  {'event->row ms':^13}  {'CPU ms':>6} {'RSS':>5}  {'DB':>5} {'DB ms':>5}"
           f"  {'lost':>4} {'twice':>5} {'left':>4}")
@@ -624,10 +618,13 @@ def report(args, run, idle, results):
               f"  {r['row'][0]:>6.1f} {r['row'][1]:>6.1f}  {r['cpu']:>6.2f} {r['rss']:>5.0f}"
               f"  {r['statements']:>5.1f} {r['dbCPU']:>5.2f}"
               f"  {r['lost']:>4} {r['twice']:>5} {sum(r['left'].values()):>4}")
+    print("in/s, sent/s: rows inserted, Originates received; CPU: the SUT's per action;"
+          " DB: its statements\nand MariaDB's CPU per action; left: not DEAD (see the module"
+          " docstring)")
     print(f"\nidle ({args.idle:g} s): {idle[0]:.1f} DB statements/s, {idle[1]:.2f} % CPU")
     cpus = os.cpu_count()
-    print(f"\n%CPU over each window (first INSERT until settled), of one core;"
-          f" machine: of all {cpus} cores; other: the machine's work that is none of these")
+    print(f"\n%CPU over each window (first INSERT until settled), of one core (machine: of"
+          f" all {cpus});\nother: the machine's work that is none of these")
     print(f"{'rate':>5} {'window s':>8} {'SUT':>5} {'simulator':>9} {'driver':>6}"
           f" {'MariaDB':>7} {'other':>5} {'machine':>7}  listen overflows")
     for r in results:
@@ -664,7 +661,8 @@ def parse(argv):
                              " in which none did [60: longer than acqs' longest pause]")
     parser.add_argument("--ring", type=float, default=0.2, help="carrier ring seconds")
     parser.add_argument("--hold", type=float, default=0.5, help="carrier talk seconds")
-    parser.add_argument("--dialect", choices=sorted(PERL_LISTENERS), default="asterisk22")
+    parser.add_argument("--dialect", choices=sorted(PERL_LISTENERS), default="asterisk22",
+                        help="which Asterisk the simulator plays [asterisk22]")
     parser.add_argument("--mysql", default=os.environ.get(
         "ACQS_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test"),
         help="a MariaDB server where a scratch database and user may be created")
@@ -682,11 +680,12 @@ def main(argv):
     run = Run(args, extra)
     try:
         run.setUp()
-        print(f"{args.sut} on MariaDB {run.db.version}, {os.cpu_count()} CPUs, {load()}")
+        print(f"{' '.join([args.sut, *extra])} ({args.dialect}) on MariaDB {run.db.version},"
+              f" {os.cpu_count()} CPUs, {load()}")
         idle = run.idle()
         results = [run.rate(i, rate) for i, rate in enumerate(args.rates)]
         print(f"after the run: {load()}\n")
-        report(args, run, idle, results)
+        report(args, idle, results)
     finally:
         run.tearDown()
         if args.keep:
