@@ -213,8 +213,11 @@ class AMISession(Protocol):
         sim = self._sim
         action = (message.get("Action") or "").strip()
         who = self.username or (message.get("Username") if action.lower() == "login" else None)
-        sim.actions.append((who, masked(message)))
+        record = (who, masked(message))
+        sim.actions.append(record)
         sim.actionTimes.append(sim._clock.seconds())
+        if sim.onAction is not None:
+            sim.onAction(*record)
         if sim.unresponsive:
             return
         if not action:
@@ -496,6 +499,10 @@ class Simulator:
     @ivar sessions: the connected L{AMISession}s.
     @ivar races: the L{Races} knobs for orderings real Asterisk leaves to
         chance (drawn per call from C{seed} unless pinned).
+    @ivar onAction: if set, called as C{onAction(username, Message)} with
+        each action the moment it is received, as recorded in C{actions}.
+    @ivar onEvent: if set, called with each L{Event} the moment it is
+        published, before any session gets it.
 
     Fault knobs, all driven by the injected clock:
      - C{responseDelay}: seconds before every response (and, while it
@@ -537,6 +544,8 @@ class Simulator:
         self.unresponsive = False
         self.testEvents = True
         self.meetmeLoaded = True
+        self.onAction: Optional[Callable[[Optional[str], Message], None]] = None
+        self.onEvent: Optional[Callable[[Event], None]] = None
         self._sessionIDs = itertools.count(0x7F5860000F40, 0x1010)
         self._challenges = random.Random(seed)
         self.pbx = PBX(clock, dialplan, self._publish, self.dialect, seed=seed)
@@ -574,6 +583,8 @@ class Simulator:
     def _publish(self, event: Event) -> None:
         if event.name == "TestEvent" and not self.testEvents:
             return
+        if self.onEvent is not None:
+            self.onEvent(event)
         rendered = self.dialect.renderBytes(event)
         if rendered is None:
             return
