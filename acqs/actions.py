@@ -57,6 +57,7 @@ class Action:
     claim: str = ""
     actionID: Optional[str] = None
     callerid: str = ""
+    marked: bool = False  # the claim marked it sending already
 
     @property
     def callAnswered(self) -> bool:
@@ -98,6 +99,12 @@ def meetmeUser(output: List[str], channel: str) -> Optional[str]:
             if m and int(m.group(1)) > 0:
                 return m.group(1)
     return None
+
+
+def refusal(row: ActionRow, allowed: Optional[Collection[str]] = None) -> Optional[str]:
+    """Why a row cannot be sent, or None (the store's C{refuse} rule for claims)."""
+    action = rowAction(row, allowed)
+    return action.reason if isinstance(action, Refusal) else None
 
 
 def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
@@ -150,4 +157,4 @@ def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
     except UnsafeHeader as e:
         return refuse(str(e))
     return Action(row.man_id, name, tuple(headers), tuple(ignored), meetme, row.claim, actionID,
-                  row.callerid)
+                  row.callerid, row.marked)

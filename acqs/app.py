@@ -2,6 +2,7 @@
 Wiring: the acqs service tree for a L{Settings}.
 
     Acqs (stops its children one by one, in reverse order, then closes the store)
+    ├── Writer        Asterisk's answers and call updates, written together
     ├── Listener      persistent AMI session → call updates
     ├── Sender        claims rows → one short-lived AMI session per action
     ├── Housekeeper   heartbeat, recovery of stranded rows
@@ -16,13 +17,14 @@ import os
 import socket
 from typing import Callable, Dict, List, Optional
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
 from .ami.protocol import AMIFactory
+from .batching import BatchWriter
 from .config import Settings
 from .correlate import CallTracker
 from .health import StatusFile
@@ -34,6 +36,34 @@ from .session import ActionSession
 from .store import InstanceConflict, StoreUnavailable, openStore, registerInstance
 from .store.interfaces import IQueueStore
 from .store.url import parseURL
+
+
+# How long the first of the answers and call updates waits for others, to be
+# written with them (an answer and its call's ringing come within it).
+WRITE_WINDOW = 0.003
+
+
+class Writer(Service):
+    """Owns the writer that sender and listener share; stops once they have."""
+
+    log = Logger()
+
+    def __init__(self, clock, writer: BatchWriter, stopTimeout: float):
+        self._clock = clock
+        self.writer = writer
+        self._stopTimeout = stopTimeout
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        try:
+            await self.writer.whenIdle().addTimeout(self._stopTimeout, self._clock)
+        except Exception:
+            self.log.error("Stopped with {count} answers and call updates not written;"
+                           " their rows are resolved at the next start", count=len(self.writer))
+        self.writer.stop()
 
 
 class Acqs(MultiService):
@@ -107,9 +137,11 @@ def acqsServices(
         return ActionSession(reactor, endpoint, sendFactory, settings.linger,
                              settings.action_timeout)
 
+    writes = BatchWriter(reactor, lambda batch: store.record(settings.server_ip, batch),
+                         "answers and call updates", delay=WRITE_WINDOW)
     listener = Listener(reactor, endpoint, factory(settings.listen_user,
                                                    settings.listen_secret, "on"),
-                        store, settings.server_ip, tracker)
+                        store, settings.server_ip, tracker, writes=writes)
 
     def answered(action, result, sentAt) -> None:
         if result.callAnswered:
@@ -122,11 +154,12 @@ def acqsServices(
                     warm=settings.warm_sessions, pollInterval=settings.poll_interval,
                     idleWait=settings.idle_wait,
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
-                    ready=lambda: listener.protocol is not None,
+                    ready=lambda: listener.protocol is not None, writes=writes,
                     stopTimeout=settings.action_timeout)
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
                               settings.stale_after, keepHours=settings.keep_hours)
-    services: List[IService] = [listener, sender, housekeeper]
+    services: List[IService] = [Writer(reactor, writes, settings.action_timeout), listener,
+                                sender, housekeeper]
     if settings.status_file:
         services.append(StatusFile(reactor, settings.status_file,
                                    snapshotOf(listener, sender, housekeeper, store)))

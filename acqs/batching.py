@@ -1,9 +1,10 @@
 """
 Ordered, batched writes to the store.
 
-Items added in the same reactor turn, or while a batch is being written,
-are written together by the next batch: one statement round for many rows,
-one batch in flight at a time, items applied in the order they came.
+Items added in the same reactor turn (or within C{delay} seconds of the
+first), or while a batch is being written, are written together by the next
+batch: one statement round for many rows, one batch in flight at a time,
+items applied in the order they came.
 """
 
 from collections import deque
@@ -39,6 +40,7 @@ class BatchWriter:
         maxPending: int = 100_000,
         retryDelay: float = 0.25,
         maxRetryDelay: float = 10.0,
+        delay: float = 0.0,
     ):
         self._clock = clock
         self._write = write
@@ -48,6 +50,7 @@ class BatchWriter:
         self._maxPending = maxPending
         self._retryDelay = retryDelay
         self._maxRetryDelay = maxRetryDelay
+        self._delay = delay
         self._queue: Deque[Tuple[object, Optional[Deferred]]] = deque()
         self._scheduled = None  # the pending delayed call that starts a batch
         self._inFlight = 0  # items of the batch being written
@@ -82,7 +85,7 @@ class BatchWriter:
             if waiter is not None:
                 waiter.errback(OverflowError(f"{self.name}: queue full, write dropped"))
         self._queue.append((item, d))
-        self._schedule(0)
+        self._schedule(self._delay)
 
     def _schedule(self, delay: float) -> None:
         if self._scheduled is None and not self._inFlight and self._queue and not self._stopped:
@@ -126,7 +129,7 @@ class BatchWriter:
                     waiter.callback(result)
         finally:
             self._inFlight = 0
-        self._schedule(delay)
+        self._schedule(max(delay, self._delay))
         if not self._queue:
             waiters, self._idleWaiters = self._idleWaiters, []
             for waiter in waiters:

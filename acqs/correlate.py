@@ -218,6 +218,10 @@ class CallTracker:
         self._calls.move_to_end(callerid)
         return [CallUpdated(callerid, channel, event.uniqueid)]
 
+    def tracks(self, uniqueid: str) -> bool:
+        """Whether the hangup of C{uniqueid} would make a row DEAD."""
+        return uniqueid in self._byUniqueid
+
     def uniqueids(self) -> FrozenSet[str]:
         """The uniqueids whose hangup would make a row DEAD."""
         return frozenset(self._byUniqueid)

@@ -76,6 +76,7 @@ class Listener(Service):
         maxPending: int = 100_000,
         stopTimeout: float = 10.0,
         retryPolicy=None,
+        writes: Optional[BatchWriter] = None,
     ):
         self._clock = clock
         self._endpoint = endpoint
@@ -88,10 +89,12 @@ class Listener(Service):
         self._ringWindow = ringWindow
         self._stopTimeout = stopTimeout
         self._retryPolicy = retryPolicy or reconnectPolicy()
-        self.updates = BatchWriter(
+        # Shared with the sender (see Sender's writes), or its own.
+        self.updates = writes or BatchWriter(
             clock, lambda batch: store.applyUpdates(serverIP, batch), "call updates",
             maxPending=maxPending,
         )
+        self._ownsUpdates = writes is None
         self.protocol: Optional[AMIProtocol] = None
         self._client: Optional[ClientService] = None
         self._refresher = LoopingCall(self._refresh)
@@ -178,6 +181,16 @@ class Listener(Service):
         return protocol.ping(self._pingTimeout).addErrback(unanswered)
 
     def _event(self, message) -> None:
+        # Most of these events move no row: told apart without parsing them.
+        name = message.peek("Event")
+        if name == "Hangup":
+            uniqueid = message.peek("Uniqueid")
+            if uniqueid is not None and not self.tracker.tracks(uniqueid):
+                return
+        elif name == "Newstate":
+            state = message.peek("ChannelStateDesc")
+            if state is not None and state not in ("Ringing", "Up"):
+                return
         event = readEvent(message)
         if event is not None:
             for update in self.tracker.observe(event):
@@ -274,4 +287,5 @@ class Listener(Service):
         except Exception:
             self.log.error("Stopped with {count} call updates not written",
                            count=len(self.updates))
-        self.updates.stop()
+        if self._ownsUpdates:
+            self.updates.stop()

@@ -34,18 +34,18 @@ from collections import OrderedDict, deque
 from typing import Callable, Collection, Deque, Optional, Sequence
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .actions import Action, rowAction
+from .actions import Action, refusal, rowAction
 from .ami.errors import LoginFailed
 from .batching import BatchWriter
 from .session import ActionSession, ClaimLost, MarkFailed, NotSent
 from .store.interfaces import IQueueStore, StoreUnavailable
-from .store.records import Refusal, SendResult
+from .store.records import SendResult
 
 SessionOpener = Callable[[], ActionSession]
 
@@ -68,6 +68,9 @@ class Sender(Service):
     @param allowed: the lower-case action names that may be sent; all when
         None.
     @param ready: whether rows may be claimed now (the listener listens).
+    @param writes: where Asterisk's answers are written (shared with the
+        listener, so that an answer and its call's ringing go in one
+        transaction); a writer of its own if None.
     """
 
     log = Logger()
@@ -91,6 +94,7 @@ class Sender(Service):
         onAnswer: Callable[[Action, SendResult, float], None] = lambda action, result, at: None,
         allowed: Optional[Collection[str]] = None,
         ready: Callable[[], bool] = lambda: True,
+        writes: Optional[BatchWriter] = None,
         stopTimeout: float = 30.0,
     ):
         self._clock = clock
@@ -106,6 +110,7 @@ class Sender(Service):
         self._idleWait = idleWait
         self._idle = pollInterval  # the current poll interval where the database cannot wait
         self._napping: Optional[Deferred] = None
+        self._woken = False  # the last wait found a NEW row
         self._probeInterval = probeInterval
         self._onOriginate = onOriginate
         self._onAnswer = onAnswer
@@ -116,6 +121,7 @@ class Sender(Service):
         self._backlog: Deque[Action] = deque()
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._retirements = {}  # idle session -> the call that retires it
+        self._reserved = set()  # idle sessions a claim in progress will give rows to
         self._loop = LoopingCall(self._round)
         self._loop.clock = clock
         self._looping: Optional[Deferred] = None
@@ -128,9 +134,9 @@ class Sender(Service):
         self.claimFailingSince: Optional[float] = None
         self.sent = 0
         self.marks = BatchWriter(clock, store.markSending, "sending marks", retry=False)
-        self.results = BatchWriter(clock, store.recordSent, "send results")
+        self.results = writes or BatchWriter(clock, store.recordSent, "send results")
         self.releases = BatchWriter(clock, self._release, "released rows")
-        self.refusals = BatchWriter(clock, store.refuse, "refused rows")
+        self._writers = [self.marks, self.releases] + ([] if writes else [self.results])
 
     @property
     def sessionCount(self) -> int:
@@ -177,10 +183,19 @@ class Sender(Service):
             claimed = await self._claim(room)
             if claimed is None:
                 await self._nap(self._pollInterval)
-            elif claimed:
-                self._idle = self._pollInterval
-            elif await self._store.waitForNew(self.serverIP, self._idleWait) is None:
+                return
+            if claimed == room:
+                self._idle = self._pollInterval  # there may be more: claim again
+                return
+            if claimed == 0 and self._woken:
+                # NEW rows there, none claimable (locked by another claim): not a spin.
+                await self._nap(self._pollInterval)
+            found = await self._store.waitForNew(self.serverIP, self._idleWait)
+            self._woken = bool(found)
+            if found is None:
                 # The database cannot wait: poll, more slowly the longer nothing comes.
+                if claimed:
+                    self._idle = self._pollInterval
                 await self._nap(self._idle)
                 self._idle = min(self._idleWait, self._idle * 2)
         except Exception:
@@ -205,9 +220,16 @@ class Sender(Service):
             napping.callback(None)
 
     async def _claim(self, room: int) -> Optional[int]:
-        """Claim up to C{room} rows and queue them; how many, or None if claiming failed."""
+        """
+        Claim up to C{room} rows and queue them; how many, or None if claiming
+        failed.  As many as sessions wait logged in are marked by the claim
+        itself (one transaction less), and those sessions kept for them.
+        """
+        ready = [s for s in self._sessions if s.idle and s not in self._reserved]
+        self._reserved.update(ready)
         try:
-            rows = await self._store.claim(self.serverIP, room, self.instance)
+            rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
+                                           refuse=lambda row: refusal(row, self._allowed))
         except Exception as e:
             if self.claimFailingSince is None:
                 self.claimFailingSince = self._clock.seconds()
@@ -217,6 +239,10 @@ class Sender(Service):
                     self.log.failure("Claiming rows failed")
             self.claimError = str(e) or repr(e)
             return None
+        finally:
+            self._reserved.difference_update(ready)
+            for session in ready:
+                self._scheduleRetirement(session)
         if self.claimFailingSince is not None:
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
@@ -231,12 +257,7 @@ class Sender(Service):
         return len(rows)
 
     def _take(self, row) -> None:
-        action = rowAction(row, self._allowed)
-        if isinstance(action, Refusal):
-            self.log.warn("man_id {man_id} refused: {reason}", man_id=action.man_id,
-                          reason=action.reason)
-            self.refusals.add(action)
-            return
+        action = rowAction(row, self._allowed)  # the claim refused what it refuses
         if action.ignored:
             self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
                           " 'Name: value' header lines", man_id=action.man_id,
@@ -288,14 +309,18 @@ class Sender(Service):
             self.amiDownSince = None
             self._probeFailures = 0
         self._pump()
-        if session.idle:
+        self._scheduleRetirement(session)
+
+    def _scheduleRetirement(self, session: ActionSession) -> None:
+        """An idle session beyond the warm ones logs off at once, a warm one in a while."""
+        if session.idle and session not in self._retirements:
             idle = sum(1 for s in self._sessions if s.idle)
             keep = self._warmIdle if idle <= self._warm else 0
             self._retirements[session] = self._clock.callLater(keep, self._retire, session)
 
     def _retire(self, session: ActionSession) -> None:
         self._retirements.pop(session, None)
-        if session.idle:
+        if session.idle and session not in self._reserved:
             session.stop()
 
     def _give(self, session: ActionSession, action: Action) -> None:
@@ -303,8 +328,11 @@ class Sender(Service):
         if call is not None and call.active():
             call.cancel()
         claim = (action.man_id, action.claim)
-        session.send(action, lambda: self.marks.write(claim).addCallback(
-            lambda marked: action.man_id in marked))
+        if action.marked:
+            session.send(action, lambda: succeed(True))
+        else:
+            session.send(action, lambda: self.marks.write(claim).addCallback(
+                lambda marked: action.man_id in marked))
         session.answered.addCallbacks(self._answered, self._notSent,
                                       callbackArgs=(action, self._clock.seconds()),
                                       errbackArgs=(action,))
@@ -411,13 +439,13 @@ class Sender(Service):
             for session in list(self._sessions):
                 session.abandon()
             await closed
-        writers = [self.marks, self.results, self.releases, self.refusals]
+        writers = self._writers + [self.results]
         if not await _within(self._clock, DeferredList([w.whenIdle() for w in writers]),
                              self._stopTimeout):
             self.log.error("Stopped with {writes} writes not done (database away?);"
                            " their rows are resolved at the next start",
                            writes=sum(len(w) for w in writers))
-        for writer in writers:
+        for writer in self._writers:
             writer.stop()
 
 

@@ -76,8 +76,11 @@ Figures, per rate:
                 (SYNs) dropped because a listen queue, most likely the
                 simulator's, was full; the client retries them after 1, 3, 7 s.
 
-Idle: for --idle s after start-up (and --warmup s), with the driver quiet,
-the SUT user's statements per second and the SUT's CPU %.  The load average
+Idle: for --idle s after start-up (and --warmup s), with the driver quiet:
+the statements per second clients sent (the server's Questions: run the bench
+on an otherwise quiet server), the SUT user's statements per second
+(USER_STATISTICS, which also counts each statement a wait runs inside the
+server), and the SUT's and the MariaDB server's CPU %.  The load average
 is printed before and after: other work on the machine shows in the figures,
 so repeat runs and compare ranges.
 """
@@ -339,6 +342,10 @@ class Database:
         cursor.execute(sql, args)
         return cursor.fetchall()
 
+    def questions(self) -> int:
+        """Statements every client sent the server so far (its Questions)."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Questions'")[0][1])
+
     def userStatistics(self):
         """
         (statements, MariaDB CPU seconds) of the SUT's user so far; NaN while
@@ -508,13 +515,24 @@ class Run:
         self.restingProcesses = len(self.tree.processes())
 
     def idle(self):
+        """
+        (client statements/s, statements/s, SUT %CPU, MariaDB %CPU) with
+        the driver quiet: client statements are those sent over the wire
+        (the server's Questions, everyone's: run on a quiet server), the
+        others also count each statement a wait runs inside the server.
+        """
         statements, _ = self.db.userStatistics()
-        cpu, started = self.tree.cpu(), time.monotonic()
+        questions = self.db.questions()
+        cpu, server = self.tree.cpu(), processCPU(self.db.pid) if self.db.pid else math.nan
+        started = time.monotonic()
         time.sleep(self.args.idle)
         elapsed = time.monotonic() - started
         statementsAfter, _ = self.db.userStatistics()
-        return ((statementsAfter - statements) / elapsed,
-                100 * (self.tree.cpu() - cpu) / elapsed)
+        # Minus this method's own SHOW STATUS (one each time).
+        clients = (self.db.questions() - questions - 1) / elapsed
+        serverAfter = processCPU(self.db.pid) if self.db.pid else math.nan
+        return (clients, (statementsAfter - statements) / elapsed,
+                100 * (self.tree.cpu() - cpu) / elapsed, 100 * (serverAfter - server) / elapsed)
 
     def _settle(self, like, count):
         """
@@ -621,7 +639,9 @@ def report(args, idle, results):
     print("in/s, sent/s: rows inserted, Originates received; CPU: the SUT's per action;"
           " DB: its statements\nand MariaDB's CPU per action; left: not DEAD (see the module"
           " docstring)")
-    print(f"\nidle ({args.idle:g} s): {idle[0]:.1f} DB statements/s, {idle[1]:.2f} % CPU")
+    print(f"\nidle ({args.idle:g} s): {idle[0]:.1f} client statements/s ({idle[1]:.1f} counting"
+          f" those a wait runs in the server), SUT {idle[2]:.2f} % CPU, MariaDB"
+          f" {idle[3]:.2f} % CPU")
     cpus = os.cpu_count()
     print(f"\n%CPU over each window (first INSERT until settled), of one core (machine: of"
           f" all {cpus});\nother: the machine's work that is none of these")

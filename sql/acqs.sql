@@ -29,8 +29,8 @@
 --   dead_at           when the row became DEAD through its call
 --   hangup_cause      the hangup's cause, e.g. "16 Normal Clearing"
 --   live              1 while acqs holds the row's call for up (ringing or
---                     answered) and waits for its hangup, else NULL; the
---                     listener's catch-up reads only these rows
+--                     answered) and waits for its hangup, else 0 or NULL;
+--                     the listener's catch-up reads only the rows at 1
 --
 -- acqs_instance: the last sign of life of each acqs instance serving a
 -- server_ip, and where it runs; QUEUE rows of an instance silent for too

@@ -19,7 +19,7 @@ class RowActionTests(SynchronousTestCase):
         self.assertEqual(a, Action(7, "Originate", (
             ("Channel", "local/8600011@demo"), ("Context", "default"),
             ("Exten", "917274515135"), ("Priority", "1"), ("Callerid", "DL40130172253cc160")),
-            claim="c0ffee"))
+            claim="c0ffee", callerid="DL40130172253cc160"))
         self.assertTrue(a.originates)
         self.assertTrue(a.callAnswered)
 

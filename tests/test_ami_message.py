@@ -137,3 +137,18 @@ class ReaderTests(SynchronousTestCase):
         out = self.reader.feed(b"Event: A\r\nX: " + b"y" * 100 + b"\r\n\r\nEvent: B\r\n\r\n")
         self.assertEqual(out, [b"Event: B"])
         self.assertEqual(self.discarded, [(len(b"Event: A\r\nX: ") + 100, "has a line that is too long")])
+
+
+class PeekTests(SynchronousTestCase):
+    def test_peekWithoutParsing(self):
+        """peek finds a header as Asterisk spells it in the raw bytes, first line included,
+        and leaves the message unparsed; a name spelt otherwise is not found that way."""
+        raw = b"Event: Hangup\r\nChannel: SIP/a-1\r\nUniqueid: 1796.1\r\nCause: 16"
+        message = Message.fromBytes(raw)
+        self.assertEqual((message.peek("Event"), message.peek("Uniqueid"),
+                          message.peek("Cause")), ("Hangup", "1796.1", "16"))
+        self.assertIsNone(message.peek("uniqueid"))
+        self.assertIsNone(message.peek("Linkedid"))
+        self.assertIsNotNone(message._raw)  # still unparsed
+        self.assertEqual(message.get("uniqueid"), "1796.1")
+        self.assertEqual(message.peek("Uniqueid"), "1796.1")

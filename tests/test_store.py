@@ -325,25 +325,37 @@ class QueueStoreTests:
         self.assertEqual(
             (self.db.status(dead.man_id), self.db.row(dead.man_id)["response"]), ("DEAD", "Y"))
         self.assertEqual(self.db.action(updated.man_id)["live"], 1)
-        self.assertIsNone(self.db.action(dead.man_id)["live"])
+        self.assertFalse(self.db.action(dead.man_id)["live"])
 
-    async def test_refuse(self):
-        """Refused rows become DEAD with response N and the reason kept."""
-        [row] = await self.claimed(1)
-        self.assertEqual(
-            await self.store.refuse([Refusal(row.man_id, row.claim, "no Channel header")]),
-            [row.man_id])
-        dbRow, record = self.db.row(row.man_id), self.db.action(row.man_id)
+    async def test_refuseInTheClaim(self):
+        """Rows the claimant's rule refuses become DEAD in the claim, response N, reason
+        kept; the others are claimed."""
+        [bad, good] = self.db.insertActions(SERVER, 2)
+
+        def refuse(row):
+            return "no Channel header" if row.man_id == bad else None
+
+        rows = await self.store.claim(SERVER, 10, "box1", refuse=refuse)
+        self.assertEqual(self.ids(rows), [good])
+        dbRow, record = self.db.row(bad), self.db.action(bad)
         self.assertEqual((dbRow["status"], dbRow["response"]), ("DEAD", "N"))
         self.assertEqual((record["outcome"], record["reason"]), ("refused", "no Channel header"))
+        self.assertEqual(self.db.status(good), "QUEUE")
 
-    async def test_refuseOnlyQueued(self):
-        """Refusing a row that is no longer in QUEUE changes nothing."""
-        [row] = await self.claimed(1)
-        await self.sendAll([row])
-        self.assertEqual(await self.store.refuse([Refusal(row.man_id, row.claim, "late")]), [])
-        self.assertEqual(self.db.status(row.man_id), "SENT")
-        self.assertEqual(self.db.action(row.man_id)["outcome"], "sent")
+    async def test_claimMarksTheFirstRows(self):
+        """A claim told that C{send} sessions are ready marks its first rows sending in the
+        same transaction; the rest stay QUEUE to be marked later."""
+        ids = self.db.insertActions(SERVER, 3)
+        rows = await self.store.claim(SERVER, 10, "box1", send=2)
+        self.assertEqual([r.marked for r in rows], [True, True, False])
+        self.assertEqual([self.db.status(i) for i in ids], ["SENT", "SENT", "QUEUE"])
+        self.assertEqual([self.db.action(i)["outcome"] for i in ids],
+                         ["sending", "sending", "queued"])
+        self.assertIsNotNone(self.db.action(ids[0])["sending_at"])
+        self.assertIsNone(self.db.action(ids[2])["sending_at"])
+        self.assertEqual(await self.store.markSending(self.claims(rows)), [ids[2]])
+        self.assertEqual(await self.store.release(self.claims(rows[:1]), "session gone"),
+                         [ids[0]])
 
     async def test_release(self):
         """Released rows go back to NEW with reason and attempt count, and are claimed again."""
@@ -491,7 +503,8 @@ class QueueStoreTests:
         row, record = self.db.row(man_id), self.db.action(man_id)
         self.assertEqual(changed, 1)
         self.assertEqual((row["status"], row["channel"]), ("DEAD", "PJSIP/trunk-1"))
-        self.assertEqual((record["hangup_cause"], record["live"]), ("16 Normal Clearing", None))
+        self.assertEqual(record["hangup_cause"], "16 Normal Clearing")
+        self.assertFalse(record["live"])
         self.assertIsNotNone(record["dead_at"])
 
     async def test_callDeadWithoutChannelKeepsIt(self):
@@ -526,7 +539,7 @@ class QueueStoreTests:
         changed = await self.store.applyUpdates(SERVER, [CallDead("1.1", "Local/8309@demo-1;1")])
         self.assertEqual(changed, 1)
         self.assertEqual((self.db.status(recording), self.db.status(plain)), ("UPDATED", "DEAD"))
-        self.assertIsNone(self.db.action(recording)["live"])
+        self.assertFalse(self.db.action(recording)["live"])
         self.assertIsNotNone(self.db.action(recording)["dead_at"])
 
     async def test_emptyKeysMatchNothing(self):
@@ -609,8 +622,9 @@ class QueueStoreTests:
             [self.db.status(m) for m in (answered, unanswered, seen)],
             ["DEAD", "SENT", "UPDATED"])
         record = self.db.action(answered)
-        self.assertEqual((record["outcome"], record["reason"], record["live"]),
-                         ("ended_unseen", "no channel carries it", None))
+        self.assertEqual((record["outcome"], record["reason"]),
+                         ("ended_unseen", "no channel carries it"))
+        self.assertFalse(record["live"])
 
     async def test_applyUpdatesRefusesOthers(self):
         """Anything but CallUpdated, CallDead and CallEnded is a programming error."""

@@ -109,6 +109,26 @@ class Message:
             self._parse()
         return self._malformed
 
+    def peek(self, key: str) -> Optional[str]:
+        """
+        The first value of C{key} as Asterisk spells it, found in the raw
+        bytes without parsing the message; None when not found that way
+        (it may still be there, spelt otherwise: then use L{get}).
+        """
+        if self._raw is None:
+            return self.get(key)
+        needle = b"\n" + key.encode("ascii") + b": "
+        if self._raw.startswith(needle[1:]):
+            start = len(needle) - 1
+        else:
+            start = self._raw.find(needle)
+            if start < 0:
+                return None
+            start += len(needle)
+        stop = self._raw.find(b"\n", start)
+        value = self._raw[start:] if stop < 0 else self._raw[start:stop]
+        return value.rstrip(b"\r").decode("utf-8", "replace")
+
     def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
         values = self._lookup().get(key.lower())
         return values[0] if values else default

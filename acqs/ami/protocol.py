@@ -101,6 +101,13 @@ class AMIProtocol(Protocol):
         self._lostWaiters: List[Deferred] = []
         self._lost: Optional[Failure] = None
 
+    def connectionMade(self) -> None:
+        # No Nagle: an action written while an earlier one waits for its ACK
+        # would wait for the delayed ACK, up to 40 ms.
+        setTcpNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setTcpNoDelay is not None:
+            setTcpNoDelay(True)
+
     # Reading
 
     def dataReceived(self, data: bytes) -> None:

@@ -89,6 +89,17 @@ def masked(message: Message) -> Message:
                     for k, v in message.headers])
 
 
+def _noDelay(transport) -> None:
+    """
+    TCP_NODELAY, as Asterisk's manager (and acqs) set it: with Nagle's
+    algorithm on, an event written while an earlier one waits for its ACK
+    waits for the reader's delayed ACK, up to 40 ms.
+    """
+    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setTcpNoDelay is not None:
+        setTcpNoDelay(True)
+
+
 def _isoTime(seconds: float) -> str:
     whole = int(seconds)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
@@ -135,6 +146,7 @@ class AMISession(Protocol):
 
     def connectionMade(self) -> None:
         self._sim.sessions.append(self)
+        _noDelay(self.transport)
         self.transport.write(self._sim.dialect.greeting)
 
     def connectionLost(self, reason: Failure = None) -> None:

@@ -47,6 +47,8 @@ _MYSQL_DEADLOCK = 1213
 _MYSQL_NO_SUCH_TABLE = 1146
 _MYSQL_NO_SUCH_COLUMN = 1054
 _MYSQL_SYNTAX = 1064
+# The connection died: server gone away, lost during a query, a killed one.
+_MYSQL_GONE = (2006, 2013, 2055, 1927)
 
 
 class PooledConnection(adbapi.Connection):
@@ -136,8 +138,9 @@ class Dialect:
     def opened(self, connection) -> None:
         """Set up a new connection."""
 
-    def ready(self, txn) -> None:
-        """Make sure the connection still works before a transaction."""
+    def gone(self, error: Exception) -> bool:
+        """Whether C{error} says that the connection was dead (a new one may work)."""
+        return False
 
     def begin(self, txn) -> None:
         """Start a transaction that writes."""
@@ -239,15 +242,8 @@ class MySQLDialect(Dialect):
     def connect(self, url: DatabaseURL, database: bool = True):
         return pymysql.connect(**self.connectArguments(url, database))
 
-    def ready(self, txn) -> None:
-        # A connection killed while idle (server restart, wait_timeout, KILL)
-        # only shows on its next use: try it first, and open a new one
-        # rather than failing the call.
-        try:
-            txn.connection.ping()
-        except pymysql.err.Error:
-            txn.reconnect()
-            txn.reopen()
+    def gone(self, error):
+        return isinstance(error, pymysql.err.InterfaceError) or _errno(error) in _MYSQL_GONE
 
     def retryable(self, error):
         return _errno(error) == _MYSQL_DEADLOCK

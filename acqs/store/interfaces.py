@@ -26,14 +26,17 @@ class IQueueStore(Interface):
 
     serverInfo = Attribute("The L{ServerInfo} of the database, once the first claim knows it.")
 
-    def claim(server_ip: str, limit: int, instance: str):
+    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None):
         """
         Move up to C{limit} NEW rows of C{server_ip} to QUEUE, oldest
         man_id first, recording C{instance} as their claimant; no two
         callers ever claim the same row.  Hangup and Redirect rows whose
         callerid belongs to a DEAD call become DEAD instead, with the
-        reason recorded.  Fires with the claimed L{ActionRow}s, in man_id
-        order, each with its claim token.
+        reason recorded; so do rows for which C{refuse(row)} gives a
+        reason.  The first C{send} rows claimed are also marked sending, as
+        L{markSending} would (C{marked}), for sessions ready to send them.
+        Fires with the claimed L{ActionRow}s, in man_id order, each with
+        its claim token.
         """
 
     def waitForNew(server_ip: str, timeout: float, step: float):
@@ -66,11 +69,11 @@ class IQueueStore(Interface):
         its status.  Fires with the man_ids recorded.
         """
 
-    def refuse(refusals: Sequence):
+    def record(server_ip: str, items: Sequence):
         """
-        Record L{Refusal}s: rows acqs will not send (malformed, unsafe)
-        become DEAD with response N and the reason kept.  Fires with the
-        man_ids refused.
+        L{recordSent} the L{SendResult}s among C{items}, then L{applyUpdates}
+        the rest, in one transaction.  Fires with the number of row changes
+        the updates made.
         """
 
     def applyUpdates(server_ip: str, updates: Sequence):

@@ -25,6 +25,7 @@ class ActionRow:
     callerid: str
     cmd_lines: Tuple[str, ...]  # cmd_line_b ... cmd_line_k; NULL read as ''
     claim: str = ""  # this claim's token: marks, results and releases must name it
+    marked: bool = False  # marked sending by the claim itself: to AMI at once
 
 
 @attr.s(frozen=True, auto_attribs=True)

@@ -5,24 +5,28 @@ companion tables acqs_action and acqs_instance (see C{sql/acqs.sql}).
 Life cycle of a row, and what acqs records of it (acqs_action.outcome)::
 
     NEW ──claim──▶ QUEUE (queued) ──markSending──▶ SENT (sending) ──recordSent──▶ (sent)
-     ▲               │  │                              │
-     │   release ◀───┘  └─▶ DEAD (refused, dead_check)  └─▶ listener: UPDATED, then DEAD
-     │   (released)                                          (ended_unseen: DEAD by catch-up)
+     ▲  │            │                                 │
+     │  └─▶ DEAD (refused, dead_check)                 └─▶ listener: UPDATED, then DEAD
+     │   release ◀───┘                                     (ended_unseen: DEAD by catch-up)
+     │   (released)
 
 markSending comes right before the action is written to AMI, as VICIdial's
-sender marks SENT when it dispatches a row; recordSent then adds Asterisk's
-answer (C{response}, the text) without touching the status.
+sender marks SENT when it dispatches a row (a claim may mark its first rows
+itself, for sessions ready to send them); recordSent then adds Asterisk's
+answer (C{response}, the text) without touching the status.  Rows the
+claimant will not send (its C{refuse} rule) and rows the dead check stops
+become DEAD in the claim itself.
 
 Every transition is guarded in SQL, so that no update is lost or reversed:
 claims take only NEW rows; SENT is written only over QUEUE (a fast
 listener's UPDATED stays, though Asterisk's response is still recorded);
-refuse and release act only on rows still claimed; the listener's UPDATED
+release acts only on rows still claimed; the listener's UPDATED
 applies to QUEUE, SENT and UPDATED rows, its DEAD to any row not DEAD; DEAD
 is final.  C{response} is Y when Asterisk answered Success, N otherwise.
 
 Claims belong to their claimant.  Every claim has a token of its own, kept
-in acqs_action.claim_token; markSending, recordSent, release and refuse
-act on a row only while its record still holds the caller's token (a
+in acqs_action.claim_token; markSending, recordSent and release act on
+a row only while its record still holds the caller's token (a
 compare-and-set), and markSending returns the rows it really marked.  A
 claim taken back by recovery (claimant silent for too long) or claimed
 again by someone else is lost to its first claimant, which must not send
@@ -119,6 +123,7 @@ from .records import (
     CallEnded,
     CallUpdated,
     Claim,
+    SendResult,
     InstanceConflict,
     Pruned,
     Recovery,
@@ -178,11 +183,30 @@ def _marks(count: int, mark: str = "%s") -> str:
     return ", ".join([mark] * count)
 
 
+def _caseOf(count: int) -> str:
+    """C{CASE man_id WHEN %s THEN %s ... END} for C{count} rows: a value each."""
+    return "CASE man_id" + " WHEN %s THEN %s" * count + " END"
+
+
 def _byToken(claims: Iterable[Claim]) -> Iterator[Tuple[Optional[str], List[int]]]:
     """C{(token, man_ids)} groups of C{claims}."""
     ordered = sorted(set(claims), key=lambda c: (c[1] or "", c[0]))
     for token, group in groupby(ordered, key=lambda c: c[1]):
         yield token, [man_id for man_id, _ in group]
+
+
+class _Counting:
+    """A transaction's cursor that counts the statements run through it."""
+
+    def __init__(self, txn):
+        self._txn, self.executed = txn, 0
+
+    def execute(self, *args):
+        self.executed += 1
+        return self._txn.execute(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._txn, name)
 
 
 @attr.s(auto_attribs=True, eq=False)
@@ -237,23 +261,23 @@ class SQLQueueStore:
     # -- IQueueStore ------------------------------------------------------
 
     @_deferred
-    async def claim(self, server_ip: str, limit: int, instance: str):
+    async def claim(self, server_ip: str, limit: int, instance: str, send: int = 0,
+                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None):
         if limit < 1:
             return []
         async with self._claiming:
             info = await self._probe()
-            rows, refused = await self._run(
+            rows, checked, refused = await self._run(
                 self._underClaimLock, server_ip, info, self._claimTxn, limit,
-                _cut(instance, INSTANCE), secrets.token_hex(8), info,
+                _cut(instance, INSTANCE), secrets.token_hex(8), info, send, refuse,
             )
             self._inFlight.update(row.man_id for row in rows)
+        for man_id, reason in checked:
+            self.log.info("Row {man_id} of {server_ip} not sent: {reason}",
+                          man_id=man_id, server_ip=server_ip, reason=reason)
         for man_id, reason in refused:
-            self.log.info(
-                "Row {man_id} of {server_ip} not sent: {reason}",
-                man_id=man_id,
-                server_ip=server_ip,
-                reason=reason,
-            )
+            self.log.warn("Row {man_id} of {server_ip} refused: {reason}",
+                          man_id=man_id, server_ip=server_ip, reason=reason)
         return rows
 
     @_deferred
@@ -287,19 +311,24 @@ class SQLQueueStore:
         return recorded
 
     @_deferred
-    async def refuse(self, refusals: Sequence):
-        refusals = list(refusals)
-        refused = await self._run(self._refuseTxn, refusals)
-        self._settled(r.man_id for r in refusals)
-        return refused
+    async def applyUpdates(self, server_ip: str, updates: Sequence):
+        return await self.record(server_ip, updates)
 
     @_deferred
-    async def applyUpdates(self, server_ip: str, updates: Sequence):
-        updates = list(updates)
+    async def record(self, server_ip: str, items: Sequence):
+        results = [i for i in items if isinstance(i, SendResult)]
+        updates = [i for i in items if not isinstance(i, SendResult)]
         for update in updates:
             if not isinstance(update, (CallUpdated, CallDead, CallEnded)):
-                raise TypeError(f"not a call update: {update!r}")
-        return await self._run(self._applyUpdatesTxn, server_ip, updates)
+                raise TypeError(f"not a send result or call update: {update!r}")
+        changes = await self._run(self._recordTxn, server_ip, results, updates)
+        self._settled(r.man_id for r in results)
+        return changes
+
+    def _recordTxn(self, txn, server_ip, results, updates) -> int:
+        if results:
+            self._recordSentTxn(txn, results)
+        return self._applyUpdatesTxn(txn, server_ip, updates) if updates else 0
 
     @_deferred
     async def recoverStranded(self, server_ip: str, instance: str, staleAfter: float):
@@ -387,13 +416,23 @@ class SQLQueueStore:
         return result
 
     def _transaction(self, txn, interaction, *args):
-        """In a pool thread: check the connection, begin, run, retry deadlocks."""
-        self._dialect.ready(txn)
+        """
+        In a pool thread: begin, run, retry deadlocks.  A connection killed
+        while idle (server restart, wait_timeout, KILL) only shows on its
+        next use: when the first statement finds it dead, nothing was done
+        (every transaction starts with a read, or a write to acqs' own InnoDB
+        tables), so it runs again on a new connection instead of failing.
+        """
         for attempt in range(1, ATTEMPTS + 1):
             self._dialect.begin(txn)
+            counted = _Counting(txn)
             try:
-                return interaction(txn, *args)
+                return interaction(counted, *args)
             except self._dialect.errors as e:
+                if self._dialect.gone(e) and counted.executed <= 1 and attempt == 1:
+                    txn.reconnect()
+                    txn.reopen()
+                    continue
                 if attempt == ATTEMPTS or not self._dialect.retryable(e):
                     raise
                 txn.connection.rollback()
@@ -479,7 +518,7 @@ class SQLQueueStore:
         self._dialect.unlockClaims(txn, server_ip, commit=True)
         return result
 
-    def _claimTxn(self, txn, server_ip, limit, instance, token, info):
+    def _claimTxn(self, txn, server_ip, limit, instance, token, info, send, refuse):
         found = self._select(
             txn,
             "SELECT {columns} FROM vicidial_manager WHERE server_ip = %s AND status = 'NEW'"
@@ -489,26 +528,37 @@ class SQLQueueStore:
             claimLock=self._dialect.claimLock(info),
         )
         rows = [_actionRow(row, token) for row in found]
-        refused = self._deadChecked(txn, server_ip, rows)
-        claimed = [row for row in rows if row.man_id not in refused]
+        checked = self._deadChecked(txn, server_ip, rows)
+        refused = {}
+        for row in rows:
+            reason = refuse(row) if refuse is not None and row.man_id not in checked else None
+            if reason:
+                refused[row.man_id] = _cut(reason, TEXT)
+        claimed = [row for row in rows if row.man_id not in checked and row.man_id not in refused]
+        # The first ones go to AMI at once, on sessions already logged in.
+        marked = [attr.evolve(row, marked=True) for row in claimed[:send]]
+        claimed = marked + claimed[len(marked):]
         self._upsertActions(
             txn,
-            "man_id, server_ip, claimed_by, claim_token, claimed_at, outcome, reason",
-            "%s, %s, %s, %s, {now}, %s, %s",
-            [(row.man_id, server_ip, instance, token, "queued", None) for row in claimed]
-            + [(man_id, server_ip, instance, token, "dead_check", reason)
-               for man_id, reason in refused.items()],
+            "man_id, server_ip, claimed_by, claim_token, claimed_at, sending_at, outcome, reason",
+            "%s, %s, %s, %s, {now}, CASE WHEN %s = 'sending' THEN {now} END, %s, %s",
+            [(row.man_id, server_ip, instance, token, outcome, outcome, None)
+             for row, outcome in ((r, "sending" if r.marked else "queued") for r in claimed)]
+            + [(man_id, server_ip, instance, token, outcome, outcome, reason)
+               for outcome, fates in (("dead_check", checked), ("refused", refused))
+               for man_id, reason in fates.items()],
             server_ip=INSERTED,
             claimed_by=INSERTED,
             claim_token=INSERTED,
             claimed_at=INSERTED,
             outcome=INSERTED,
             reason=f"COALESCE({self._dialect.inserted('reason')}, reason)",
-            **_CLAIM_RESETS,
+            **dict(_CLAIM_RESETS, sending_at=INSERTED),
         )
         self._setStatus(txn, [row.man_id for row in claimed], QUEUE, (NEW,))
-        self._setStatus(txn, list(refused), DEAD, (NEW,), response="N")
-        return claimed, sorted(refused.items())
+        self._setStatus(txn, [row.man_id for row in marked], SENT, (QUEUE,))
+        self._setStatus(txn, list(checked) + list(refused), DEAD, (NEW,), response="N")
+        return claimed, sorted(checked.items()), sorted(refused.items())
 
     def _deadChecked(self, txn, server_ip, rows: List[ActionRow]) -> Dict[int, str]:
         """The rows that the dead check stops, with the reason (one query)."""
@@ -560,27 +610,47 @@ class SQLQueueStore:
         return released
 
     def _recordSentTxn(self, txn, results) -> List[int]:
-        accepted = set(self._ownRecords(
-            txn, [(r.man_id, r.claim) for r in results], ("sending", "unknown", "sent")))
-        results = [r for r in results if r.man_id in accepted]
-        self._upsertActions(
-            txn,
-            "man_id, answered_at, outcome, response_text, action_id, call_answered_at, live",
-            "%s, {now}, 'sent', %s, %s, CASE WHEN %s = 1 THEN {now} END, %s",
-            [(r.man_id, _cut(r.text, TEXT), _cut(r.actionID, ACTION_ID) or None,
-              1 if r.callAnswered else 0, 1 if r.callAnswered else None)
-             for r in results],
-            answered_at=INSERTED,
-            outcome=INSERTED,
-            response_text=INSERTED,
-            action_id=INSERTED,
-            call_answered_at=INSERTED,
-            # Answered: the call is up, unless the listener saw it end first.
-            live="CASE WHEN dead_at IS NULL THEN COALESCE(live, {new}) END".format(
-                new=self._dialect.inserted("live")),
-        )
+        # Each claim's answers in one guarded UPDATE; only where it changed
+        # fewer rows than it named is it asked which (the others' claims lost).
+        accepted: List[int] = []
+        byClaim: Dict[str, List] = {}
+        for r in results:
+            byClaim.setdefault(r.claim, []).append(r)
+        for token, group in byClaim.items():
+            for chunk in _chunks(group):
+                ids = [r.man_id for r in chunk]
+                answered = [r.man_id for r in chunk if r.callAnswered]
+                params = ([v for r in chunk for v in (r.man_id, _cut(r.text, TEXT))]
+                          + [v for r in chunk
+                             for v in (r.man_id, _cut(r.actionID, ACTION_ID) or None)]
+                          + answered + answered + ids + [token])
+                changed = self._execute(
+                    txn,
+                    "UPDATE acqs_action SET answered_at = {now}, outcome = 'sent',"
+                    " response_text = {texts}, action_id = {actionIDs},"
+                    " call_answered_at = CASE WHEN man_id IN ({answered}) THEN {now} END,"
+                    # Answered: the call is up, unless the listener saw it end first.
+                    " live = CASE WHEN dead_at IS NOT NULL THEN NULL"
+                    " WHEN man_id IN ({answered}) THEN COALESCE(live, 1) ELSE live END"
+                    " WHERE man_id IN ({ids}) AND claim_token {is} %s"
+                    " AND outcome IN ('sending', 'unknown', 'sent')",
+                    params,
+                    texts=_caseOf(len(chunk)),
+                    actionIDs=_caseOf(len(chunk)),
+                    answered=_marks(len(answered)) if answered else "NULL",
+                    ids=_marks(len(ids)),
+                )
+                if changed == len(ids):
+                    accepted += ids
+                else:
+                    accepted += [m for (m,) in self._select(
+                        txn,
+                        "SELECT man_id FROM acqs_action WHERE man_id IN ({ids})"
+                        " AND claim_token {is} %s AND outcome = 'sent'",
+                        ids + [token], ids=_marks(len(ids)))]
+        mine = set(accepted)
         for answered, response in ((True, "Y"), (False, "N")):
-            ids = [r.man_id for r in results if bool(r.answered) is answered]
+            ids = [r.man_id for r in results if bool(r.answered) is answered and r.man_id in mine]
             for chunk in _chunks(ids):
                 self._execute(
                     txn,
@@ -590,14 +660,7 @@ class SQLQueueStore:
                     [response] + list(chunk),
                     ids=_marks(len(chunk)),
                 )
-        return sorted(accepted)
-
-    def _refuseTxn(self, txn, refusals) -> List[int]:
-        own = set(self._ownRecords(txn, [(r.man_id, r.claim) for r in refusals],
-                                   ("queued",), (QUEUE,)))
-        refused = [(r.man_id, _cut(r.reason, TEXT)) for r in refusals if r.man_id in own]
-        self._finish(txn, refused, DEAD, "refused")
-        return sorted(own)
+        return sorted(mine)
 
     # The listener's updates: read the rows they may move, apply the rules
     # in order in memory, then write each changed row once.
@@ -619,7 +682,7 @@ class SQLQueueStore:
         return changes
 
     def _callRows(self, txn, server_ip, updates) -> Dict[int, _Row]:
-        """The rows of C{server_ip} that C{updates} may move, by man_id."""
+        """The rows of C{server_ip} that C{updates} may move, by man_id (one query, or two)."""
         callerids = sorted({_cut(u.callerid, CALLERID) for u in updates
                             if not isinstance(u, CallDead) and u.callerid})
         uniqueids = sorted({_cut(u.uniqueid, WHOLE_UNIQUEID) for u in updates
@@ -628,26 +691,30 @@ class SQLQueueStore:
             "v.man_id, v.status, v.channel, v.callerid, v.uniqueid, v.cmd_line_d,"
             " a.uniqueid, a.live, a.updated_at"
         )
-        joined = (
-            "FROM vicidial_manager v LEFT JOIN acqs_action a ON a.man_id = v.man_id"
-            " WHERE v.server_ip = %s AND v.status IN ('QUEUE', 'SENT', 'UPDATED')"
-        )
-        found = []
-        for keys, where in (
-            (callerids, "v.callerid IN ({keys})"),
-            # Cut uniqueids name no call: only short ones are matched there.
-            ([u for u in uniqueids if len(u) <= UNIQUEID], "v.uniqueid IN ({keys})"),
-        ):
-            for chunk in _chunks(keys):
-                found += self._select(txn, f"SELECT {columns} {joined} AND {where}",
-                                      [server_ip] + list(chunk), keys=_marks(len(chunk)))
+        live = " AND v.status IN ('QUEUE', 'SENT', 'UPDATED')"
+        parts, params = [], []
+        for chunk in _chunks(callerids):
+            parts.append(f"SELECT {columns} FROM vicidial_manager v LEFT JOIN acqs_action a"
+                         f" ON a.man_id = v.man_id WHERE v.server_ip = %s{live}"
+                         f" AND v.callerid IN ({_marks(len(chunk))})")
+            params += [server_ip, *chunk]
         for chunk in _chunks(uniqueids):
+            parts.append(f"SELECT {columns} FROM acqs_action a JOIN vicidial_manager v"
+                         f" ON v.man_id = a.man_id WHERE a.uniqueid IN ({_marks(len(chunk))})"
+                         f" AND v.server_ip = %s{live}")
+            params += [*chunk, server_ip]
+        found = self._select(txn, " UNION ALL ".join(parts), params) if parts else []
+        # A row UPDATED by another listener has no whole uniqueid of acqs':
+        # matched by its own, only when that is short enough not to be cut.
+        known = {row[6] for row in found}
+        short = [u for u in uniqueids if len(u) <= UNIQUEID and u not in known]
+        for chunk in _chunks(short):
             found += self._select(
                 txn,
-                f"SELECT {columns} FROM acqs_action a JOIN vicidial_manager v"
-                " ON v.man_id = a.man_id WHERE a.uniqueid IN ({keys}) AND v.server_ip = %s"
-                " AND v.status IN ('QUEUE', 'SENT', 'UPDATED')",
-                list(chunk) + [server_ip], keys=_marks(len(chunk)))
+                f"SELECT {columns} FROM vicidial_manager v LEFT JOIN acqs_action a"
+                f" ON a.man_id = v.man_id WHERE v.server_ip = %s{live}"
+                " AND v.uniqueid IN ({keys}) AND a.uniqueid IS NULL",
+                [server_ip, *chunk], keys=_marks(len(chunk)))
         rows = {}
         for (man_id, status, channel, callerid, cut, lineD, whole, live, updated) in found:
             rows[man_id] = _Row(
@@ -703,27 +770,36 @@ class SQLQueueStore:
         return changes
 
     def _writeCalls(self, txn, server_ip, rows: List[_Row]) -> None:
-        """acqs_action first, then every moved vicidial_manager row in one statement."""
+        """acqs_action first, then every moved vicidial_manager row: one statement each."""
+        new = self._dialect.inserted
 
-        def changedColumns(row: _Row) -> List[str]:
-            return sorted(c for c in row.changed if c != "outcome")
+        def keep(column):
+            return f"COALESCE({new(column)}, {column})"
 
-        for columns, group in groupby(sorted(rows, key=changedColumns), key=changedColumns):
-            group = list(group)
-            first = group[0].changed
-            self._upsertActions(
-                txn,
-                ", ".join(["man_id", "server_ip", "outcome"] + columns),
-                ", ".join(["%s"] * 3 + ["{now}" if first[c] is _NOW else "%s" for c in columns]),
-                [(row.man_id, server_ip, row.changed.get("outcome", "external"))
-                 + tuple(row.changed[c] for c in columns if row.changed[c] is not _NOW)
-                 for row in group],
-                server_ip=f"COALESCE(server_ip, {self._dialect.inserted('server_ip')})",
-                # An existing record keeps its outcome, unless the catch-up ended it.
-                outcome=("CASE WHEN {new} = 'ended_unseen' THEN {new} ELSE outcome END"
-                         .format(new=self._dialect.inserted("outcome"))),
-                **{c: INSERTED for c in columns},
-            )
+        self._upsertActions(
+            txn,
+            "man_id, server_ip, outcome, uniqueid, updated_at, dead_at, hangup_cause, live,"
+            " reason",
+            "%s, %s, %s, %s, CASE WHEN %s = 1 THEN {now} END, CASE WHEN %s = 1 THEN {now} END,"
+            " %s, %s, %s",
+            [(row.man_id, server_ip, row.changed.get("outcome", "external"),
+              row.changed.get("uniqueid"), int("updated_at" in row.changed),
+              int("dead_at" in row.changed), row.changed.get("hangup_cause"),
+              # 1: live now; 0: not live any more; NULL: as it was.
+              None if "live" not in row.changed else int(bool(row.changed["live"])),
+              row.changed.get("reason"))
+             for row in rows],
+            server_ip=keep("server_ip"),
+            # An existing record keeps its outcome, unless the catch-up ended it.
+            outcome=f"CASE WHEN {new('outcome')} = 'ended_unseen' THEN {new('outcome')}"
+                    " ELSE outcome END",
+            uniqueid=keep("uniqueid"),
+            updated_at=keep("updated_at"),
+            dead_at=keep("dead_at"),
+            hangup_cause=keep("hangup_cause"),
+            live=f"COALESCE({new('live')}, live)",
+            reason=keep("reason"),
+        )
         moved = [row for row in rows if row.moved]
         for chunk in _chunks(moved):
             ids = [row.man_id for row in chunk]
@@ -732,7 +808,7 @@ class SQLQueueStore:
             for column, value in (("status", lambda r: r.status),
                                   ("channel", lambda r: r.channel),
                                   ("uniqueid", lambda r: _cut(r.uniqueid, UNIQUEID))):
-                cases[column] = "CASE man_id" + " WHEN %s THEN %s" * len(chunk) + " END"
+                cases[column] = _caseOf(len(chunk))
                 for row in chunk:
                     params += [row.man_id, value(row)]
             self._execute(
