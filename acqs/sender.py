@@ -190,7 +190,10 @@ class Sender(Service):
             if claimed == 0 and self._woken:
                 # NEW rows there, none claimable (locked by another claim): not a spin.
                 await self._nap(self._pollInterval)
-            found = await self._store.waitForNew(self.serverIP, self._idleWait)
+            try:
+                found = await self._store.waitForNew(self.serverIP, self._idleWait)
+            except StoreUnavailable:  # the store says so; claims will, too
+                found = None
             self._woken = bool(found)
             if found is None:
                 # The database cannot wait: poll, more slowly the longer nothing comes.

@@ -89,6 +89,7 @@ def scratchMySQL(testCase, tables: bool = True, engine: Optional[str] = None) ->
 
     def drop():
         try:
+            admin.ping(reconnect=True)  # the server may have restarted since
             admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
         finally:
             admin.close()
