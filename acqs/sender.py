@@ -4,12 +4,13 @@ own short-lived AMI session.
 
 Claims are sized to free capacity, so rows wait as NEW in the table (in
 man_id order) rather than as QUEUE in memory.  Claiming runs in rounds, one
-after another: a round that finds no NEW row waits for one in the database
-itself (MariaDB: one statement that returns as soon as a NEW row of this
-server exists, or after C{idleWait} seconds), so a row is seen within
-milliseconds while an idle instance asks the database about once a second;
-where the database cannot wait, rounds poll every C{pollInterval}, backing
-off to C{idleWait} while nothing comes.  Sessions connect and log in
+after another: a claim first waits for a NEW row in the database itself
+(MariaDB: one statement that returns as soon as a NEW row of this server
+exists, or after C{idleWait} seconds) and then claims, in the same thread
+and connection, so a row is seen within milliseconds while an idle instance
+asks the database about once a second; where the database cannot wait,
+rounds poll every C{pollInterval}, backing off to C{idleWait} while nothing
+comes.  Sessions connect and log in
 first, then take the oldest claimed row: at most C{maxConnecting} are
 connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
@@ -110,7 +111,7 @@ class Sender(Service):
         self._idleWait = idleWait
         self._idle = pollInterval  # the current poll interval where the database cannot wait
         self._napping: Optional[Deferred] = None
-        self._woken = False  # the last wait found a NEW row
+        self._more = True  # the last claim filled its room: claim again at once
         self._probeInterval = probeInterval
         self._onOriginate = onOriginate
         self._onAnswer = onAnswer
@@ -180,25 +181,23 @@ class Sender(Service):
             if room <= 0:
                 await self._nap(self._pollInterval)
                 return
-            claimed = await self._claim(room)
+            # After a claim that filled its room there may be more: no wait.
+            wait = 0.0 if self._more else self._idleWait
+            started = self._clock.seconds()
+            claimed = await self._claim(room, wait)
             if claimed is None:
                 await self._nap(self._pollInterval)
                 return
-            if claimed == room:
-                self._idle = self._pollInterval  # there may be more: claim again
-                return
-            if claimed == 0 and self._woken:
-                # NEW rows there, none claimable (locked by another claim): not a spin.
-                await self._nap(self._pollInterval)
-            try:
-                found = await self._store.waitForNew(self.serverIP, self._idleWait)
-            except StoreUnavailable:  # the store says so; claims will, too
-                found = None
-            self._woken = bool(found)
-            if found is None:
+            self._more = claimed == room
+            info = self._store.serverInfo
+            if info is not None and info.waits:
+                if wait and not claimed and self._clock.seconds() - started < wait / 2:
+                    # NEW rows there, none claimable (another claim holds them): no spin.
+                    await self._nap(self._pollInterval)
+            elif claimed:
+                self._idle = self._pollInterval
+            else:
                 # The database cannot wait: poll, more slowly the longer nothing comes.
-                if claimed:
-                    self._idle = self._pollInterval
                 await self._nap(self._idle)
                 self._idle = min(self._idleWait, self._idle * 2)
         except Exception:
@@ -222,9 +221,10 @@ class Sender(Service):
         if napping is not None and not napping.called:
             napping.callback(None)
 
-    async def _claim(self, room: int) -> Optional[int]:
+    async def _claim(self, room: int, wait: float) -> Optional[int]:
         """
-        Claim up to C{room} rows and queue them; how many, or None if claiming
+        Claim up to C{room} rows, first waiting up to C{wait} seconds in the
+        database for one, and queue them; how many, or None if claiming
         failed.  As many as sessions wait logged in are marked by the claim
         itself (one transaction less), and those sessions kept for them.
         """
@@ -232,7 +232,8 @@ class Sender(Service):
         self._reserved.update(ready)
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
-                                           refuse=lambda row: refusal(row, self._allowed))
+                                           refuse=lambda row: refusal(row, self._allowed),
+                                           wait=wait)
         except Exception as e:
             if self.claimFailingSince is None:
                 self.claimFailingSince = self._clock.seconds()

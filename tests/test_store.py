@@ -753,25 +753,27 @@ class QueueStoreTests:
 
     waits = True  # whether this database can wait in the server
 
-    async def test_waitForNew(self):
-        """Where the server can wait: False after the timeout with no NEW row of this server;
-        True as soon as one is INSERTed meanwhile; True at once while one is there.  Where
-        it cannot: None at once (the sender polls)."""
+    async def test_claimWaitsForNew(self):
+        """Where the server can wait: a waiting claim returns nothing after its wait with no
+        NEW row of this server, claims a row INSERTed meanwhile as soon as it comes, and
+        claims at once a row already there.  Where it cannot, it claims at once."""
         self.db.insertAction(OTHER, "Originate", CID)
-        if not self.waits:
-            self.assertIsNone(await self.store.waitForNew(SERVER, 0.2))
-            return
         started = time.monotonic()
-        self.assertFalse(await self.store.waitForNew(SERVER, 0.2))
+        self.assertEqual(await self.store.claim(SERVER, 10, "box1", wait=0.2), [])
+        self.assertEqual(self.store.serverInfo.waits, self.waits)
+        if not self.waits:
+            return
         self.assertGreaterEqual(time.monotonic() - started, 0.19)
         gui = self.db.connect()
         self.addCleanup(gui.close)
         reactor.callLater(0.1, lambda: self.db.insertAction(SERVER, "Originate", CID,
                                                             connection=gui))
         started = time.monotonic()
-        self.assertTrue(await self.store.waitForNew(SERVER, 5))
+        rows = await self.store.claim(SERVER, 10, "box1", wait=5)
+        self.assertEqual(len(rows), 1)
         self.assertLess(time.monotonic() - started, 4)
-        self.assertTrue(await self.store.waitForNew(SERVER, 5))
+        self.db.insertAction(SERVER, "Originate", CID)
+        self.assertEqual(len(await self.store.claim(SERVER, 10, "box1", wait=5)), 1)
 
     # -- instances -------------------------------------------------------------
 

@@ -26,7 +26,8 @@ class IQueueStore(Interface):
 
     serverInfo = Attribute("The L{ServerInfo} of the database, once the first claim knows it.")
 
-    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None):
+    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None,
+              wait: float = 0.0):
         """
         Move up to C{limit} NEW rows of C{server_ip} to QUEUE, oldest
         man_id first, recording C{instance} as their claimant; no two
@@ -35,14 +36,10 @@ class IQueueStore(Interface):
         reason recorded; so do rows for which C{refuse(row)} gives a
         reason.  The first C{send} rows claimed are also marked sending, as
         L{markSending} would (C{marked}), for sessions ready to send them.
-        Fires with the claimed L{ActionRow}s, in man_id order, each with
-        its claim token.
-        """
-
-    def waitForNew(server_ip: str, timeout: float, step: float):
-        """
-        Fires True as soon as a NEW row of C{server_ip} exists, False after
-        C{timeout} seconds; None at once where the database cannot wait.
+        With C{wait}, where the database can (L{ServerInfo.waits}), it first
+        waits up to C{wait} seconds in the database for a NEW row.  Fires
+        with the claimed L{ActionRow}s, in man_id order, each with its claim
+        token.
         """
 
     def markSending(claims: Sequence[Claim]):

@@ -138,6 +138,8 @@ CHANNEL, UNIQUEID, CALLERID, INSTANCE, TEXT = 100, 20, 20, 64, 255
 WHOLE_UNIQUEID, CAUSE, HOST, ACTION_ID = 150, 64, 255, 40
 # Rows per statement in batch operations (SQLite allows 32766 parameters).
 CHUNK = 500
+# How often a wait in the database looks for a NEW row (seconds).
+WAIT_STEP = 0.002
 # How many pages of rows one round of the keep-hours flush reads at most.
 PRUNE_PAGES = 20
 # How many times a transaction chosen as a deadlock victim is run.
@@ -262,14 +264,15 @@ class SQLQueueStore:
 
     @_deferred
     async def claim(self, server_ip: str, limit: int, instance: str, send: int = 0,
-                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None):
+                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None,
+                    wait: float = 0.0):
         if limit < 1:
             return []
         async with self._claiming:
             info = await self._probe()
             rows, checked, refused = await self._run(
-                self._underClaimLock, server_ip, info, self._claimTxn, limit,
-                _cut(instance, INSTANCE), secrets.token_hex(8), info, send, refuse,
+                self._waitThenClaimTxn, server_ip, info, wait if info.waits else 0, limit,
+                _cut(instance, INSTANCE), secrets.token_hex(8), send, refuse,
             )
             self._inFlight.update(row.man_id for row in rows)
         for man_id, reason in checked:
@@ -279,18 +282,6 @@ class SQLQueueStore:
             self.log.warn("Row {man_id} of {server_ip} refused: {reason}",
                           man_id=man_id, server_ip=server_ip, reason=reason)
         return rows
-
-    @_deferred
-    async def waitForNew(self, server_ip: str, timeout: float, step: float = 0.002):
-        """
-        Where the server can (MariaDB), wait in it until a NEW row of
-        C{server_ip} exists: fires True when there is one, False after
-        C{timeout} seconds; None at once where it cannot (poll instead).
-        """
-        info = await self._probe()
-        if not info.waits or self._waitless:
-            return None
-        return await self._run(self._dialect.waitForNew, server_ip, timeout, step)
 
     @_deferred
     async def markSending(self, claims: Sequence[Claim]):
@@ -466,6 +457,8 @@ class SQLQueueStore:
         info = await self._run(self._dialect.probe)
         if self._skipLocked is False:
             info = attr.evolve(info, skipLocked=False)
+        if self._waitless:
+            info = attr.evolve(info, waits=False)
         if info.engine is None and self._dialect.serialised(info):
             return info  # no table yet: the claim will say so
         if self.serverInfo is None:  # the first of concurrent calls says it
@@ -517,6 +510,14 @@ class SQLQueueStore:
             raise
         self._dialect.unlockClaims(txn, server_ip, commit=True)
         return result
+
+    def _waitThenClaimTxn(self, txn, server_ip, info, wait, limit, instance, token, send,
+                          refuse):
+        """Wait (C{wait} > 0) in the database for a NEW row, then claim: one thread hop."""
+        if wait > 0 and not self._dialect.waitForNew(txn, server_ip, wait, WAIT_STEP):
+            return [], [], []
+        return self._underClaimLock(txn, server_ip, info, self._claimTxn, limit, instance,
+                                    token, info, send, refuse)
 
     def _claimTxn(self, txn, server_ip, limit, instance, token, info, send, refuse):
         found = self._select(
