@@ -176,11 +176,14 @@ class ActionSession:
                 self.answered.errback(e if isinstance(e, NotSent) else NotSent(reason))
             await protocol.logoff(self._timeout)
             return
-        self.answered.callback(await self._send(protocol))
-        if self._linger > 0 and not self._stopping:
+        # Without a linger the Logoff goes right behind the action: Asterisk
+        # answers them in order, and one round trip is saved.
+        result, bye = await self._send(protocol, logoff=self._linger <= 0 or self._stopping)
+        self.answered.callback(result)
+        if bye is None and not self._stopping:
             self._lingerCall = self._clock.callLater(self._linger, lambda: self._step.callback(None))
             await self._wait(Deferred())
-        await protocol.logoff(self._timeout)
+        await (bye or protocol.logoff(self._timeout))
 
     async def _findMeetmeUser(self, protocol: AMIProtocol) -> None:
         channel, conference = self.action.meetme
@@ -200,24 +203,29 @@ class ActionSession:
         else:
             self.action = self.action.withMeetmeUser(user)
 
-    async def _send(self, protocol: AMIProtocol) -> SendResult:
+    async def _send(self, protocol: AMIProtocol, logoff: bool):
+        """Send the action (and a Logoff behind it, if C{logoff}): its result, and the
+        Logoff's Deferred or None."""
         action = self.action
         actionID = action.actionID or nextActionID()
+        answering = action.answerTimeout(self._timeout)
 
         def result(answered: bool, text: str) -> SendResult:
             return SendResult(action.man_id, action.claim, answered, text[:TEXT_WIDTH],
                               callAnswered=answered and action.callAnswered, actionID=actionID)
 
+        sending = protocol.sendAction(action.name, action.headers, answering,
+                                      actionID=actionID)
+        # Asterisk reads the Logoff only once it answered the action.
+        bye = protocol.logoff(answering + self._timeout) if logoff else None
         try:
-            response = await protocol.sendAction(action.name, action.headers,
-                                                 action.answerTimeout(self._timeout),
-                                                 actionID=actionID)
+            response = await sending
         except AMIError as e:
-            return result(False, e.reason)
+            return result(False, e.reason), bye
         except Exception as e:
             why = "acqs stopped before Asterisk answered" if self._abandoned else f"no answer: {e}"
-            return result(False, why)
-        return result(True, _answerText(response))
+            return result(False, why), bye
+        return result(True, _answerText(response)), bye
 
 
 def _orLost(given: Deferred, protocol: AMIProtocol) -> Deferred:
