@@ -40,6 +40,13 @@ bench/e2e_reaper.py:
         and an empty `server_updater`.  Debian packages: libnet-telnet-perl
         libdbi-perl libdbd-mysql-perl libswitch-perl.
 
+With --load hangups the rows are Hangups of channels that do not exist,
+which Asterisk (here the simulator) answers at once with an error and which
+start no call: what the sender alone sustains, the listener idle.  With
+--instances N, N acqs (--instance bench-0 ... on server IPs 10.10.11.12 and
+on), each with a simulator of its own, share the one database; rows go to
+each server in turn, and the figures add the N up (RSS: the largest).
+
 Load.  For each rate, the driver inserts the rows on a PyMySQL connection of
 their own, at Poisson arrivals, each with the GUI clients' positional INSERT (''
 for man_id, SET SESSION sql_mode=''), an Originate of Local/8600051@bench to
@@ -115,6 +122,12 @@ INSERT = (
     "INSERT INTO vicidial_manager values('','',NOW(),'NEW','N','{server}','','Originate',"
     "'{callerid}','Channel: Local/{agent}@{context}','Context: {context}','Exten: 9{number}',"
     "'Priority: 1','Callerid: {callerid}','','','','','')"
+)
+# --load hangups: a Hangup of a channel that does not exist, answered at once
+# (No such channel), no call: what the sender alone sustains.
+HANGUP = (
+    "INSERT INTO vicidial_manager values('','',NOW(),'NEW','N','{server}','','Hangup',"
+    "'{callerid}','Channel: SIP/{callerid}','','','','','','','','','')"
 )
 TRIGGER = """
 CREATE TRIGGER bench_updated AFTER UPDATE ON vicidial_manager FOR EACH ROW
@@ -384,12 +397,18 @@ def _secretFile(work, name, secret):
     return str(path)
 
 
-def acqsCommand(args, extra, db, port, work):
+def serverIPs(count):
+    """The server IPs of C{count} instances: one Asterisk box each."""
+    return [f"10.10.11.{12 + n}" for n in range(count)]
+
+
+def acqsCommand(args, extra, db, port, work, serverIP=SERVER_IP, instance="bench"):
     twistd = str(Path(sys.executable).parent / "twistd")
     return [sys.executable, twistd, "-n", "--pidfile=", "acqs",
             "--db", db.url(db.user),
             "--db-password-file", _secretFile(work, "db.secret", db.password),
-            "--ami", f"tcp:host=127.0.0.1:port={port}", "--server-ip", SERVER_IP,
+            "--ami", f"tcp:host=127.0.0.1:port={port}", "--server-ip", serverIP,
+            "--instance", instance,
             "--send-user", "sender",
             "--send-secret-file", _secretFile(work, "send.secret", SEND_SECRET),
             "--listen-user", "listener",
@@ -439,11 +458,12 @@ def perlCommand(args, db, port, work):
 # Load
 
 
-def insertRows(db, rate, callerids, seed):
+def insertRows(db, rate, callerids, seed, template=INSERT, servers=(SERVER_IP,)):
     """
     Insert a row for each of C{callerids} at Poisson arrivals of C{rate} per
-    second, as GUI clients do, on a connection of its own; returns the
-    time.time() after each commit, by callerid.
+    second, as GUI clients do, on a connection of its own, for each of
+    C{servers} in turn; returns the time.time() after each commit, by
+    callerid.
     """
     connection = db.connect(autocommit=False)
     cursor = connection.cursor()
@@ -456,8 +476,8 @@ def insertRows(db, rate, callerids, seed):
         wait = due - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        cursor.execute(INSERT.format(server=SERVER_IP, callerid=callerid, agent=AGENT,
-                                     context=CONTEXT, number=f"{n:010d}"))
+        cursor.execute(template.format(server=servers[n % len(servers)], callerid=callerid,
+                                       agent=AGENT, context=CONTEXT, number=f"{n:010d}"))
         connection.commit()
         committed[callerid] = time.time()
     connection.close()
@@ -483,7 +503,8 @@ class Run:
     def __init__(self, args, extra):
         self.args, self.extra = args, extra
         self.work = Path(tempfile.mkdtemp(prefix="acqs-e2e-"))
-        self.db = self.asterisk = self.tree = None
+        self.db = None
+        self.asterisks, self.trees = [], []  # one of each per instance
         self.prefix = f"M{random.randrange(10 ** 6):06d}"
 
     def log(self, name):
@@ -494,25 +515,40 @@ class Run:
         self.db = Database(parseURL(args.mysql))
         self.db.initdb(self.work, self.log("initdb.log"))
         perl = args.sut == "perl"
-        self.asterisk = Asterisk(args, SEND_SECRET if perl else LISTEN_SECRET,
-                                 self.log("asterisk.log"))
-        if perl:
-            command = perlCommand(args, self.db, self.asterisk.port, self.work)
-        else:
-            command = acqsCommand(args, self.extra, self.db, self.asterisk.port, self.work)
-        sutLog = self.log("sut.log")
-        reaper = subprocess.Popen([sys.executable, str(BENCH / "e2e_reaper.py"), *command],
-                                  stdout=sutLog, stderr=sutLog, cwd=self.work, env=_env(),
-                                  start_new_session=True)
-        self.tree = Tree(reaper)
-        Sampler(self.tree).start()
+        for n, serverIP in enumerate(serverIPs(args.instances)):
+            work = self.work / f"instance{n}"
+            work.mkdir()
+            asterisk = Asterisk(args, SEND_SECRET if perl else LISTEN_SECRET,
+                                self.log(f"asterisk{n}.log"))
+            self.asterisks.append(asterisk)
+            if perl:
+                command = perlCommand(args, self.db, asterisk.port, work)
+            else:
+                command = acqsCommand(args, self.extra, self.db, asterisk.port, work,
+                                      serverIP, f"bench-{n}")
+            sutLog = self.log(f"sut{n}.log")
+            reaper = subprocess.Popen([sys.executable, str(BENCH / "e2e_reaper.py"), *command],
+                                      stdout=sutLog, stderr=sutLog, cwd=work, env=_env(),
+                                      start_new_session=True)
+            self.trees.append(Tree(reaper))
+            Sampler(self.trees[-1]).start()
         deadline = time.monotonic() + 30
-        while "listener" not in self.asterisk.logins:
-            if not self.tree.alive() or time.monotonic() > deadline:
-                raise SystemExit(f"the SUT did not log in to the simulator; see {self.work}")
-            time.sleep(0.05)
+        for asterisk, tree in zip(self.asterisks, self.trees):
+            while "listener" not in asterisk.logins:
+                if not tree.alive() or time.monotonic() > deadline:
+                    raise SystemExit(f"the SUT did not log in to the simulator; see {self.work}")
+                time.sleep(0.05)
         time.sleep(args.warmup)
-        self.restingProcesses = len(self.tree.processes())
+        self.restingProcesses = self.processes()
+
+    def processes(self):
+        return sum(len(tree.processes()) for tree in self.trees)
+
+    def sutCPU(self):
+        return sum(tree.cpu() for tree in self.trees)
+
+    def simCPU(self):
+        return sum(processCPU(a.process.pid) for a in self.asterisks)
 
     def idle(self):
         """
@@ -523,7 +559,7 @@ class Run:
         """
         statements, _ = self.db.userStatistics()
         questions = self.db.questions()
-        cpu, server = self.tree.cpu(), processCPU(self.db.pid) if self.db.pid else math.nan
+        cpu, server = self.sutCPU(), processCPU(self.db.pid) if self.db.pid else math.nan
         started = time.monotonic()
         time.sleep(self.args.idle)
         elapsed = time.monotonic() - started
@@ -532,25 +568,26 @@ class Run:
         clients = (self.db.questions() - questions - 1) / elapsed
         serverAfter = processCPU(self.db.pid) if self.db.pid else math.nan
         return (clients, (statementsAfter - statements) / elapsed,
-                100 * (self.tree.cpu() - cpu) / elapsed, 100 * (serverAfter - server) / elapsed)
+                100 * (self.sutCPU() - cpu) / elapsed, 100 * (serverAfter - server) / elapsed)
 
     def _settle(self, like, count):
         """
-        Wait until every row of the rate is DEAD, or until none became DEAD
-        for --settle s; then until the SUT has no more processes than at rest.
+        Wait until every row of the rate is final (DEAD; SENT for --load
+        hangups), or until none became so for --settle s; then until the SUT
+        has no more processes than at rest.
         """
         dead, moved = -1, time.monotonic()
         while time.monotonic() - moved < self.args.settle:
             now = self.db.query("SELECT COUNT(*) FROM vicidial_manager"
-                                " WHERE callerid LIKE %s AND status = 'DEAD'", (like,))[0][0]
+                                " WHERE callerid LIKE %s AND status = %s",
+                                (like, self.final))[0][0]
             if now >= count:
                 break
             if now != dead:
                 dead, moved = now, time.monotonic()
             time.sleep(0.25)
         deadline = time.monotonic() + self.args.settle
-        while (len(self.tree.processes()) > self.restingProcesses
-               and time.monotonic() < deadline):
+        while self.processes() > self.restingProcesses and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.2)  # the simulator reports every 50 ms
 
@@ -560,25 +597,30 @@ class Run:
         callerids = [f"{self.prefix}{index:02d}{n:011d}" for n in range(count)]
         like = callerids[0][:9] + "%"
         statements, dbCPU = self.db.userStatistics()
-        sutCPU, simCPU, ownCPU = (self.tree.cpu(), processCPU(self.asterisk.process.pid),
-                                  driverCPU())
+        sutCPU, simCPU, ownCPU = self.sutCPU(), self.simCPU(), driverCPU()
         serverCPU, machine, overflows = processCPU(self.db.pid), machineCPU(), listenOverflows()
-        self.tree.peakRSS = 0
+        for tree in self.trees:
+            tree.peakRSS = 0
         started = time.monotonic()
-        committed = insertRows(self.db, rate, callerids, seed=index)
+        committed = insertRows(self.db, rate, callerids, seed=index,
+                               template=HANGUP if args.load == "hangups" else INSERT,
+                               servers=serverIPs(args.instances))
         self._settle(like, count)
-        if not self.tree.alive():
-            raise SystemExit(f"the SUT ended during the run; see {self.work}/sut.log")
+        if not all(tree.alive() for tree in self.trees):
+            raise SystemExit(f"the SUT ended during the run; see {self.work}/sut*.log")
         elapsed = time.monotonic() - started
-        sutCPU = self.tree.cpu() - sutCPU
-        simCPU = processCPU(self.asterisk.process.pid) - simCPU
+        sutCPU = self.sutCPU() - sutCPU
+        simCPU = self.simCPU() - simCPU
         ownCPU = driverCPU() - ownCPU
         serverCPU = processCPU(self.db.pid) - serverCPU
         busy, total = (after - before for after, before in zip(machineCPU(), machine))
         overflows = listenOverflows() - overflows
         statementsAfter, dbCPUAfter = self.db.userStatistics()
 
-        originates, ringing = self.asterisk.originates, self.asterisk.ringing
+        originates, ringing = {}, {}
+        for asterisk in self.asterisks:
+            originates.update(asterisk.originates)
+            ringing.update(asterisk.ringing)
         received = [c for c in callerids if c in originates]
         toAMI = sorted(1000 * (originates[c][0] - committed[c]) for c in received)
         updated = dict(self.db.query(
@@ -597,22 +639,25 @@ class Run:
             ami=[percentile(toAMI, p) for p in (50, 95, 99)],
             row=[percentile(toRow, p) for p in (50, 99)],
             cpu=1000 * sutCPU / max(len(received), 1),
-            rss=self.tree.peakRSS / 1024,
+            rss=max(tree.peakRSS for tree in self.trees) / 1024,
             statements=(statementsAfter - statements) / max(len(received), 1),
             dbCPU=1000 * (dbCPUAfter - dbCPU) / max(len(received), 1),
             lost=count - len(received),
             twice=sum(1 for c in received if len(originates[c]) > 1),
-            left={s: n for s, n in statuses.items() if s != "DEAD"},
+            left={s: n for s, n in statuses.items() if s != self.final},
             sutPercent=100 * sutCPU / elapsed, simPercent=100 * simCPU / elapsed,
             ownPercent=100 * ownCPU / elapsed, window=elapsed,
             serverPercent=100 * serverCPU / elapsed if self.db.pid else math.nan,
             machinePercent=100 * busy / total, overflows=overflows,
         )
 
+    @property
+    def final(self):
+        return "SENT" if self.args.load == "hangups" else "DEAD"
+
     def tearDown(self):
-        for part in (self.tree, self.asterisk):
-            if part is not None:
-                part.stop()
+        for part in self.trees + self.asterisks:
+            part.stop()
         if self.db is not None:
             self.db.close()
         if not self.args.keep:
@@ -679,6 +724,14 @@ def parse(argv):
     parser.add_argument("--settle", type=float, default=60.0,
                         help="give up waiting for rows to reach DEAD after this many seconds"
                              " in which none did [60: longer than acqs' longest pause]")
+    parser.add_argument("--load", choices=("calls", "hangups"), default="calls",
+                        help="rows: Originates of calls that ring, are answered and end, or"
+                             " Hangups of channels that do not exist (answered at once, no"
+                             " call: the sender alone) [calls]")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="acqs instances, each for a server IP of its own with its own"
+                             " simulated Asterisk, on the one database; the rate is their"
+                             " sum [1]")
     parser.add_argument("--ring", type=float, default=0.2, help="carrier ring seconds")
     parser.add_argument("--hold", type=float, default=0.5, help="carrier talk seconds")
     parser.add_argument("--dialect", choices=sorted(PERL_LISTENERS), default="asterisk22",
@@ -689,8 +742,8 @@ def parse(argv):
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (logs, config) and name it")
     args, extra = parser.parse_known_args(argv)
-    if args.sut == "perl" and (not args.vicidial_bin or extra):
-        parser.error("--sut perl takes --vicidial-bin DIR and no acqs options")
+    if args.sut == "perl" and (not args.vicidial_bin or extra or args.instances != 1):
+        parser.error("--sut perl takes --vicidial-bin DIR and no acqs options, one instance")
     return args, extra
 
 

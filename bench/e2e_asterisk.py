@@ -11,7 +11,8 @@ writes one line per fact to stdout, each with the wall-clock time
 
     port PORT                the port, once listening
     L TIME USERNAME          a Login action arrived
-    O TIME CALLERID          an Originate arrived (its Callerid header)
+    O TIME CALLERID          an Originate arrived (its Callerid header), or a Hangup
+                             of SIP/CALLERID (bench/e2e.py --load hangups)
     R TIME CALLERID          the first Newstate Ringing or Up of a channel whose
                              caller ID name is CALLERID
 
@@ -78,6 +79,8 @@ class Reporter:
         action = (message.get("Action") or "").lower()
         if action == "originate":
             self.write(f"O {time.time():.6f} {message.get('Callerid') or ''}\n")
+        elif action == "hangup":  # bench --load hangups: Channel: SIP/CALLERID
+            self.write(f"O {time.time():.6f} {(message.get('Channel') or '')[4:]}\n")
         elif action == "login":
             self.write(f"L {time.time():.6f} {username}\n")
 
@@ -118,7 +121,11 @@ async def main(reactor, argv) -> None:
     reporter.write(f"port {port.getHost().port}\n")
     LoopingCall(reporter.flush).start(0.05)
     # The reporter has what the driver needs; do not keep every action.
-    LoopingCall(simulator.actions.clear).start(1.0)
+    def forget():
+        simulator.actions.clear()
+        simulator.actionTimes.clear()
+
+    LoopingCall(forget).start(1.0)
     await Deferred()  # until SIGTERM
 
 
