@@ -120,7 +120,13 @@ class Sender(Service):
         self._waiting = False  # for the listener
         self._stopTimeout = stopTimeout
         self._backlog: Deque[Action] = deque()
+        # Every open session, and those in each state, oldest first: kept as
+        # sessions move on, so that no step scans them all.
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
+        self._connecting: "OrderedDict[ActionSession, None]" = OrderedDict()
+        self._idleSessions: "OrderedDict[ActionSession, None]" = OrderedDict()
+        self._sending: "OrderedDict[ActionSession, None]" = OrderedDict()  # awaiting answers
+        self._done: "OrderedDict[ActionSession, None]" = OrderedDict()  # answered: lingering
         self._retirements = {}  # idle session -> the call that retires it
         self._reserved = set()  # idle sessions a claim in progress will give rows to
         self._loop = LoopingCall(self._round)
@@ -156,8 +162,7 @@ class Sender(Service):
         self._looping = self._loop.start(0, now=True)
 
     def _room(self) -> int:
-        busy = sum(1 for s in self._sessions if s.action is not None and not s.lingering)
-        return self._maxSessions - busy - len(self._backlog)
+        return self._maxSessions - len(self._sending) - len(self._backlog)
 
     def _mayClaim(self) -> bool:
         if self._stopping or self.amiDownSince is not None:
@@ -228,7 +233,7 @@ class Sender(Service):
         failed.  As many as sessions wait logged in are marked by the claim
         itself (one transaction less), and those sessions kept for them.
         """
-        ready = [s for s in self._sessions if s.idle and s not in self._reserved]
+        ready = [s for s in self._idleSessions if s not in self._reserved]
         self._reserved.update(ready)
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
@@ -276,27 +281,23 @@ class Sender(Service):
         if self._stopping:
             self._releaseBacklog("acqs stopped before sending it")
             return
-        for session in [s for s in self._sessions if s.idle]:
-            if not self._backlog:
-                break
-            self._give(session, self._backlog.popleft())
+        while self._backlog and self._idleSessions:
+            self._give(next(iter(self._idleSessions)), self._backlog.popleft())
         if self.amiDownSince is None:
-            idle = sum(1 for s in self._sessions if s.idle)
-            connecting = sum(1 for s in self._sessions if s.connecting)
-            wanted = len(self._backlog) + self._warm - idle - connecting
-            while (wanted > 0 and connecting < self._maxConnecting
+            wanted = (len(self._backlog) + self._warm - len(self._idleSessions)
+                      - len(self._connecting))
+            while (wanted > 0 and len(self._connecting) < self._maxConnecting
                    and len(self._sessions) < self._maxSessions):
                 self._open()
                 wanted -= 1
-                connecting += 1
         if self._backlog and len(self._sessions) >= self._maxSessions:
-            lingering = [s for s in self._sessions if s.lingering]
+            lingering = [s for s in self._done if s.lingering]
             for session in lingering[: len(self._backlog)]:
                 session.endLinger()
 
     def _open(self) -> ActionSession:
         session = self._openSession()
-        self._sessions[session] = None
+        self._sessions[session] = self._connecting[session] = None
         session.loggedIn.addCallback(self._loggedIn, session)
         session.closed.addErrback(
             lambda f: self.log.failure("AMI session failed", f))
@@ -304,6 +305,9 @@ class Sender(Service):
         return session
 
     def _loggedIn(self, ok: bool, session: ActionSession) -> None:
+        self._connecting.pop(session, None)
+        if ok and session.idle:
+            self._idleSessions[session] = None
         if not ok:
             self._amiFailed(session.loginError)
             return
@@ -318,16 +322,18 @@ class Sender(Service):
     def _scheduleRetirement(self, session: ActionSession) -> None:
         """An idle session beyond the warm ones logs off at once, a warm one in a while."""
         if session.idle and session not in self._retirements:
-            idle = sum(1 for s in self._sessions if s.idle)
-            keep = self._warmIdle if idle <= self._warm else 0
+            keep = self._warmIdle if len(self._idleSessions) <= self._warm else 0
             self._retirements[session] = self._clock.callLater(keep, self._retire, session)
 
     def _retire(self, session: ActionSession) -> None:
         self._retirements.pop(session, None)
         if session.idle and session not in self._reserved:
+            self._idleSessions.pop(session, None)
             session.stop()
 
     def _give(self, session: ActionSession, action: Action) -> None:
+        del self._idleSessions[session]
+        self._sending[session] = None
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
             call.cancel()
@@ -338,10 +344,14 @@ class Sender(Service):
             session.send(action, lambda: self.marks.write(claim).addCallback(
                 lambda marked: action.man_id in marked))
         session.answered.addCallbacks(self._answered, self._notSent,
-                                      callbackArgs=(action, self._clock.seconds()),
-                                      errbackArgs=(action,))
+                                      callbackArgs=(action, self._clock.seconds(), session),
+                                      errbackArgs=(action, session))
 
-    def _answered(self, result: SendResult, action: Action, givenAt: float) -> None:
+    def _answered(self, result: SendResult, action: Action, givenAt: float,
+                  session: ActionSession) -> None:
+        self._sending.pop(session, None)
+        if session in self._sessions:
+            self._done[session] = None
         self._wake()  # its session lingers now: room for another row
         self.sent += 1
         self.log.info("man_id {man_id} {action} sent: {text} (response {response})",
@@ -351,7 +361,8 @@ class Sender(Service):
         if action.originates:
             self._onAnswer(action, result, givenAt)
 
-    def _notSent(self, failure: Failure, action: Action) -> None:
+    def _notSent(self, failure: Failure, action: Action, session: ActionSession) -> None:
+        self._sending.pop(session, None)
         reason = failure.getErrorMessage() if failure.check(NotSent) else repr(failure.value)
         if failure.check(ClaimLost):
             self.log.warn("man_id {man_id} {action} not sent: {reason}; left to it",
@@ -366,7 +377,9 @@ class Sender(Service):
 
     def _closed(self, _: object, session: ActionSession) -> None:
         self._wake()
-        self._sessions.pop(session, None)
+        for sessions in (self._sessions, self._connecting, self._idleSessions, self._sending,
+                         self._done):
+            sessions.pop(session, None)
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
             call.cancel()
@@ -399,7 +412,7 @@ class Sender(Service):
             self.log.error("AMI unreachable ({reason}); claiming paused until it answers",
                            reason=reason)
             self._releaseBacklog(f"not sent: AMI unreachable ({reason})")
-        elif self._probe is not None or any(s.connecting for s in self._sessions):
+        elif self._probe is not None or self._connecting:
             return  # one failure per pause: the probe in flight will tell
         elif now - self._reminded >= DOWN_REMINDER:
             self._reminded = now
