@@ -3,12 +3,16 @@
 import os
 import socket
 
+import attr
+
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from acqs.config import Settings, loadSettings, readAstguiclient
+from acqs.config import OPTIONS, Settings, loadSettings, readAstguiclient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # /etc/astguiclient.conf as VICIdial's install.pl writes it.
 ASTGUICLIENT = """\
@@ -167,6 +171,28 @@ class INITests(LoadTestCase):
              s.status_file, s.json_log, s.roll_logs),
             (0.5, 0.0, 3, 4.0, 9.0, None, "/tmp/j.json", True),
         )
+
+    def test_sampleListsEveryKeyWithItsDefault(self):
+        """etc/acqs.ini.sample has a line for every INI key, showing its default (where it
+        has one: the server IP and instance name are examples), and README.rst documents
+        every option."""
+        with open(os.path.join(ROOT, "etc", "acqs.ini.sample")) as f:
+            sample = dict(line[1:].split("=", 1) for line in f.read().splitlines()
+                          if line.startswith(";") and "=" in line)
+        sample = {k.strip(): v.strip() for k, v in sample.items()}
+        with open(os.path.join(ROOT, "README.rst")) as f:
+            readme = f.read()
+        defaults = attr.fields_dict(Settings)
+        for option in OPTIONS:
+            self.assertIn(f"``--{option.name}", readme)
+            if not option.inINI:
+                continue
+            self.assertIn(option.name, sample)
+            field = defaults.get(option.field)
+            if field is None or field.default in (None, attr.NOTHING) or option.name in (
+                    "server-ip", "instance"):
+                continue
+            self.assertEqual(option.parse(sample[option.name]), field.default, option.name)
 
     def test_unknownKey(self):
         """A misspelt key is refused by name, not silently ignored."""
