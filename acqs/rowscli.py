@@ -134,10 +134,10 @@ def rowsCommand(arguments, out: TextIO, err: TextIO) -> int:
             return OK
         table = [list(ROW_COLUMNS)]
         for row in reversed(found):
-            said = row.answer if not row.reason else f"{row.answer or ''} / {row.reason}"
+            said = " / ".join(t for t in (row.answer, row.reason) if t)
             table.append([str(row.man_id), row.entry_date or "", row.action or "",
                           row.callerid or "", row.status or "", row.response or "",
-                          row.outcome or "", row.channel or "", _short(said.strip(" /"))])
+                          row.outcome or "", row.channel or "", _short(said)])
         _table(table, out)
         return OK
 
@@ -162,7 +162,7 @@ def _lines(row: RowView) -> List[str]:
         return lines
     lines += [
         f"  claimed       {when(row.claimed_at)} by {row.claimed_by or '-'}"
-        f" (back to NEW {row.attempts or 0} times)",
+        + (f" (back to NEW {row.attempts} times before)" if row.attempts else ""),
         f"  sent          {when(row.sending_at)}"
         + (f" as ActionID {row.action_id}" if row.action_id else ""),
         f"  answer        {when(row.answered_at)} {row.answer or ''}".rstrip(),
@@ -251,24 +251,34 @@ def _ended(row: RowView) -> Optional[int]:
     return OK
 
 
+def _step(row: RowView, status: str) -> str:
+    if status == "QUEUE":
+        return f"QUEUE   claimed by {row.claimed_by or 'a sender acqs does not know'}"
+    if status == "SENT":
+        return "SENT    marked for Asterisk" + (f" at {row.sending_at}" if row.sending_at else "")
+    if status == "UPDATED":
+        return f"UPDATED {row.channel or '-'} uniqueid {row.call or '-'}"
+    if status == DEAD:
+        return "DEAD    " + (row.reason or (f"cause {row.hangup_cause}" if row.hangup_cause
+                                            else "the call ended"))
+    return status
+
+
 def _changes(before: Optional[RowView], row: RowView) -> List[str]:
-    """What moved since C{before}, one line each."""
+    """
+    What moved since C{before}, one line each: every status the row passed
+    (QUEUE and SENT may last less than a look), a better channel, the answer.
+    """
     said = []
-    if before is None or before.status != row.status or before.attempts != row.attempts:
-        if row.status == NEW and row.attempts:
-            said.append(f"NEW again ({row.reason or 'released'}; {row.attempts} times)")
-        elif row.status == "QUEUE":
-            said.append(f"QUEUE   claimed by {row.claimed_by or 'another sender'}")
-        elif row.status == "SENT":
-            said.append("SENT    " + (f"as ActionID {row.action_id}" if row.action_id
-                                      else "marked for Asterisk"))
-        elif row.status == "UPDATED":
-            said.append(f"UPDATED {row.channel or '-'} uniqueid {row.call or '-'}")
-        elif row.status == DEAD:
-            said.append("DEAD    " + (row.reason or (f"cause {row.hangup_cause}"
-                                                     if row.hangup_cause else "")))
-        else:
-            said.append(row.status)
+    if before is not None and row.attempts != before.attempts and row.status == NEW:
+        said.append(f"NEW again ({row.reason or 'released'}; {row.attempts} times)")
+        return said
+    passed = before.lifeCycle if before is not None else []
+    for status in row.lifeCycle[len(passed):]:
+        said.append(_step(row, status))
+    if (before is not None and "UPDATED" in passed and row.status == "UPDATED"
+            and (row.channel, row.call) != (before.channel, before.call)):
+        said.append(_step(row, "UPDATED"))
     if row.answered_at and (before is None or not before.answered_at):
         said.append(f"answer  {row.response or '-'}: {row.answer or ''}".rstrip())
     return said
@@ -291,7 +301,7 @@ def sendCommand(arguments, out: TextIO, err: TextIO) -> int:
             connection.commit()  # the next look sees what was committed since
             now = time.monotonic()
             for line in _changes(before, row):
-                print(f"  +{now - started:6.2f} s  {line}", file=out, flush=True)
+                print(f"  {now - started:6.2f}s  {line}", file=out, flush=True)
                 quietSince = now
             before = row
             status = _ended(row)
@@ -306,7 +316,7 @@ def sendCommand(arguments, out: TextIO, err: TextIO) -> int:
                 return TIMED_OUT
             if now - quietSince >= QUIET_NOTICE:
                 hint = " (is acqs running for this server?)" if row.status == NEW else ""
-                print(f"  +{now - started:6.2f} s  still {row.status}{hint}",
+                print(f"  {now - started:6.2f}s  still {row.status}{hint}",
                       file=out, flush=True)
                 quietSince = now
             time.sleep(FOLLOW_INTERVAL)

@@ -210,6 +210,11 @@ class WebService(Service):
         self._listening = self._endpoint.listen(self._site).addCallbacks(
             self._listened, self._failed)
 
+    @property
+    def address(self):
+        """Where it listens (C{getHost()} of its port), or None."""
+        return self._port.getHost() if self._port is not None else None
+
     def _listened(self, port) -> None:
         self._port = port
         self.log.info("Serving metrics and the status page on {where}",
