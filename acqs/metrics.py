@@ -146,7 +146,7 @@ class AcqsCollector:
         listener, sender, housekeeper, store = (
             self._listener, self._sender, self._housekeeper, self._store)
         info = InfoMetricFamily("acqs", "This acqs instance")
-        info.add_metric([], {"instance": sender.instance, "server_ip": sender.serverIP,
+        info.add_metric([], {"acqs_instance": sender.instance, "server_ip": sender.serverIP,
                              "database": self._describe(store.serverInfo) or "unknown"})
         yield info
         yield _gauge("acqs_listener_connected", "1 while the AMI listener is logged in",

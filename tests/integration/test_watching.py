@@ -26,6 +26,7 @@ from acqs.web import QuietSite, StatusPage, WebService
 from ..databases import mysqlConnection, scratchMySQL
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
 
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TESSERACT = shutil.which("tesseract")
 # Headless as root on a machine whose network is closed: no sandbox, and none
@@ -113,7 +114,7 @@ class MetricsTests(Watched, TestCase):
         self.assertEqual(after[("acqs_listener_connected", ())], 1)
         self.assertEqual(after[("acqs_database_errors_total", ())], 0)
         [info] = [dict(k[1]) for k in after if k[0] == "acqs_info"]
-        self.assertEqual((info["instance"], info["server_ip"]), ("e2e", SERVER))
+        self.assertEqual((info["acqs_instance"], info["server_ip"]), ("e2e", SERVER))
         self.assertIn("vicidial_manager InnoDB", info["database"])
         self.assertIn(("acqs_insert_to_send_seconds_count", ()), after)
         self.assertNotIn("HLx1", repr(after))  # no callerid ever becomes a label
@@ -125,6 +126,18 @@ class MetricsTests(Watched, TestCase):
         after = await self.scrape()
         self.assertGreater(after[("acqs_listener_events_total", ())], 0)
         self.assertGreater(after[("acqs_listener_events_parsed_total", ())], 0)
+
+
+    async def test_dashboardNamesServed(self):
+        """Every acqs metric the sample Grafana dashboard asks for is served."""
+        self.start()
+        _, _, served = await get(self.base + "/metrics")  # families without samples too
+        with open(os.path.join(SOURCE, "etc", "grafana-acqs.json"), encoding="utf-8") as f:
+            asked = set(re.findall(r"\b(?:acqs|process)_[a-z_]+", f.read()))
+        asked = {n for n in asked if not n.endswith("_")}
+        self.assertTrue(asked)
+        types = set(re.findall(r"(?m)^# TYPE (\S+)", served))
+        self.assertEqual({n for n in asked if n.removesuffix("_bucket") not in types}, set())
 
 
 class InsertToSendTests(TestCase):
