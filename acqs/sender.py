@@ -160,7 +160,7 @@ class Sender(Service):
 
     @property
     def lingeringCount(self) -> int:
-        return sum(1 for s in self._sessions if s.lingering)
+        return sum(1 for s in self._done if s.lingering)
 
     # Claiming: one round at a time, back to back; a round with nothing to do
     # waits (for room, for a NEW row in the database, or a poll interval).
