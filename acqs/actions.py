@@ -124,6 +124,9 @@ def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
         return refuse(f"action {name} is not allowed: acqs logs in and off by itself")
     if allowed is not None and name.lower() not in allowed:
         return refuse(f"action {name} is not in --allow-actions")
+    for column, line in zip(CMD_LINE_COLUMNS, row.cmd_lines):
+        if line and ("\r" in line or "\n" in line):  # blank ones and volume rows' too
+            return refuse(f"{column} holds CR or LF")
     headers: List[Header] = []
     ignored: List[str] = []
     actionID = None
@@ -138,8 +141,6 @@ def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
     for column, line in lines.items():
         if line is None or not line.strip() or line.strip() == "0":
             continue
-        if "\r" in line or "\n" in line:
-            return refuse(f"{column} holds CR or LF")
         key, sep, value = line.partition(":")
         if not sep or not _HEADER_NAME.match(key):
             ignored.append(column)

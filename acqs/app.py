@@ -6,7 +6,9 @@ Wiring: the acqs service tree for a L{Settings}.
     ├── Listener      persistent AMI session → call updates
     ├── Sender        claims rows → one short-lived AMI session per action
     ├── Housekeeper   heartbeat, recovery of stranded rows
-    └── StatusFile    the JSON status read by ``acqs health``
+    ├── StatusFile    the JSON status read by ``acqs health``
+    ├── InsertToSend  (--metrics) the INSERT→send times, read from the database
+    └── WebService    (--metrics) /metrics for Prometheus, / the status page
 
 The listener starts first so that it is listening before the first action
 goes out; the sender stops first so that its results are written while the
@@ -31,11 +33,13 @@ from .health import StatusFile
 from .housekeeping import Housekeeper
 from .listener import Listener
 from .health import pidAlive
+from .metrics import NO_OBSERVER, Metrics
 from .sender import Sender
 from .session import ActionSession
 from .store import InstanceConflict, StoreUnavailable, openStore, registerInstance
 from .store.interfaces import IQueueStore
 from .store.url import parseURL
+from .web import webServices
 
 
 # How long the first of the answers and call updates waits for others, to be
@@ -132,10 +136,11 @@ def acqsServices(
                           greetingTimeout=settings.greeting_timeout)
 
     sendFactory = factory(settings.send_user, settings.send_secret, "off")
+    metrics = Metrics(settings.allow_actions) if settings.metrics else NO_OBSERVER
 
     def openSession() -> ActionSession:
         return ActionSession(reactor, endpoint, sendFactory, settings.linger,
-                             settings.action_timeout)
+                             settings.action_timeout, metrics=metrics)
 
     writes = BatchWriter(reactor, lambda batch: store.record(settings.server_ip, batch),
                          "answers and call updates", delay=WRITE_WINDOW)
@@ -155,14 +160,17 @@ def acqsServices(
                     idleWait=settings.idle_wait,
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
                     ready=lambda: listener.protocol is not None, writes=writes,
-                    stopTimeout=settings.action_timeout)
+                    stopTimeout=settings.action_timeout, metrics=metrics)
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
                               settings.stale_after, keepHours=settings.keep_hours)
     services: List[IService] = [Writer(reactor, writes, settings.action_timeout), listener,
                                 sender, housekeeper]
+    snapshot = snapshotOf(listener, sender, housekeeper, store)
     if settings.status_file:
-        services.append(StatusFile(reactor, settings.status_file,
-                                   snapshotOf(listener, sender, housekeeper, store)))
+        services.append(StatusFile(reactor, settings.status_file, snapshot))
+    if settings.metrics:
+        services.extend(webServices(reactor, settings.metrics, metrics, listener, sender,
+                                    housekeeper, store, snapshot, _describe))
     return services
 
 

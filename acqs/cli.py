@@ -7,6 +7,9 @@ C{twistd acqs}).
 
     acqs health --status-file /var/lib/acqs/acqs.status.json
 
+    acqs rows --since 10m            acqs trace 1234
+    acqs send Hangup 'Channel: SIP/carrier-0000002a'
+
 Each subcommand is a function taking the parsed arguments and returning the
 exit status; add one with another C{subcommands.add_parser(...)} in
 L{parser}.
@@ -16,7 +19,7 @@ import argparse
 import sys
 from typing import List, Optional, TextIO
 
-from . import health
+from . import health, rowscli
 from .store.dialects import dialectFor
 from .store.schema import initdb
 from .store.url import DatabaseURL, parseURL
@@ -86,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     _addDatabase(command)
     command.set_defaults(run=initdbCommand)
     health.register(subcommands)
+    rowscli.register(subcommands)
     return top
 
 

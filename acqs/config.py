@@ -34,11 +34,11 @@ import ipaddress
 import math
 import os
 import socket
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 import attr
-from twisted.internet.endpoints import clientFromString
+from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import IReactorPluggableNameResolver
 from twisted.logger import Logger
 from twisted.python import usage
@@ -91,6 +91,7 @@ class Settings:
     status_file: Optional[str] = "acqs.status.json"
     json_log: Optional[str] = None
     roll_logs: bool = False
+    metrics: Optional[str] = None
 
     def __repr__(self) -> str:
         shown = []
@@ -182,6 +183,25 @@ def _endpoint(value) -> Optional[str]:
             f"for example tcp:host=127.0.0.1:port=5038"
         )
     return None
+
+
+def _serverEndpoint(value) -> Optional[str]:
+    try:
+        serverFromString(_ParseOnly(), value)
+    except Exception as e:
+        return (
+            f"is not a port or a Twisted server endpoint string ({e}); "
+            f"for example 9128 or tcp:9128:interface=127.0.0.1"
+        )
+    return None
+
+
+def listenOn(text: str) -> Optional[str]:
+    """A server endpoint string; a bare port means that port on loopback, '' none."""
+    text = text.strip()
+    if text.isdigit():
+        return f"tcp:{text}:interface=127.0.0.1"
+    return text or None
 
 
 def seconds(text: str) -> float:
@@ -306,6 +326,8 @@ OPTIONS = (
     Option("json-log", "json_log", "also log JSON lines to this file", parse=_optionalPath),
     Option("roll-logs", "roll_logs", "at start, rename the last log to LOG.<date-time>",
            parse=_boolean, flag=True),
+    Option("metrics", "metrics", "serve /metrics and a status page here (a port: loopback)",
+           parse=listenOn, check=_serverEndpoint, shown="off"),
     Option("demo", "demo", "run the demo: SQLite and simulated Asterisk",
            parse=_boolean, flag=True, inINI=False),
 )
@@ -482,13 +504,15 @@ def loadSettings(
     options: Mapping[str, Any],
     environ: Optional[Mapping[str, str]] = None,
     astguiclient: str = ASTGUICLIENT_CONF,
+    required: Collection[str] = ("server-ip", "send-secret"),
 ) -> Settings:
     """
     Merge the command-line C{options} (a mapping from long option names to
     values, C{None} where not given), the environment, the C{--config} INI
     file and C{astguiclient} into L{Settings}, in the order the module
     docstring gives; raise L{usage.UsageError} with a sentence on bad or
-    missing values.
+    missing values, or when a setting named in C{required} is not found
+    (the daemon needs both; tools that only use the database, fewer).
     """
     environ = os.environ if environ is None else environ
     cli = _Source({k: v for k, v in options.items() if v is not None}, lambda n: f"--{n}")
@@ -522,12 +546,13 @@ def loadSettings(
     if any(c in f"{send}{listen}" for c in "\r\n"):
         raise usage.UsageError("an AMI secret must not contain a line break")
     if not demo:
-        if "server_ip" not in values:
+        if "server_ip" not in values and "server-ip" in required:
             raise usage.UsageError(
                 "no server IP: give --server-ip, set server-ip in the --config file, or "
-                f"run where {astguiclient} has VARserver_ip (--demo needs none)"
+                f"run where {astguiclient} has VARserver_ip"
+                + (" (--demo needs none)" if "send-secret" in required else "")
             )
-        if not send:
+        if not send and "send-secret" in required:
             raise usage.UsageError(
                 "no AMI secret: give --send-secret-file FILE, set ACQS_SEND_SECRET, or "
                 "set send-secret in the --config file (VICIdial's is ASTmgrSECRET "

@@ -27,6 +27,7 @@ from .app import Acqs, acqsServices
 from .config import Settings
 from .simulator import DEFAULT_USERS, Simulator
 from .store import openStore
+from .store.reads import lifeCycle
 from .store.schema import initdb
 from .store.url import parseURL
 
@@ -39,25 +40,6 @@ ROWS = (
     "SELECT v.man_id, v.status, v.action, v.channel, v.uniqueid, a.claimed_at, a.sending_at"
     " FROM vicidial_manager v LEFT JOIN acqs_action a ON a.man_id = v.man_id ORDER BY v.man_id"
 )
-
-
-def lifeCycle(status: str, uniqueid: Optional[str], claimed: Optional[str],
-              sending: Optional[str]) -> List[str]:
-    """
-    The statuses a row has passed through, as its records prove (QUEUE and
-    SENT often last only milliseconds, too short to be seen by polling): a
-    claim time, a sending time, a uniqueid (set by UPDATED).
-    """
-    path = ["NEW"]
-    if claimed or status != "NEW":
-        path.append("QUEUE")
-    if sending or status == "SENT":
-        path.append("SENT")
-    if uniqueid or status == "UPDATED":
-        path.append("UPDATED")
-    if status == "DEAD":
-        path.append("DEAD")
-    return path
 
 
 class SimulatorService(Service):

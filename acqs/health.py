@@ -155,6 +155,17 @@ def examine(
             f"acqs is stuck: its status file is {now() - written:.0f} s old "
             f"(more than {maxAge:g} s)"
         )
+    problems.extend(judge(status, now(), grace, maxPending))
+    return True, problems, status
+
+
+def judge(status: dict, now: float, grace: float = 60.0, maxPending: int = 10_000) -> List[str]:
+    """
+    The problems a status snapshot shows at C{now} (on the clock of its
+    times), one sentence each; empty when all is well.  Whether acqs runs
+    and writes its file at all is L{examine}'s part.
+    """
+    problems = []
     for flag, since, what in (
         ("listener_connected", "listener_down_since", "the AMI listener is disconnected"),
         ("store_ok", "store_down_since", "the database is failing"),
@@ -166,8 +177,8 @@ def examine(
             began = _number(status, since)
             if not began:
                 problems.append(what)
-            elif now() - began > grace:
-                problems.append(f"{what} for {now() - began:.0f} s (more than {grace:g} s)")
+            elif now - began > grace:
+                problems.append(f"{what} for {now - began:.0f} s (more than {grace:g} s)")
     pending = _number(status, "updates_pending")
     if pending > maxPending:
         problems.append(f"{pending} call progress updates wait to be written")
@@ -175,7 +186,7 @@ def examine(
     if dropped:
         problems.append(f"{dropped} call progress updates were dropped since acqs started")
     problems.extend(str(p) for p in status.get("problems") or ())
-    return True, problems, status
+    return problems
 
 
 def _number(status: dict, key: str) -> float:

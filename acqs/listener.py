@@ -107,6 +107,9 @@ class Listener(Service):
         self._loginFailedAt = -LOGIN_REMINDER
         self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
+        # Counted for acqs.metrics: links after the first, events handed to
+        # the listener, events read in full.
+        self.reconnects = self.events = self.parsed = 0
 
     def startService(self) -> None:
         super().startService()
@@ -156,6 +159,8 @@ class Listener(Service):
         protocol.whenLost().addCallback(self._lost, protocol, keepalive)
         self.protocol = protocol
         self.downSince = None
+        if self.connectedAt is not None:
+            self.reconnects += 1
         self.connectedAt = self._clock.seconds()
         self.log.info("Listening to AMI {version} as {user}",
                       version=protocol.amiVersion, user=self._factory.username)
@@ -182,6 +187,7 @@ class Listener(Service):
 
     def _event(self, message) -> None:
         # Most of these events move no row: told apart without parsing them.
+        self.events += 1
         name = message.peek("Event")
         if name == "Hangup":
             uniqueid = message.peek("Uniqueid")
@@ -191,6 +197,7 @@ class Listener(Service):
             state = message.peek("ChannelStateDesc")
             if state is not None and state not in ("Ringing", "Up"):
                 return
+        self.parsed += 1
         event = readEvent(message)
         if event is not None:
             for update in self.tracker.observe(event):

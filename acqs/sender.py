@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 from .actions import Action, refusal, rowAction
 from .ami.errors import LoginFailed
 from .batching import BatchWriter
+from .metrics import NO_OBSERVER, Observer
 from .session import ActionSession, ClaimLost, MarkFailed, NotSent
 from .store.interfaces import IQueueStore, StoreUnavailable
 from .store.records import SendResult
@@ -72,6 +73,7 @@ class Sender(Service):
     @param writes: where Asterisk's answers are written (shared with the
         listener, so that an answer and its call's ringing go in one
         transaction); a writer of its own if None.
+    @param metrics: told of the rows claimed and released (L{acqs.metrics}).
     """
 
     log = Logger()
@@ -97,9 +99,11 @@ class Sender(Service):
         ready: Callable[[], bool] = lambda: True,
         writes: Optional[BatchWriter] = None,
         stopTimeout: float = 30.0,
+        metrics: Observer = NO_OBSERVER,
     ):
         self._clock = clock
         self._store = store
+        self._metrics = metrics
         self._openSession = openSession
         self.serverIP = serverIP
         self.instance = instance
@@ -140,6 +144,7 @@ class Sender(Service):
         self.claimError: Optional[str] = None
         self.claimFailingSince: Optional[float] = None
         self.sent = 0
+        self.claimFailures = 0
         self.marks = BatchWriter(clock, store.markSending, "sending marks", retry=False)
         self.results = writes or BatchWriter(clock, store.recordSent, "send results")
         self.releases = BatchWriter(clock, self._release, "released rows")
@@ -152,6 +157,10 @@ class Sender(Service):
     @property
     def backlogCount(self) -> int:
         return len(self._backlog)
+
+    @property
+    def lingeringCount(self) -> int:
+        return sum(1 for s in self._done if s.lingering)
 
     # Claiming: one round at a time, back to back; a round with nothing to do
     # waits (for room, for a NEW row in the database, or a poll interval).
@@ -240,6 +249,7 @@ class Sender(Service):
                                            refuse=lambda row: refusal(row, self._allowed),
                                            wait=wait)
         except Exception as e:
+            self.claimFailures += 1
             if self.claimFailingSince is None:
                 self.claimFailingSince = self._clock.seconds()
                 if isinstance(e, StoreUnavailable):
@@ -262,6 +272,7 @@ class Sender(Service):
             except Exception:
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
                 self.releases.add(((row.man_id, row.claim), "acqs failed to queue the row"))
+                self._metrics.released(row.action)
         self._pump()
         return len(rows)
 
@@ -274,6 +285,7 @@ class Sender(Service):
         if action.originates:
             self._onOriginate(row.callerid)
         self._backlog.append(action)
+        self._metrics.claimed(action.name)
 
     # Sessions
 
@@ -369,6 +381,7 @@ class Sender(Service):
                           man_id=action.man_id, action=action.name, reason=reason)
             return
         self.releases.add(((action.man_id, action.claim), f"not sent: {reason}"))
+        self._metrics.released(action.name)
         if failure.check(MarkFailed):
             self.log.error("man_id {man_id} {action} not sent, back to NEW: {reason}",
                            man_id=action.man_id, action=action.name, reason=reason)
@@ -388,6 +401,7 @@ class Sender(Service):
     def _releaseBacklog(self, reason: str) -> None:
         for action in self._backlog:
             self.releases.add(((action.man_id, action.claim), reason))
+            self._metrics.released(action.name)
         self._backlog.clear()
 
     def _release(self, items: Sequence) -> Deferred:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from .actions import Action, meetmeUser
 from .ami.errors import AMIError
 from .ami.protocol import AMIFactory, AMIProtocol, nextActionID
+from .metrics import NO_OBSERVER, Observer
 from .store.records import SendResult
 
 TEXT_WIDTH = 255
@@ -62,8 +63,10 @@ class ActionSession:
         factory: AMIFactory,
         linger: float,
         timeout: float,
+        metrics: Observer = NO_OBSERVER,
     ):
         self._clock = clock
+        self._metrics = metrics
         self._endpoint = endpoint
         self._factory = factory
         self._linger = linger
@@ -145,7 +148,13 @@ class ActionSession:
 
     async def _run(self) -> None:
         try:
-            protocol = self._protocol = await self._wait(self._factory.login(self._endpoint))
+            started = self._clock.seconds()
+            protocol = await self._wait(self._factory.connect(self._endpoint))
+            connected = self._clock.seconds()
+            self._metrics.connected(connected - started)
+            self._protocol = protocol
+            await self._wait(self._factory.prepare(protocol))
+            self._metrics.loggedIn(self._clock.seconds() - connected)
         except Exception as e:
             self.loginError = e
             self.loggedIn.callback(False)
@@ -214,6 +223,7 @@ class ActionSession:
             return SendResult(action.man_id, action.claim, answered, text[:TEXT_WIDTH],
                               callAnswered=answered and action.callAnswered, actionID=actionID)
 
+        sentAt = self._clock.seconds()
         sending = protocol.sendAction(action.name, action.headers, answering,
                                       actionID=actionID)
         # Asterisk reads the Logoff only once it answered the action.
@@ -221,11 +231,14 @@ class ActionSession:
         try:
             response = await sending
         except AMIError as e:
-            return result(False, e.reason), bye
+            answer = result(False, e.reason)
         except Exception as e:
             why = "acqs stopped before Asterisk answered" if self._abandoned else f"no answer: {e}"
-            return result(False, why), bye
-        return result(True, _answerText(response)), bye
+            answer = result(False, why)
+        else:
+            answer = result(True, _answerText(response))
+        self._metrics.answered(action.name, answer.answered, self._clock.seconds() - sentAt)
+        return answer, bye
 
 
 def _orLost(given: Deferred, protocol: AMIProtocol) -> Deferred:

@@ -502,14 +502,16 @@ class AMIFactory(Factory):
             protocol.transport.abortConnection()
             raise
 
+    def connect(self, endpoint: IStreamClientEndpoint) -> Deferred:
+        """Connect, within the timeout; fires with the protocol, not yet logged in."""
+        return _within(endpoint.connect(self), self.timeout, self._clock, "AMI connection")
+
     def login(self, endpoint: IStreamClientEndpoint) -> Deferred:
         """Connect (within the timeout) and log in; fires with the protocol."""
-        return Deferred.fromCoroutine(self._connect(endpoint))
+        return Deferred.fromCoroutine(self._login(endpoint))
 
-    async def _connect(self, endpoint: IStreamClientEndpoint) -> AMIProtocol:
-        protocol = await _within(endpoint.connect(self), self.timeout, self._clock,
-                                 "AMI connection")
-        return await self.prepare(protocol)
+    async def _login(self, endpoint: IStreamClientEndpoint) -> AMIProtocol:
+        return await self.prepare(await self.connect(endpoint))
 
 
 def _within(d: Deferred, timeout: float, clock: IReactorTime, step: str) -> Deferred:

@@ -115,3 +115,14 @@ class IQueueStore(Interface):
 
     def close():
         """Close the connections; fires when they are closed."""
+
+    # Reads for operators (acqs.store.reads): they write and lock nothing.
+
+    def recentRows(server_ip: str, limit: int = 50):
+        """Fires with the newest C{limit} rows of C{server_ip} as L{RowView}s, newest first."""
+
+    def sendTimes(server_ip: str, instance: str, after):
+        """
+        Fires with the L{SendTimes} of the rows C{instance} marked sending
+        after C{after} (an earlier C{until}; None: only where to start).
+        """

@@ -109,6 +109,7 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from . import reads
 from .dialects import INSERTED, Dialect
 from .interfaces import IQueueStore, StoreUnavailable
 from .records import (
@@ -256,6 +257,8 @@ class SQLQueueStore:
         self._skipLocked = skipLocked
         self._waitless = waits is False  # poll even where the server could wait
         self.serverInfo: Optional[ServerInfo] = None  # known at the first claim
+        # Counted for acqs.metrics: failed calls, rows refused or dead-checked by claims.
+        self.errors = self.refused = self.deadChecked = 0
 
     def __repr__(self) -> str:
         return f"<SQLQueueStore {self._url}>"
@@ -275,6 +278,8 @@ class SQLQueueStore:
                 _cut(instance, INSTANCE), secrets.token_hex(8), send, refuse,
             )
             self._inFlight.update(row.man_id for row in rows)
+        self.deadChecked += len(checked)
+        self.refused += len(refused)
         for man_id, reason in checked:
             self.log.info("Row {man_id} of {server_ip} not sent: {reason}",
                           man_id=man_id, server_ip=server_ip, reason=reason)
@@ -383,6 +388,20 @@ class SQLQueueStore:
     def _settled(self, man_ids: Iterable[int]) -> None:
         self._inFlight.difference_update(man_ids)
 
+    # -- reads for operators (acqs.web, acqs.metrics; see acqs.store.reads) --
+
+    @_deferred
+    async def recentRows(self, server_ip: str, limit: int = 50):
+        """The newest C{limit} rows of C{server_ip} as L{RowView}s, newest first."""
+        return await self._run(lambda txn: reads.selectRows(
+            txn, self._dialect, server_ip=server_ip, limit=limit))
+
+    @_deferred
+    async def sendTimes(self, server_ip: str, instance: str, after):
+        """The L{SendTimes} of the rows C{instance} marked sending after C{after}."""
+        return await self._run(lambda txn: reads.selectSendTimes(
+            txn, self._dialect, server_ip, _cut(instance, INSTANCE), after))
+
     # -- running transactions ---------------------------------------------
 
     async def _run(self, interaction, *args):
@@ -429,6 +448,7 @@ class SQLQueueStore:
                 txn.connection.rollback()
 
     def _unavailable(self, error: Exception) -> StoreUnavailable:
+        self.errors += 1
         text = f"queue store {self._url} failed: {error}"
         if self._dialect.missingSchema(error):
             text += f" (create or upgrade the tables with: acqs initdb --db {self._url})"

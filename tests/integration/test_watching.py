@@ -1,0 +1,304 @@
+"""
+What operators watch, against the real MariaDB and the simulator on
+loopback: /metrics scraped from a running acqs, the status page (also in a
+real headless Chromium, when the machine has one), and the INSERT→send
+times read from the database.
+"""
+
+import os
+import re
+import shutil
+import struct
+import zlib
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SkipTest, TestCase
+from twisted.web.client import Agent, readBody
+
+from acqs.metrics import InsertToSend, Metrics
+from acqs.store import openStore
+from acqs.web import QuietSite, StatusPage, WebService
+
+from ..databases import mysqlConnection, scratchMySQL
+from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
+
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TESSERACT = shutil.which("tesseract")
+# Headless as root on a machine whose network is closed: no sandbox, and none
+# of Chromium's own connections (they would be refused).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+async def get(url: str):
+    """C{(code, headers, body text)} of a GET."""
+    response = await Agent(reactor).request(b"GET", url.encode("ascii"))
+    body = await readBody(response)
+    return response.code, response.headers, body.decode("utf-8")
+
+
+def samples(text: str) -> dict:
+    """Prometheus text as C{{(name, sorted label items): value}}."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+class Watched:
+    """acqs with --metrics on a free loopback port, the simulator and a scratch database."""
+
+    def setUp(self):
+        self.db = scratchMySQL(self)
+        self.asterisk = SimulatorOnTCP(self)
+
+    def start(self, store=None):
+        acqs = startAcqs(self, self.db, self.asterisk.endpoint, store=store,
+                         metrics="tcp:0:interface=127.0.0.1")
+        web = next(s for s in acqs if isinstance(s, WebService))
+        self.base = f"http://127.0.0.1:{web.address.port}"
+        return acqs
+
+    async def scrape(self) -> dict:
+        code, headers, text = await get(self.base + "/metrics")
+        self.assertEqual(code, 200)
+        self.assertTrue(headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
+        return samples(text)
+
+    async def answered(self, man_id):
+        def recorded():
+            """the row's answer is recorded"""
+            return (self.db.action(man_id) or {}).get("answered_at")
+        await eventually(recorded)
+
+    async def callLived(self):
+        """An Originate through its whole life, to DEAD; its man_id and callerid."""
+        callerid = "V0130172253000000042"
+        man_id = self.db.insertAction(SERVER, "Originate", callerid, [
+            "Channel: Local/8600011@demo", "Context: default", "Exten: 917274515135",
+            "Priority: 1", f"Callerid: {callerid}"])
+
+        def dead():
+            """the call's row is DEAD"""
+            return self.db.status(man_id) == "DEAD"
+        await eventually(dead)
+        return man_id, callerid
+
+
+class MetricsTests(Watched, TestCase):
+    async def test_countsMove(self):
+        """A scrape shows the rows claimed, sent by action and response, refused, the AMI
+        steps timed and the listener connected; counts move when rows are sent."""
+        self.start()
+        before = await self.scrape()
+        hangup = self.db.insertAction(SERVER, "Hangup", "HLx1", ["Channel: SIP/none-1"])
+        refused = self.db.insertAction(SERVER, "Command", "CMx1", ["Command: core stop now"])
+        await self.answered(hangup)
+        await eventually(lambda: self.db.status(refused) == "DEAD")
+        after = await self.scrape()
+
+        def moved(name, **labels):
+            key = (name, tuple(sorted(labels.items())))
+            return after.get(key, 0) - before.get(key, 0)
+
+        self.assertEqual(moved("acqs_actions_claimed_total", action="Hangup"), 1)
+        self.assertEqual(moved("acqs_actions_sent_total", action="Hangup", response="N"), 1)
+        self.assertEqual(moved("acqs_actions_refused_total", outcome="refused"), 1)
+        self.assertEqual(moved("acqs_ami_answer_seconds_count", action="Hangup"), 1)
+        self.assertGreaterEqual(moved("acqs_ami_connect_seconds_count"), 1)
+        self.assertGreaterEqual(moved("acqs_ami_login_seconds_count"), 1)
+        self.assertEqual(after[("acqs_listener_connected", ())], 1)
+        self.assertEqual(after[("acqs_database_errors_total", ())], 0)
+        [info] = [dict(k[1]) for k in after if k[0] == "acqs_info"]
+        self.assertEqual((info["acqs_instance"], info["server_ip"]), ("e2e", SERVER))
+        self.assertIn("vicidial_manager InnoDB", info["database"])
+        self.assertIn(("acqs_insert_to_send_seconds_count", ()), after)
+        self.assertNotIn("HLx1", repr(after))  # no callerid ever becomes a label
+
+    async def test_listenerEvents(self):
+        """A call's events count as seen and parsed."""
+        self.start()
+        await self.callLived()
+        after = await self.scrape()
+        self.assertGreater(after[("acqs_listener_events_total", ())], 0)
+        self.assertGreater(after[("acqs_listener_events_parsed_total", ())], 0)
+
+
+    async def test_dashboardNamesServed(self):
+        """Every acqs metric the sample Grafana dashboard asks for is served."""
+        self.start()
+        _, _, served = await get(self.base + "/metrics")  # families without samples too
+        with open(os.path.join(SOURCE, "etc", "grafana-acqs.json"), encoding="utf-8") as f:
+            asked = set(re.findall(r"\b(?:acqs|process)_[a-z_]+", f.read()))
+        asked = {n for n in asked if not n.endswith("_")}
+        self.assertTrue(asked)
+        types = set(re.findall(r"(?m)^# TYPE (\S+)", served))
+        self.assertEqual({n for n in asked if n.removesuffix("_bucket") not in types}, set())
+
+
+class InsertToSendTests(TestCase):
+    async def test_timesFromTheDatabase(self):
+        """Rows this instance marks sending are timed from their entry_date; older ones and
+        other instances' are not."""
+        db = scratchMySQL(self)
+        store = db.openStore()
+        old = db.insertAction(SERVER, "Hangup", "HL1", entry_date="2024-01-30 17:22:53")
+        await store.claim(SERVER, 10, "box1", send=1)
+        clock, metrics = Clock(), Metrics()
+        watch = InsertToSend(clock, store, SERVER, "box1", metrics)
+        watch.startService()
+        self.addCleanup(watch.stopService)
+        await eventually(lambda: watch._after is not None)
+        db.insertAction(SERVER, "Hangup", "HL2")
+        db.insertAction(SERVER, "Hangup", "HL3", entry_date="2000-01-01 00:00:00")
+        await store.claim(SERVER, 10, "box1", send=2)
+        db.insertAction(SERVER, "Hangup", "HL4")
+        await store.claim(SERVER, 10, "box2", send=1)
+        clock.advance(5)
+
+        def counted():
+            """the watch has read the new send times"""
+            return samples(_scrape(metrics)).get(
+                ("acqs_insert_to_send_seconds_count", ()))
+        self.assertEqual(await eventually(counted), 2)
+        seen = samples(_scrape(metrics))
+        self.assertEqual(seen[("acqs_insert_to_send_seconds_bucket", (("le", "2.0"),))], 1)
+        self.assertEqual(seen[("acqs_insert_to_send_seconds_bucket", (("le", "+Inf"),))], 2)
+        self.assertTrue(db.action(old)["sending_at"])
+
+
+def _scrape(metrics: Metrics) -> str:
+    return generate_latest(metrics.registry).decode("utf-8")
+
+
+class PageTests(Watched, TestCase):
+    async def test_rowsAndTheirLives(self):
+        """The page shows health, state and this server's rows with their life cycle,
+        channel, outcome and Asterisk's answer; GUI input is escaped."""
+        self.start()
+        man_id, callerid = await self.callLived()
+        odd = self.db.insertAction(SERVER, "Hangup", "<b>V1</b>", ["Channel: SIP/none-2"])
+        await self.answered(odd)
+        self.db.insertAction("10.9.9.9", "Hangup", "OTHERSERVER1", ["Channel: SIP/x-1"])
+        code, headers, page = await get(self.base + "/")
+        self.assertEqual(code, 200)
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"text/html; charset=utf-8"])
+        self.assertIn(b"default-src 'none'", headers.getRawHeaders(b"content-security-policy")[0])
+        self.assertIn("HEALTHY", page)
+        self.assertNotIn("UNHEALTHY", page)
+        self.assertIn(f"<td>{man_id}</td>", page)
+        self.assertIn(f"<td>{callerid}</td>", page)
+        self.assertIn("NEW → QUEUE → SENT → UPDATED → DEAD", page)
+        self.assertIn(f"<td>{self.db.row(man_id)['channel']}</td>", page)
+        self.assertIn("&lt;b&gt;V1&lt;/b&gt;", page)
+        self.assertNotIn("<b>V1", page)
+        self.assertNotIn("OTHERSERVER1", page)
+        self.assertIn(self.db.action(odd)["response_text"], page)
+
+    async def test_databaseAway(self):
+        """With the database away the page still answers 200, and says why no rows show."""
+        store = openStore("mysql://root@127.0.0.1:1/acqs", reactor)
+        self.addCleanup(store.close)
+        self.start(store=store)
+        code, _, page = await get(self.base + "/")
+        self.assertEqual(code, 200)
+        self.assertIn("The rows cannot be read now", page)
+        self.assertIn("Can&#x27;t connect to MySQL server", page)
+
+    async def test_slowDatabaseTimesOut(self):
+        """A database that does not answer gets the page's timeout, not a hung request."""
+        store = self.db.openStore()
+        locker = mysqlConnection(self.db.url, database=True)
+        self.addCleanup(locker.close)
+        locker.cursor().execute("LOCK TABLES vicidial_manager WRITE")
+        self.addCleanup(locker.cursor().execute, "UNLOCK TABLES")
+        page = StatusPage(reactor, store, lambda: {"server_ip": SERVER, "instance": "t"},
+                          timeout=0.5)
+        port = reactor.listenTCP(0, QuietSite(page), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        code, _, text = await get(f"http://127.0.0.1:{port.getHost().port}/")
+        self.assertEqual(code, 200)
+        self.assertIn("the database did not answer within 0.5 s", text)
+
+    async def test_unknownPath(self):
+        """Paths other than / and /metrics are 404."""
+        self.start()
+        code, _, _ = await get(self.base + "/nothing")
+        self.assertEqual(code, 404)
+
+
+def pngSize(path: str):
+    """The width and height of a PNG file."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def pngColours(path: str, pixels: int = 200_000) -> int:
+    """How many different bytes the first decoded rows hold: a blank page has one or two."""
+    with open(path, "rb") as f:
+        data = f.read()
+    chunks, pos = [], 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            chunks.append(data[pos + 8:pos + 8 + length])
+        pos += 12 + length
+    return len(set(zlib.decompress(b"".join(chunks))[:pixels]))
+
+
+class BrowserTests(Watched, TestCase):
+    """The status page in a real headless Chromium, as an operator's browser shows it."""
+
+    def setUp(self):
+        if CHROMIUM is None:
+            raise SkipTest("no Chromium on this machine (.ci/run installs Debian's chromium)")
+        super().setUp()
+
+    async def chromium(self, *arguments) -> str:
+        profile = os.path.abspath(self.mktemp())
+        os.mkdir(profile)
+        out, err, code = await getProcessOutputAndValue(
+            CHROMIUM, [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],
+            env={"HOME": profile, "PATH": os.environ.get("PATH", "")}, path=profile)
+        self.assertEqual(code, 0, err.decode("utf-8", "replace")[-2000:])
+        return out.decode("utf-8", "replace")
+
+    async def test_domInBrowser(self):
+        """Chromium's DOM of the page holds the health summary and the row, as elements."""
+        self.start()
+        man_id, callerid = await self.callLived()
+        dom = await self.chromium("--dump-dom", self.base + "/")
+        self.assertIn("<strong>HEALTHY</strong>", dom)
+        self.assertRegex(dom, rf"<tr><td>{man_id}</td><td>[^<]+</td><td>Originate</td>"
+                              rf"<td>{callerid}</td><td>NEW → QUEUE → SENT → UPDATED → DEAD")
+        self.assertNotIn("<script", dom)
+
+    async def test_screenshot(self):
+        """A screenshot of the page shows the health summary, the row's man_id, callerid
+        and life cycle (read back by OCR where tesseract is installed)."""
+        self.start()
+        man_id, callerid = await self.callLived()
+        shot = os.path.abspath(self.mktemp() + ".png")
+        await self.chromium(f"--screenshot={shot}", "--window-size=1600,1000",
+                            "--hide-scrollbars", self.base + "/")
+        self.assertEqual(pngSize(shot), (1600, 1000))
+        self.assertGreater(pngColours(shot), 8, "the screenshot is blank")
+        if TESSERACT is None:
+            raise SkipTest("no tesseract on this machine (.ci/run installs tesseract-ocr);"
+                           " the screenshot was taken but not read")
+        text, err, code = await getProcessOutputAndValue(TESSERACT, [shot, "-"],
+                                                         env=dict(os.environ))
+        self.assertEqual(code, 0, err)
+        words = text.decode("utf-8", "replace")
+        self.assertIn("HEALTHY", words)
+        self.assertIn("Last 50 rows", words)
+        self.assertRegex(words, rf"(?m)^{man_id} \d{{4}}-\d\d-\d\d")
+        self.assertIn(callerid[1:].lower(), words.lower())  # OCR may read V as v
+        self.assertIn("Originate", words)
+        self.assertIn("DEAD", words)

@@ -1,0 +1,151 @@
+"""
+Tests for what operators watch, where the logic is pure: metric labels, the
+--metrics setting, the status page's HTML, and the command-line tools'
+parsing and endings.
+"""
+
+from prometheus_client.exposition import generate_latest
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from acqs.config import loadSettings
+from acqs.metrics import Metrics
+from acqs.rowscli import FAILED, OK, _ended, _headers, duration, freshCallerid
+from acqs.store.reads import RowView
+from acqs.web import render
+
+
+def row(**values) -> RowView:
+    fields = dict(man_id=7, entry_date="2024-01-30 17:22:53", status="NEW", response="N",
+                  server_ip="10.10.11.12", channel="", action="Originate",
+                  callerid="V0130172253000000001", uniqueid="", cmd_lines=())
+    fields.update(values)
+    return RowView(**fields)
+
+
+class MetricsTests(SynchronousTestCase):
+    def scrape(self, metrics: Metrics) -> str:
+        return generate_latest(metrics.registry).decode("utf-8")
+
+    def test_actionLabelsStayFew(self):
+        """Actions are labelled as the allowlist spells them; any other name is 'other'."""
+        metrics = Metrics(("Originate", "QueueStatus"))
+        for name in ("originate", "ORIGINATE", "queuestatus", "Orig inate", "V1234", ""):
+            metrics.claimed(name)
+        text = self.scrape(metrics)
+        self.assertIn('acqs_actions_claimed_total{action="Originate"} 2.0', text)
+        self.assertIn('acqs_actions_claimed_total{action="QueueStatus"} 1.0', text)
+        self.assertIn('acqs_actions_claimed_total{action="other"} 3.0', text)
+
+    def test_answersByResponse(self):
+        """An answer counts under its action and Y or N, and times the answer."""
+        metrics = Metrics()
+        metrics.answered("Hangup", True, 0.004)
+        metrics.answered("Hangup", False, 0.2)
+        text = self.scrape(metrics)
+        self.assertIn('acqs_actions_sent_total{action="Hangup",response="Y"} 1.0', text)
+        self.assertIn('acqs_actions_sent_total{action="Hangup",response="N"} 1.0', text)
+        self.assertIn('acqs_ami_answer_seconds_bucket{action="Hangup",le="0.005"} 1.0', text)
+        self.assertIn('acqs_ami_answer_seconds_count{action="Hangup"} 2.0', text)
+
+    def test_registriesApart(self):
+        """Two acqs in one process count apart."""
+        first, second = Metrics(), Metrics()
+        first.released("Redirect")
+        self.assertIn('acqs_actions_released_total{action="Redirect"} 1.0', self.scrape(first))
+        self.assertNotIn('acqs_actions_released_total{action="Redirect"}', self.scrape(second))
+
+
+class MetricsSettingTests(SynchronousTestCase):
+    def load(self, **options):
+        options = {"server-ip": "10.0.0.4", "send-secret": "s", **options}
+        return loadSettings(options, {}, self.mktemp())
+
+    def test_offByDefault(self):
+        """Without --metrics nothing is served."""
+        self.assertIsNone(self.load().metrics)
+
+    def test_barePortOnLoopback(self):
+        """A bare port listens on loopback only."""
+        self.assertEqual(self.load(metrics="9128").metrics, "tcp:9128:interface=127.0.0.1")
+
+    def test_endpointAsGiven(self):
+        """An endpoint string is Twisted's, unchanged."""
+        self.assertEqual(self.load(metrics="tcp:9128:interface=10.0.0.4").metrics,
+                         "tcp:9128:interface=10.0.0.4")
+
+    def test_badEndpointRefused(self):
+        """A bad endpoint is refused with a sentence naming the option."""
+        error = str(self.assertRaises(usage.UsageError, self.load, metrics="tcp:nine"))
+        self.assertIn("--metrics is not a port or a Twisted server endpoint string", error)
+
+    def test_toolsNeedNoSecret(self):
+        """The command-line tools load the database settings without an AMI secret."""
+        settings = loadSettings({"server-ip": "10.0.0.4", "db": "sqlite:///x.db"}, {},
+                                self.mktemp(), required=("server-ip",))
+        self.assertEqual((settings.db, settings.send_secret), ("sqlite:///x.db", ""))
+
+
+class PageTests(SynchronousTestCase):
+    status = {"instance": "box1", "server_ip": "10.10.11.12", "listener_connected": True,
+              "store_ok": True, "claims_ok": True, "ami_ok": True, "sent": 3}
+
+    def test_healthy(self):
+        """A healthy acqs says HEALTHY, its instance and its rows with their life cycle."""
+        page = render(self.status, [], [row(status="DEAD", claimed_at="x", sending_at="y",
+                                            uniqueid="1700000000.1")], None)
+        self.assertIn("HEALTHY", page)
+        self.assertNotIn("UNHEALTHY", page)
+        self.assertIn("acqs box1 for 10.10.11.12", page)
+        self.assertIn("<td>NEW → QUEUE → SENT → UPDATED → DEAD</td>", page)
+
+    def test_problemsShown(self):
+        """Each problem of the health judgement is listed."""
+        page = render(self.status, ["the AMI listener is disconnected for 90 s"], [], None)
+        self.assertIn("UNHEALTHY", page)
+        self.assertIn("the AMI listener is disconnected for 90 s", page)
+
+    def test_rowsEscaped(self):
+        """What GUI clients wrote is shown as text, never as markup."""
+        page = render(self.status, [], [row(callerid='<script>alert("x")</script>',
+                                            action="<b>Hangup</b>")], None)
+        self.assertNotIn("<script>", page)
+        self.assertNotIn("<b>", page)
+        self.assertIn("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;", page)
+
+    def test_databaseAway(self):
+        """Rows that cannot be read leave the rest of the page, with the reason."""
+        page = render(self.status, [], [], "queue store mysql://cron@db:3306/asterisk failed")
+        self.assertIn("The rows cannot be read now: queue store mysql://cron@db", page)
+        self.assertIn("AMI listener connected</dt><dd>yes", page)
+
+
+class ToolTests(SynchronousTestCase):
+    def test_durations(self):
+        """--since and --timeout take seconds, or s, m, h, d."""
+        self.assertEqual([duration(t) for t in ("90", "90s", "10m", "2h", "1d", "0.5")],
+                         [90, 90, 600, 7200, 86400, 0.5])
+        self.assertRaises(ValueError, duration, "ten minutes")
+
+    def test_freshCallerid(self):
+        """A fresh callerid is VICIdial's shape: V, MMDDhhmmss, 9 digits."""
+        callerid = freshCallerid()
+        self.assertRegex(callerid, r"^V\d{19}$")
+        self.assertNotEqual(callerid, freshCallerid())
+
+    def test_originateGetsItsCallerid(self):
+        """An Originate without a Callerid header gets the row's, as VICIdial writes it."""
+        lines = _headers(["Channel: Local/100@e2e"], "Originate", "V1")
+        self.assertEqual(lines[:2], ["Channel: Local/100@e2e", "Callerid: V1"])
+        self.assertEqual(len(lines), 10)
+        self.assertEqual(_headers(["Channel: SIP/x-1"], "Hangup", "V1")[1], "")
+
+    def test_endings(self):
+        """A send ends: answered Success (an Originate once its call is DEAD), or failed."""
+        answered = dict(answered_at="t", response="Y", outcome="sent")
+        self.assertEqual(_ended(row(action="Hangup", status="SENT", **answered)), OK)
+        self.assertIsNone(_ended(row(status="UPDATED", **answered)))
+        self.assertEqual(_ended(row(status="DEAD", **answered)), OK)
+        self.assertEqual(_ended(row(status="SENT", answered_at="t", response="N")), FAILED)
+        self.assertEqual(_ended(row(status="DEAD", outcome="refused")), FAILED)
+        self.assertIsNone(_ended(row(status="QUEUE", outcome="queued")))
