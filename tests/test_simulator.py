@@ -365,6 +365,75 @@ class EventClassTests(SimulatorTestCase):
         self.assertEqual(len(listener.events()), before)
 
 
+class FilterTests(SimulatorTestCase):
+    def filter(self, peer: Peer, *filters: str) -> List[dict]:
+        for n, text in enumerate(filters):
+            peer.send("Filter", ("ActionID", f"f{n}"), ("Operation", "Add"), ("Filter", text))
+        self.flush()
+        return peer.responses()[-len(filters):]
+
+    def call(self, exten: str = "8600011") -> None:
+        sender = self.peer("sender", events="off")
+        self.originate(sender, f"Local/{exten}@acqs-test", "8600100", "acqs-test",
+                       ("Async", "true"))
+        self.advance(10)
+
+    def test_includeAndExclude(self):
+        """Include filters let only matching events through, exclude filters then drop some;
+        a POSIX bracket class works as in Asterisk."""
+        listener = self.peer("listener")
+        before = len(listener.events())
+        answers = self.filter(listener, "^Event: (Newstate|Hangup)[[:space:]]",
+                              "!ChannelStateDesc: Ringing")
+        self.assertEqual([a["Message"] for a in answers], ["Success", "Success"])
+        self.call("8600012")  # rings, then is answered
+        events = listener.events()[before:]
+        self.assertEqual({e["Event"] for e in events}, {"Newstate", "Hangup"})
+        self.assertNotIn("Ringing", [e.get("ChannelStateDesc") for e in events
+                                     if e["Event"] == "Newstate"])
+        self.assertIn("Up", [e.get("ChannelStateDesc") for e in events])
+
+    def test_excludeOnly(self):
+        """Exclude filters alone let everything else through."""
+        listener = self.peer("listener")
+        self.filter(listener, "!Event: (VarSet|Newexten)")
+        self.call()
+        names = {e["Event"] for e in listener.events()}
+        self.assertTrue({"Newchannel", "Newstate", "Hangup"} <= names)
+        self.assertTrue(names.isdisjoint({"VarSet", "Newexten"}))
+
+    def test_listsPassFilters(self):
+        """A list an action asks for is its response: filters do not touch it."""
+        listener = self.peer("listener")
+        self.filter(listener, "^Event: Hangup[[:space:]]")
+        sender = self.peer("sender", events="off")
+        self.originate(sender, "Local/8600014@acqs-test", "8600014", "acqs-test",
+                       ("Async", "true"))
+        self.advance(1)
+        listener.send("CoreShowChannels", ("ActionID", "c"))
+        self.flush()
+        self.assertEqual(len(listener.events("CoreShowChannel")), 2)
+
+    def test_refused(self):
+        """A filter that does not compile, an operation but Add, and a user without write
+        permission for system are refused with Asterisk's words, and filter nothing."""
+        self.sim = Simulator(self.clock, users=[User("listener", "listenersecret", "all", "call")])
+        listener = self.peer("listener")
+        self.assertEqual(self.filter(listener, "Event: Newstate")[0]["Message"],
+                         "Permission denied")
+        self.sim = Simulator(self.clock)
+        listener = self.peer("listener")
+        [bad] = self.filter(listener, "([")
+        listener.send("Filter", ("ActionID", "r"), ("Operation", "Remove"), ("Filter", "x"))
+        self.flush()
+        self.assertEqual(
+            [(bad["Response"], bad["Message"]), listener.responses()[-1]["Message"]],
+            [("Error", "Filter did not compile.  Check the syntax of the filter given."),
+             "Unknown operation"])
+        self.call()
+        self.assertTrue(listener.events("Newexten"))
+
+
 # Calls
 
 
@@ -926,13 +995,16 @@ class Asterisk14Tests(SimulatorTestCase):
         self.assertEqual(self.listener.responses()[0]["Message"], "Authentication accepted")
 
     def test_pingAndUnknown(self):
-        """Ping answers Response: Pong; an unknown action (CoreShowChannels too) is refused."""
+        """Ping answers Response: Pong; an unknown action (CoreShowChannels and Filter too)
+        is refused."""
         self.sender.send("Ping", ("ActionID", "p"))
         self.sender.send("CoreShowChannels", ("ActionID", "c"))
+        self.sender.send("Filter", ("ActionID", "f"), ("Operation", "Add"), ("Filter", "x"))
         self.flush()
         self.assertEqual(self.sender.messages()[1:], [
             [("Response", "Pong"), ("ActionID", "p")],
-            [("Response", "Error"), ("ActionID", "c"), ("Message", "Invalid/unknown command")]])
+            [("Response", "Error"), ("ActionID", "c"), ("Message", "Invalid/unknown command")],
+            [("Response", "Error"), ("ActionID", "f"), ("Message", "Invalid/unknown command")]])
 
     def test_beforeLogin(self):
         """Before Login 1.4 says Authentication Required, and Logoff says See ya."""

@@ -167,7 +167,7 @@ class Asterisk22(Dialect):
     hasTalkRequest = True
     authority = {"originate": "originate", "command": "command", "redirect": "call",
                  "hangup": "system,call", "status": "system,call,reporting",
-                 "coreshowchannels": "system,reporting"}
+                 "coreshowchannels": "system,reporting", "filter": "system"}
 
     _categories = {
         "Newexten": DIALPLAN, "VarSet": DIALPLAN, "TestEvent": REPORTING,
@@ -342,7 +342,7 @@ class Asterisk14(Dialect):
     anonymousLogoff = "See ya"
     authority = {"originate": "call", "command": "command", "redirect": "call",
                  "hangup": "call", "status": "call"}
-    unsupportedActions = frozenset(["coreshowchannels"])
+    unsupportedActions = frozenset(["coreshowchannels", "filter"])
     oldCommandNames = True
 
     def unknownAction(self, action: str) -> str:

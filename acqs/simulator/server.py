@@ -9,7 +9,8 @@ Originate, a failed login's delay, L{Simulator.responseDelay}) the session
 reads no further action and keeps its events, which follow the response.
 Events reach a session only once it has logged in, and only those of a
 class both its user may read and its C{Events:} mask asks for (on when the
-header is absent).  List events are part of the response, so an
+header is absent), that pass the filters its C{Filter} actions added
+(L{acqs.simulator.filters}; Asterisk 22 only).  List events are part of the response, so an
 C{Events: off} session gets them too.
 
 Simplified: permissions are checked per action class only (no ACLs, no
@@ -38,6 +39,7 @@ from . import cli
 from .calls import PBX, OriginateRequest
 from .channels import NORMAL_CLEARING, Channel, parseCallerID
 from .dialects import Dialect, dialect as makeDialect
+from .filters import BadFilter, compileFilter, passes
 from .dialplan import DEFAULT_DIALPLAN, Dialplan
 from .events import Event
 
@@ -123,6 +125,7 @@ class AMISession(Protocol):
         self.user: Optional[User] = None
         self.authenticated = False
         self._wanted: frozenset = frozenset()
+        self._filters: list = []  # what the Filter action added: (include, pattern)
         self._challenge: Optional[str] = None
         self._busy = False
         self._held: List[bytes] = []
@@ -172,14 +175,17 @@ class AMISession(Protocol):
 
     # Writing
 
-    def sendEvent(self, category: str, data: bytes) -> None:
-        """Deliver an event if this session wants its class."""
+    def sendEvent(self, category: str, data: bytes) -> bool:
+        """Deliver an event if this session wants its class and its filters pass it."""
         if category not in self._wanted or self._closed:
-            return
+            return False
+        if self._filters and not passes(self._filters, data.decode("utf-8", "replace")):
+            return False
         if self._busy:
             self._held.append(data)
         else:
             self.transport.write(data)
+        return True
 
     def _later(self, seconds: float, fn: Callable, *args) -> None:
         self._timers = [t for t in self._timers if t.active()]
@@ -344,6 +350,18 @@ class AMISession(Protocol):
     def _action_events(self, message: Message) -> None:
         self._setEventMask(message.get("EventMask") or "")
         self._reply(self._respond(message, *self._sim.dialect.eventsResponse(bool(self._wanted))))
+
+    def _action_filter(self, message: Message) -> None:
+        if (message.get("Operation") or "").strip().lower() != "add":
+            self._reply(self._error(message, "Unknown operation"))
+            return
+        try:
+            self._filters.append(compileFilter(message.get("Filter") or ""))
+        except BadFilter:
+            self._reply(self._error(
+                message, "Filter did not compile.  Check the syntax of the filter given."))
+            return
+        self._reply(self._success(message, "Success"))
 
     def _action_command(self, message: Message) -> None:
         sim = self._sim
@@ -643,9 +661,10 @@ class Simulator:
 
     def flood(self, count: int, names: Sequence[str] = ("VarSet", "Newexten")) -> int:
         """
-        Send C{count} realistic events nobody waits for to every session
-        with events on, at once (cycling through C{names}); returns how many
-        were written in all.
+        Send C{count} realistic events nobody waits for (of a channel no
+        one originated) to every session with events on, at once (cycling
+        through C{names}); returns how many were written in all, past the
+        sessions' event classes and filters.
         """
         ghost = Channel("Local/flood@acqs-flood-00000000;2", "0.0", "0.0", "Local",
                         "acqs-flood", "flood", 6, self._clock.seconds())
@@ -666,8 +685,5 @@ class Simulator:
             if not session.eventsOn:
                 continue
             for i in range(count):
-                category, data = rendered[i % len(rendered)]
-                if category in session._wanted:
-                    session.sendEvent(category, data)
-                    written += 1
+                written += session.sendEvent(*rendered[i % len(rendered)])
         return written
