@@ -145,7 +145,7 @@ def acqsServices(
     writes = BatchWriter(reactor, lambda batch: store.record(settings.server_ip, batch),
                          "answers and call updates", delay=WRITE_WINDOW)
     listener = Listener(reactor, endpoint, factory(settings.listen_user,
-                                                   settings.listen_secret, "on"),
+                                                   settings.listen_secret, "call"),
                         store, settings.server_ip, tracker, writes=writes)
 
     def answered(action, result, sentAt) -> None:

@@ -353,6 +353,7 @@ FLOWS = {
     "hangup_cause": ({4: 1, 8: 5}, Races("afterDialEnd", "peer")),
     "redirect": ({4: 1, 8: 10}, Races("afterDialEnd", "self")),
     "redirect_leg2": ({4: 1, 8: 10}, Races("afterDialEnd", "self")),
+    "filtered": ({7: 5}, Races("beforeUp", "self")),
 }
 
 

@@ -1,6 +1,7 @@
 """
-A recording TCP proxy in front of the real Asterisk: what acqs wrote to AMI, per
-connection, since the real Asterisk keeps no record of the actions it got.
+A recording TCP proxy in front of the real Asterisk: what acqs wrote to AMI, and
+what Asterisk wrote back, per connection, since the real Asterisk keeps no
+record of the actions it got.
 """
 
 from twisted.internet import reactor
@@ -14,7 +15,8 @@ from acqs.ami.message import Message
 class RecordingProxy:
     """
     Listens on a free loopback C{port} (C{endpoint} reaches it) and forwards each
-    connection to C{host}:C{port}, keeping the actions every client wrote.
+    connection to C{host}:C{port}, keeping the actions every client wrote and
+    the messages Asterisk wrote back.
     """
 
     def __init__(self, testCase, host: str, port: int):
@@ -31,14 +33,20 @@ class RecordingProxy:
         return [m for c in self.connections if c.actions and c.actions[0]["Username"] == username
                 for m in c.actions]
 
+    def receivedBy(self, username: str):
+        """The messages Asterisk wrote to every connection that logged in as C{username}."""
+        return [m for c in self.connections if c.actions and c.actions[0]["Username"] == username
+                for m in c.received]
+
 
 class _Recorder(Protocol):
     """Forwards a client's bytes to the real Asterisk, keeping the actions it wrote, and
     when (C{timed})."""
 
     def __init__(self, proxy):
-        self.proxy, self.peer, self.timed = proxy, None, []
+        self.proxy, self.peer, self.timed, self.received = proxy, None, [], []
         self.reader = MessageReader(lambda size, why: None)
+        self.upstreamReader = MessageReader(lambda size, why: None)
         proxy.connections.append(self)
 
     def connectionMade(self):
@@ -70,6 +78,8 @@ class _Upstream(Protocol):
         self.client.transport.resumeProducing()
 
     def dataReceived(self, data):
+        self.client.received.extend(
+            Message.fromBytes(raw) for raw in self.client.upstreamReader.feed(data))
         self.client.transport.write(data)
 
     def connectionLost(self, reason):

@@ -11,6 +11,8 @@ import attr
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from acqs.ami.protocol import AMIFactory
@@ -21,7 +23,8 @@ from acqs.store import openStore
 from ..databases import mysqlConnection, scratchMySQL
 from ..test_store_mariadb import ACQS_INSERT
 from . import asterisk
-from .daemon import SERVER, History, SimulatorOnTCP, eventually, startAcqs
+from .daemon import SERVER, USERS, History, SimulatorOnTCP, eventually, startAcqs
+from .proxy import RecordingProxy
 
 LIFE_CYCLE = ["NEW", "QUEUE", "SENT", "UPDATED", "DEAD"]
 
@@ -36,6 +39,18 @@ async def spy(endpoint):
 
 def callerid():
     return "V" + uuid.uuid4().int.__str__()[:19]
+
+
+def eventsTo(proxy, username):
+    """The names of the events Asterisk wrote to C{username}'s connections, but for the
+    lists its own actions asked for."""
+    asked = {m.get("ActionID") for m in proxy.actionsOf(username)}
+    return [m["Event"] for m in proxy.receivedBy(username)
+            if m.get("Event") and m.get("ActionID") not in asked]
+
+
+# What the listener needs; with Asterisk's filter, all it gets.
+NEEDED = {"Newstate", "Hangup", "OriginateResponse"}
 
 
 class EndToEnd:
@@ -83,6 +98,7 @@ class EndToEnd:
 class SimulatorLifeCycle(EndToEnd):
     dialect = "asterisk22"
     local1 = ";1"
+    filters = True  # whether this Asterisk has the Filter action (10 and later)
 
     def setUp(self):
         super().setUp()
@@ -124,6 +140,23 @@ class SimulatorLifeCycle(EndToEnd):
         channel = self.db.row(man_id)["channel"]
         self.assertTrue(channel.startswith("Local/100@e2e-") and channel.endswith(self.local1),
                         channel)
+
+    async def test_listenerGetsFewEvents(self):
+        """The listener asks for call events only and, where Asterisk can filter them,
+        for the three it reads: a call's row still goes UPDATED, then DEAD."""
+        proxy = RecordingProxy(self, "127.0.0.1", self.asterisk.number)
+        startAcqs(self, self.db, proxy.endpoint)
+        man_id = self.insert("Originate", "Channel: Local/100@e2e", "Context: e2e",
+                             "Exten: 300", "Priority: 1", "Callerid: CIDF")
+        self.db.execute("UPDATE vicidial_manager SET callerid = 'CIDF' WHERE man_id = %s",
+                        (man_id,))
+        self.assertLifeCycle(man_id, await self.reached(man_id, "DEAD"), "UPDATED", "DEAD")
+        received = set(eventsTo(proxy, "listener"))
+        self.assertTrue({"Newstate", "Hangup"} <= received, received)
+        if self.filters:
+            self.assertLessEqual(received, NEEDED)
+        else:
+            self.assertIn("Newchannel", received)
 
     async def liveCall(self):
         cid = callerid()
@@ -261,6 +294,31 @@ class SimulatorLifeCycle(EndToEnd):
                 self.assertIsNotNone(self.db.action(i)["answered_at"])
 
 
+class FilterRefusedTests(EndToEnd, TestCase):
+    async def test_listenerWithoutSystemPermission(self):
+        """A listener user that may not add filters (no write permission for system) is
+        told no once, says so in the log, and reads the call events (only those: no
+        dialplan or security events) itself."""
+        users = [u if u.username != "listener" else attr.evolve(u, write="call")
+                 for u in USERS]
+        asterisk = SimulatorOnTCP(self)
+        asterisk.simulator.users = {u.username: u for u in users}
+        proxy = RecordingProxy(self, "127.0.0.1", asterisk.number)
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        startAcqs(self, self.db, proxy.endpoint)
+        man_id = self.insert("Originate", "Channel: Local/100@e2e", "Context: e2e",
+                             "Exten: 300", "Priority: 1", "Callerid: CIDG")
+        self.db.execute("UPDATE vicidial_manager SET callerid = 'CIDG' WHERE man_id = %s",
+                        (man_id,))
+        await self.reached(man_id, "DEAD")
+        received = set(eventsTo(proxy, "listener"))
+        self.assertTrue({"Newchannel", "Newstate", "Hangup"} <= received, received)
+        self.assertTrue(received.isdisjoint({"Newexten", "VarSet", "SuccessfulAuth"}), received)
+        said = [formatEvent(e) for e in logged if "does not filter" in formatEvent(e)]
+        self.assertEqual(said, ["Asterisk does not filter events for the listener"
+                                " (Permission denied); it reads every call event"])
+
+
 class ClaimFailureTests(EndToEnd, TestCase):
     """Claims that fail while the rest of the database works show in acqs health."""
 
@@ -319,6 +377,7 @@ class Asterisk14LifeCycleTests(SimulatorLifeCycle, TestCase):
 
     dialect = "asterisk14"
     local1 = ",1"
+    filters = False
 
 
 class RealAsteriskTests(EndToEnd, TestCase):
@@ -348,6 +407,22 @@ class RealAsteriskTests(EndToEnd, TestCase):
                      and e["ChannelStateDesc"] == "Ringing"]
         self.assertEqual((row["uniqueid"], ringing["Linkedid"]), (ringing["Uniqueid"],) * 2)
         self.assertEqual(row["response"], "Y")
+
+    async def test_listenerGetsFewEvents(self):
+        """The real Asterisk filters the listener's events down to the three it reads, and
+        the call's row still goes UPDATED, then DEAD."""
+        host, port = asterisk.ENDPOINT.split("host=")[1].split(":port=")
+        proxy = RecordingProxy(self, host, int(port))
+        await self.acqs.stopService()
+        startAcqs(self, self.db, proxy.endpoint)
+        cid = callerid()
+        man_id = self.insert("Originate", "Channel: Local/8600012@acqs-test",
+                             "Context: acqs-test", "Exten: 8600100", "Priority: 1",
+                             f"Callerid: {cid}", callerid=cid)
+        seen = await self.reached(man_id, "DEAD", timeout=20)
+        self.assertLifeCycle(man_id, seen, "UPDATED", "DEAD")
+        received = eventsTo(proxy, "listener")
+        self.assertTrue({"Newstate", "Hangup"} <= set(received) <= NEEDED, received)
 
     async def test_redirectAndHangup(self):
         """Redirect and Hangup rows act on a live call on the real Asterisk."""

@@ -85,7 +85,7 @@ class SlowDatabaseTests(TestCase):
         locker = db.connect()
         self.addCleanup(locker.close)
         locker.cursor().execute("LOCK TABLES vicidial_manager WRITE")
-        asterisk.simulator.flood(20_000)
+        self.assertEqual(asterisk.simulator.flood(20_000, ("Newstate", "Hangup")), 20_000)
         asterisk.simulator.hangup(channel)
         await eventually(lambda: uniqueid not in listener.tracker.uniqueids(), timeout=10)
         self.assertGreaterEqual(len(listener.updates), 1)

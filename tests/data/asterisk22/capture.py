@@ -279,6 +279,22 @@ def originate_bad(f):
     listener.logoff()
 
 
+def filtered(f):
+    """A listener with Events: call and acqs' event filter, a bad regex, a bad operation."""
+    listener = f.open("listener", events="call")
+    listener.reply(listener.send("Filter", "Operation: Add", f"Filter: {LISTENER_FILTER}"))
+    listener.reply(listener.send("Filter", "Operation: Add", "Filter: (["))
+    listener.reply(listener.send("Filter", "Operation: Remove", "Filter: Event: Newstate"))
+    sender = f.open("sender", events="off")
+    originate(sender, "Local/8600011@acqs-test")
+    listener.wait(lambda c: len(c.events("Hangup")) >= 2, 15)
+    time.sleep(1.0)
+    sender.logoff()
+    listener.logoff()
+
+
+# The filter acqs' listener adds (acqs.listener.EVENT_FILTER).
+LISTENER_FILTER = "^Event: (Newstate|Hangup|OriginateResponse)[[:space:]]"
 REDIRECT = ("Context: acqs-test", "Exten: 8600020", "Priority: 1")
 FLOWS = {
     "login_plain": login_plain,
@@ -298,6 +314,7 @@ FLOWS = {
     "hangup": act_on_live_call("Hangup", ";1"),
     "hangup_cause": act_on_live_call("Hangup", ";1", "Cause: 16"),
     "originate_bad": originate_bad,
+    "filtered": filtered,
 }
 
 
