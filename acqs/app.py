@@ -100,7 +100,8 @@ def buildService(settings: Settings, reactor) -> IService:
 
         return buildDemo(settings, reactor)
     takeInstanceName(settings)
-    store = openStore(settings.db, reactor, password=settings.db_password)
+    store = openStore(settings.db, reactor, password=settings.db_password,
+                      waitStep=settings.wait_step)
     acqs = Acqs(store)
     for service in acqsServices(settings, reactor, store, clientFromString(reactor, settings.ami)):
         service.setServiceParent(acqs)

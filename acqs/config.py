@@ -77,6 +77,7 @@ class Settings:
     md5: bool = False
     poll_interval: float = 0.05
     idle_wait: float = 1.0
+    wait_step: float = 0.002
     linger: float = 10.0
     max_sessions: int = 50
     max_connecting: int = 4
@@ -302,6 +303,8 @@ OPTIONS = (
     Option("poll-interval", "poll_interval", "seconds between polls, where no wait",
            parse=seconds, check=_positive),
     Option("idle-wait", "idle_wait", "seconds a wait for NEW rows lasts in MariaDB",
+           parse=seconds, check=_positive),
+    Option("wait-step", "wait_step", "seconds between a wait's looks for NEW rows",
            parse=seconds, check=_positive),
     Option("linger", "linger", "seconds a session lingers after its action",
            parse=seconds, check=_notNegative),

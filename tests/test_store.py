@@ -775,6 +775,23 @@ class QueueStoreTests:
         self.db.insertAction(SERVER, "Originate", CID)
         self.assertEqual(len(await self.store.claim(SERVER, 10, "box1", wait=5)), 1)
 
+    async def test_waitLooksEveryStep(self):
+        """A wait looks for NEW rows every waitStep seconds: a row INSERTed just after a look
+        is claimed at the next one, not before."""
+        store = self.db.openStore(waitStep=0.4)
+        self.assertEqual(await store.claim(SERVER, 10, "box1"), [])  # learns the server
+        if not store.serverInfo.waits:
+            return
+        gui = self.db.connect()
+        self.addCleanup(gui.close)
+        reactor.callLater(0.05, lambda: self.db.insertAction(SERVER, "Originate", CID,
+                                                             connection=gui))
+        started = time.monotonic()
+        rows = await store.claim(SERVER, 10, "box1", wait=5)
+        self.assertEqual(len(rows), 1)
+        self.assertGreaterEqual(time.monotonic() - started, 0.35)
+        self.assertLess(time.monotonic() - started, 4)
+
     # -- instances -------------------------------------------------------------
 
     async def test_heartbeat(self):

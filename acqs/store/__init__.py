@@ -13,7 +13,7 @@ from typing import Callable, Optional, Union
 from .dialects import dialectFor
 from .interfaces import IQueueStore, StoreUnavailable
 from .records import InstanceConflict
-from .sqlstore import SQLQueueStore, registerTxn
+from .sqlstore import WAIT_STEP, SQLQueueStore, registerTxn
 from .url import DatabaseURL, parseURL
 
 __all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL", "parseURL",
@@ -23,6 +23,7 @@ __all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL",
 def openStore(
     url: Union[str, DatabaseURL], reactor, password: Optional[str] = None,
     skipLocked: Optional[bool] = None, waits: Optional[bool] = None,
+    waitStep: float = WAIT_STEP,
 ) -> IQueueStore:
     """
     The queue store at C{url} (a L{DatabaseURL} or its text), using
@@ -30,14 +31,16 @@ def openStore(
     yet: the first call connects, and a database that is down fails calls
     with L{StoreUnavailable} until it is back.  C{skipLocked=False} makes
     claims take the path of servers without SKIP LOCKED, C{waits=False}
-    the sender poll as on servers that cannot wait for NEW rows.  Raises
+    the sender poll as on servers that cannot wait for NEW rows; a wait
+    in the server looks for them every C{waitStep} seconds.  Raises
     C{ValueError} for a malformed URL.
     """
     if not isinstance(url, DatabaseURL):
         url = parseURL(url)
     url = url.withPassword(password)
     dialect = dialectFor(url)
-    return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor, skipLocked, waits)
+    return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor, skipLocked, waits,
+                         waitStep)
 
 
 def registerInstance(url: DatabaseURL, server_ip: str, instance: str, host: str, pid: int,

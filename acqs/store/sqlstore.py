@@ -139,7 +139,7 @@ CHANNEL, UNIQUEID, CALLERID, INSTANCE, TEXT = 100, 20, 20, 64, 255
 WHOLE_UNIQUEID, CAUSE, HOST, ACTION_ID = 150, 64, 255, 40
 # Rows per statement in batch operations (SQLite allows 32766 parameters).
 CHUNK = 500
-# How often a wait in the database looks for a NEW row (seconds).
+# How often a wait in the database looks for a NEW row (seconds), by default.
 WAIT_STEP = 0.002
 # How many pages of rows one round of the keep-hours flush reads at most.
 PRUNE_PAGES = 20
@@ -241,8 +241,10 @@ class SQLQueueStore:
     log = Logger()
 
     def __init__(self, url: DatabaseURL, dialect: Dialect, pool, reactor,
-                 skipLocked: Optional[bool] = None, waits: Optional[bool] = None):
+                 skipLocked: Optional[bool] = None, waits: Optional[bool] = None,
+                 waitStep: float = WAIT_STEP):
         self._url = url
+        self._waitStep = waitStep
         self._dialect = dialect
         self._pool = pool
         self._reactor = reactor
@@ -534,7 +536,7 @@ class SQLQueueStore:
     def _waitThenClaimTxn(self, txn, server_ip, info, wait, limit, instance, token, send,
                           refuse):
         """Wait (C{wait} > 0) in the database for a NEW row, then claim: one thread hop."""
-        if wait > 0 and not self._dialect.waitForNew(txn, server_ip, wait, WAIT_STEP):
+        if wait > 0 and not self._dialect.waitForNew(txn, server_ip, wait, self._waitStep):
             return [], [], []
         return self._underClaimLock(txn, server_ip, info, self._claimTxn, limit, instance,
                                     token, info, send, refuse)
