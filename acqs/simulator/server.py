@@ -124,6 +124,7 @@ class AMISession(Protocol):
         self._reader = MessageReader(self._discarded)
         self.user: Optional[User] = None
         self.authenticated = False
+        self.welcomed = False  # its login's answer was written
         self._wanted: frozenset = frozenset()
         self._filters: list = []  # what the Filter action added: (include, pattern)
         self._challenge: Optional[str] = None
@@ -311,6 +312,7 @@ class AMISession(Protocol):
         self._reply(self._success(message, "Authentication accepted"), self._welcome)
 
     def _welcome(self) -> None:
+        self.welcomed = True
         sim = self._sim
         if sim.dialect.hasFullyBooted:
             up = int(sim._clock.seconds() - sim.pbx.startTime)

@@ -246,12 +246,11 @@ class SimulatorLifeCycle(EndToEnd):
 
         def allAnswered():
             """every row's answer is recorded"""
-            peak.append(sum(1 for s in self.sim.sessions if not s.authenticated))
+            peak.append(sum(1 for s in self.sim.sessions if not s.welcomed))
             return all((self.db.action(i) or {}).get("answered_at") for i in ids)
 
         await eventually(allAnswered, timeout=30, interval=0.005)
-        self.assertLessEqual(max(peak), 3)
-        self.assertGreater(max(peak), 1)  # the limit was what held them back
+        self.assertEqual(max(peak), 3)  # the limit, reached, was what held them back
 
     async def test_asteriskDown(self):
         """While Asterisk is down rows stay NEW, never lost; once it is back each goes once."""
