@@ -22,9 +22,7 @@ from acqs.store.records import (
     InstanceConflict,
     Pruned,
     Recovery,
-    Refusal,
     SendResult,
-    TrackedCalls,
 )
 
 from .databases import scratchMySQL, scratchSQLite

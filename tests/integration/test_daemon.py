@@ -388,17 +388,23 @@ class RealAsteriskTests(EndToEnd, TestCase):
         super().setUp()
         self.acqs = startAcqs(self, self.db, asterisk.endpoint())
 
-    async def test_acqsInsertShape(self):
-        """The ACQS.txt INSERT (in the test dialplan): SENT, UPDATED with the originated
-        Local ;1 leg and its uniqueid, then DEAD."""
-        spyProtocol, events = await spy(asterisk.endpoint())
-        self.addCleanup(spyProtocol.logoff)
+    async def callToDead(self):
+        """The ACQS.txt INSERT of a call of the test dialplan, followed through UPDATED to
+        DEAD; its man_id."""
         cid = callerid()
         man_id = self.insert("Originate", "Channel: Local/8600012@acqs-test",
                              "Context: acqs-test", "Exten: 8600100", "Priority: 1",
                              f"Callerid: {cid}", callerid=cid)
         seen = await self.reached(man_id, "DEAD", timeout=20)
         self.assertLifeCycle(man_id, seen, "UPDATED", "DEAD")
+        return man_id
+
+    async def test_acqsInsertShape(self):
+        """The ACQS.txt INSERT (in the test dialplan): SENT, UPDATED with the originated
+        Local ;1 leg and its uniqueid, then DEAD."""
+        spyProtocol, events = await spy(asterisk.endpoint())
+        self.addCleanup(spyProtocol.logoff)
+        man_id = await self.callToDead()
         row = self.db.row(man_id)
         self.assertTrue(row["channel"].startswith("Local/8600012@acqs-test-"), row["channel"])
         self.assertTrue(row["channel"].endswith(";1"))
@@ -414,12 +420,7 @@ class RealAsteriskTests(EndToEnd, TestCase):
         proxy = RecordingProxy(self, host, int(port))
         await self.acqs.stopService()
         startAcqs(self, self.db, proxy.endpoint)
-        cid = callerid()
-        man_id = self.insert("Originate", "Channel: Local/8600012@acqs-test",
-                             "Context: acqs-test", "Exten: 8600100", "Priority: 1",
-                             f"Callerid: {cid}", callerid=cid)
-        seen = await self.reached(man_id, "DEAD", timeout=20)
-        self.assertLifeCycle(man_id, seen, "UPDATED", "DEAD")
+        await self.callToDead()
         received = eventsTo(proxy, "listener")
         self.assertTrue({"Newstate", "Hangup"} <= set(received) <= NEEDED, received)
 
