@@ -35,7 +35,9 @@ class IQueueStore(Interface):
         callerid belongs to a DEAD call become DEAD instead, with the
         reason recorded; so do rows for which C{refuse(row)} gives a
         reason.  The first C{send} rows claimed are also marked sending, as
-        L{markSending} would (C{marked}), for sessions ready to send them.
+        L{markSending} would (C{marked}), for sessions ready to send them,
+        where vicidial_manager is transactional (L{ServerInfo.transactional}:
+        not on MyISAM, where the mark stays a step of its own).
         With C{wait}, where the database can (L{ServerInfo.waits}), it first
         waits up to C{wait} seconds in the database for a NEW row.  Fires
         with the claimed L{ActionRow}s, in man_id order, each with its claim

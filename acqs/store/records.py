@@ -144,6 +144,11 @@ class ServerInfo:
     skipLocked: bool
     waits: bool = False  # the server can wait for NEW rows itself (MariaDB)
 
+    @property
+    def transactional(self) -> bool:
+        """Whether vicidial_manager's changes roll back with their transaction (not MyISAM)."""
+        return self.engine is None or self.engine.lower() == "innodb"
+
 
 class InstanceConflict(Exception):
     """Another live process already runs as this instance."""

@@ -558,8 +558,11 @@ class SQLQueueStore:
             if reason:
                 refused[row.man_id] = _cut(reason, TEXT)
         claimed = [row for row in rows if row.man_id not in checked and row.man_id not in refused]
-        # The first ones go to AMI at once, on sessions already logged in.
-        marked = [attr.evolve(row, marked=True) for row in claimed[:send]]
+        # The first ones go to AMI at once, on sessions already logged in; not
+        # on MyISAM, whose SENT would outlive a failed transaction and its
+        # record, leaving a row nobody sends or recovers.
+        marked = [attr.evolve(row, marked=True)
+                  for row in claimed[:send if info.transactional else 0]]
         claimed = marked + claimed[len(marked):]
         self._upsertActions(
             txn,
