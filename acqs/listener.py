@@ -97,7 +97,7 @@ class Listener(Service):
         self._stopTimeout = stopTimeout
         self._retryPolicy = retryPolicy or reconnectPolicy()
         # Shared with the sender (see Sender's writes), or its own.
-        self.updates = writes or BatchWriter(
+        self.updates = writes if writes is not None else BatchWriter(
             clock, lambda batch: store.applyUpdates(serverIP, batch), "call updates",
             maxPending=maxPending,
         )

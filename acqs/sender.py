@@ -146,9 +146,10 @@ class Sender(Service):
         self.sent = 0
         self.claimFailures = 0
         self.marks = BatchWriter(clock, store.markSending, "sending marks", retry=False)
-        self.results = writes or BatchWriter(clock, store.recordSent, "send results")
+        self.results = (writes if writes is not None
+                        else BatchWriter(clock, store.recordSent, "send results"))
         self.releases = BatchWriter(clock, self._release, "released rows")
-        self._writers = [self.marks, self.releases] + ([] if writes else [self.results])
+        self._writers = [self.marks, self.releases] + ([] if writes is not None else [self.results])
 
     @property
     def sessionCount(self) -> int:

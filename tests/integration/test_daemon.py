@@ -15,6 +15,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
+from acqs import app
 from acqs.ami.protocol import AMIFactory
 from acqs.health import check
 from acqs.listener import Listener
@@ -164,6 +165,23 @@ class SimulatorLifeCycle(EndToEnd):
                              "Exten: 200", "Priority: 1", f"Callerid: {cid}", callerid=cid)
         await self.reached(man_id, "UPDATED")
         return man_id, cid, self.db.row(man_id)["channel"]
+
+    async def test_answerWrittenWithItsCall(self):
+        """An Originate's answer and the first UPDATEs of its call, which Asterisk prints
+        within the write window of each other, are written in one transaction."""
+        self.patch(app, "WRITE_WINDOW", 0.5)  # wide enough for a loaded machine
+        store = self.db.openStore()
+        batches = []
+
+        def record(server_ip, items, record=store.record):
+            batches.append(sorted({type(item).__name__ for item in items}))
+            return record(server_ip, items)
+
+        store.record = record
+        self.start(store=store)
+        man_id, _, _ = await self.liveCall()
+        self.assertEqual(self.db.row(man_id)["response"], "Y")
+        self.assertEqual(batches, [["CallUpdated", "SendResult"]])
 
     async def test_redirectLiveCall(self):
         """A Redirect row moves a live call (it then ends at its new extension: DEAD)."""
