@@ -81,7 +81,7 @@ class Settings:
     linger: float = 10.0
     max_sessions: int = 50
     max_connecting: int = 4
-    warm_sessions: int = 0
+    warm_sessions: int = 2
     action_timeout: float = 10.0
     greeting_timeout: float = 5.0
     allow_actions: Tuple[str, ...] = VICIDIAL_ACTIONS

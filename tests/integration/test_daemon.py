@@ -236,6 +236,49 @@ class SimulatorLifeCycle(EndToEnd):
         self.assertEqual(await self.answered(unknown), "N")
         self.assertIn("Invalid/unknown command", self.db.action(unknown)["response_text"])
 
+    def senders(self):
+        """The sender's sessions Asterisk has logged in."""
+        return [s for s in self.sim.sessions if s.username == "sender" and s.welcomed]
+
+    async def test_warmSessionsCarryRows(self):
+        """By default two send sessions wait logged in: a row goes out on one of them
+        (marked SENT by its claim itself, where the table has transactions), and another
+        logs in to take its place."""
+        self.start(linger=0)
+        await eventually(lambda: len(self.senders()) == 2)
+        first = self.insert("Hangup", "Channel: SIP/none-0001")
+        self.assertEqual(await self.answered(first), "N")
+        await eventually(lambda: len(self.senders()) == 2)
+        # A claim round that began waiting before they logged in did not count on them;
+        # the next one does.
+        warm = self.senders()
+        man_id = self.insert("Hangup", "Channel: SIP/none-0002")
+        self.assertEqual(await self.answered(man_id), "N")
+        record = self.db.action(man_id)
+        if self.engine == "MyISAM":  # its SENT would outlive a failed claim: a step of its own
+            self.assertGreater(record["sending_at"], record["claimed_at"])
+        else:
+            self.assertEqual(record["sending_at"], record["claimed_at"])  # one statement
+        gone = await eventually(lambda: [s for s in warm if s not in self.sim.sessions])
+        self.assertEqual(len(gone), 1)  # the one that carried the row logged off
+        await eventually(lambda: len(self.senders()) == 2)
+        logins = [m for user, m in self.sim.actions if user == "sender" and m["Action"] == "Login"]
+        self.assertEqual(len(logins), 4)  # no session logged in for a row
+
+    async def test_coldSessions(self):
+        """With --warm-sessions 0 no send session waits: a row's session logs in for it,
+        and the row is marked SENT in a step of its own, once that session is ready."""
+        acqs = self.start(linger=0, warm_sessions=0)
+        listener = next(s for s in acqs if isinstance(s, Listener))
+        await eventually(lambda: listener.protocol)
+        man_id = self.insert("Hangup", "Channel: SIP/none-0001")
+        self.assertEqual(await self.answered(man_id), "N")
+        record = self.db.action(man_id)
+        self.assertGreater(record["sending_at"], record["claimed_at"])
+        self.assertEqual(self.senders(), [])
+        logins = [m for user, m in self.sim.actions if user == "sender" and m["Action"] == "Login"]
+        self.assertEqual(len(logins), 1)
+
     async def test_boundedSessionsFIFO(self):
         """A burst never opens more than max-sessions at once, and rows go out oldest first."""
         self.start(max_sessions=3, linger=0.3)
