@@ -581,10 +581,26 @@ class SQLQueueStore:
             reason=f"COALESCE({self._dialect.inserted('reason')}, reason)",
             **dict(_CLAIM_RESETS, sending_at=INSERTED),
         )
-        self._setStatus(txn, [row.man_id for row in claimed], QUEUE, (NEW,))
-        self._setStatus(txn, [row.man_id for row in marked], SENT, (QUEUE,))
+        self._claimStatus(txn, claimed)
         self._setStatus(txn, list(checked) + list(refused), DEAD, (NEW,), response="N")
         return claimed, sorted(checked.items()), sorted(refused.items())
+
+    def _claimStatus(self, txn, claimed: Sequence[ActionRow]) -> None:
+        """Claimed rows NEW to QUEUE, or to SENT where the claim marked them: one UPDATE."""
+        for chunk in _chunks(claimed):
+            marked = [row.man_id for row in chunk if row.marked]
+            if not marked:
+                self._setStatus(txn, [row.man_id for row in chunk], QUEUE, (NEW,))
+                continue
+            ids = [row.man_id for row in chunk]
+            self._execute(
+                txn,
+                "UPDATE vicidial_manager SET status = CASE WHEN man_id IN ({marked})"
+                " THEN 'SENT' ELSE 'QUEUE' END WHERE status = 'NEW' AND man_id IN ({ids})",
+                marked + ids,
+                marked=_marks(len(marked)),
+                ids=_marks(len(ids)),
+            )
 
     def _deadChecked(self, txn, server_ip, rows: List[ActionRow]) -> Dict[int, str]:
         """The rows that the dead check stops, with the reason (one query)."""
