@@ -75,6 +75,10 @@ class _ConnectionPool(adbapi.ConnectionPool):
     connectionFactory = PooledConnection
 
 
+# Statements each dialect keeps filled in (L{Dialect.sql}).
+STATEMENTS_KEPT = 512
+
+
 class Dialect:
     """The common part; L{MySQLDialect} and L{SQLiteDialect} fill it in."""
 
@@ -83,12 +87,22 @@ class Dialect:
     errors: Tuple[type, ...]
     poolSize: int
     fragments: Dict[str, str]
+
     def sql(self, template: str, **fields: str) -> str:
         """
         C{template} with its fragments and C{fields} filled in and its
-        C{%s} parameters in this database's style.
+        C{%s} parameters in this database's style (remembered: the same
+        few statements run for every row).
         """
-        return self.placeholders(template.format(**self.fragments, **fields))
+        key = (template, *fields.items())
+        cache = self.__dict__.setdefault("_statements", {})
+        statement = cache.get(key)
+        if statement is None:
+            if len(cache) >= STATEMENTS_KEPT:
+                cache.clear()
+            statement = cache[key] = self.placeholders(
+                template.format(**self.fragments, **fields))
+        return statement
 
     def placeholders(self, statement: str) -> str:
         return statement
