@@ -157,8 +157,8 @@ def acqsServices(
                else {name.lower() for name in settings.allow_actions})
     sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
                     maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
-                    warm=settings.warm_sessions, pollInterval=settings.poll_interval,
-                    idleWait=settings.idle_wait,
+                    warm=settings.warm_sessions, warmIdle=settings.warm_idle,
+                    pollInterval=settings.poll_interval, idleWait=settings.idle_wait,
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
                     ready=lambda: listener.protocol is not None, writes=writes,
                     stopTimeout=settings.action_timeout, metrics=metrics)

@@ -82,6 +82,7 @@ class Settings:
     max_sessions: int = 50
     max_connecting: int = 4
     warm_sessions: int = 2
+    warm_idle: float = 10.0
     action_timeout: float = 10.0
     greeting_timeout: float = 5.0
     allow_actions: Tuple[str, ...] = VICIDIAL_ACTIONS
@@ -314,6 +315,8 @@ OPTIONS = (
            parse=count, check=_atLeastOne),
     Option("warm-sessions", "warm_sessions", "send sessions logged in ahead of rows",
            parse=count, check=_notNegativeCount),
+    Option("warm-idle", "warm_idle", "seconds a warm session waits for a row",
+           parse=seconds, check=_positive),
     Option("action-timeout", "action_timeout", "seconds to wait for each AMI step",
            parse=seconds, check=_positive),
     Option("greeting-timeout", "greeting_timeout", "seconds to wait for AMI's greeting",

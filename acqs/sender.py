@@ -133,6 +133,7 @@ class Sender(Service):
         self._done: "OrderedDict[ActionSession, None]" = OrderedDict()  # answered: lingering
         self._retirements = {}  # idle session -> the call that retires it
         self._reserved = set()  # idle sessions a claim in progress will give rows to
+        self._overdue = set()  # reserved sessions whose idle time ran out meanwhile
         self._loop = LoopingCall(self._round)
         self._loop.clock = clock
         self._looping: Optional[Deferred] = None
@@ -262,7 +263,8 @@ class Sender(Service):
         finally:
             self._reserved.difference_update(ready)
             for session in ready:
-                self._scheduleRetirement(session)
+                if session in self._overdue:
+                    self._retire(session)
         if self.claimFailingSince is not None:
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
@@ -340,7 +342,10 @@ class Sender(Service):
 
     def _retire(self, session: ActionSession) -> None:
         self._retirements.pop(session, None)
-        if session.idle and session not in self._reserved:
+        self._overdue.discard(session)
+        if session in self._reserved:
+            self._overdue.add(session)  # retired once that claim is done
+        elif session.idle:
             self._idleSessions.pop(session, None)
             session.stop()
 

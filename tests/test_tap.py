@@ -25,7 +25,7 @@ OTHER_OPTIONS = [
     "--instance", "--db-password-file", "--send-secret-file", "--listen-secret-file",
     "--action-timeout", "--stale-after", "--status-file", "--json-log",
     "--md5", "--roll-logs", "--demo", "--idle-wait", "--max-connecting", "--warm-sessions",
-    "--greeting-timeout", "--allow-actions", "--keep-hours", "--wait-step",
+    "--warm-idle", "--greeting-timeout", "--allow-actions", "--keep-hours", "--wait-step",
 ]
 
 

@@ -265,6 +265,19 @@ class SimulatorLifeCycle(EndToEnd):
         logins = [m for user, m in self.sim.actions if user == "sender" and m["Action"] == "Login"]
         self.assertEqual(len(logins), 4)  # no session logged in for a row
 
+    async def test_warmSessionsReplaced(self):
+        """A warm session left idle for --warm-idle logs off and another takes its place,
+        also while a claim waiting in the database counts on it: none lives long."""
+        self.start(linger=0, idle_wait=0.2, warm_idle=0.5)  # it expires during a wait
+        await eventually(lambda: len(self.senders()) == 2)
+        first = set(self.senders())
+
+        def replaced():
+            """both warm sessions were replaced"""
+            return len(self.senders()) == 2 and not first & set(self.senders())
+
+        await eventually(replaced, timeout=5)
+
     async def test_coldSessions(self):
         """With --warm-sessions 0 no send session waits: a row's session logs in for it,
         and the row is marked SENT in a step of its own, once that session is ready."""
