@@ -150,7 +150,8 @@ class Sender(Service):
         self.results = (writes if writes is not None
                         else BatchWriter(clock, store.recordSent, "send results"))
         self.releases = BatchWriter(clock, self._release, "released rows")
-        self._writers = [self.marks, self.releases] + ([] if writes is not None else [self.results])
+        ownResults = [] if writes is not None else [self.results]
+        self._writers = [self.marks, self.releases] + ownResults
 
     @property
     def sessionCount(self) -> int:
