@@ -337,7 +337,7 @@ class Sender(Service):
 
     def _scheduleRetirement(self, session: ActionSession) -> None:
         """An idle session beyond the warm ones logs off at once, a warm one in a while."""
-        if session.idle and session not in self._retirements:
+        if session.idle:
             keep = self._warmIdle if len(self._idleSessions) <= self._warm else 0
             self._retirements[session] = self._clock.callLater(keep, self._retire, session)
 

@@ -6,7 +6,7 @@ recovery rule and tracked calls.
 
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import time
@@ -15,6 +15,7 @@ from functools import partial
 from twisted.internet import reactor
 
 from acqs.store import IQueueStore, StoreUnavailable
+from acqs.store.dialects import STATEMENTS_KEPT, MySQLDialect, SQLiteDialect
 from acqs.store.records import (
     CallDead,
     CallEnded,
@@ -1009,3 +1010,19 @@ class SQLiteQueueStoreTests(QueueStoreTests, TestCase):
 
     scratch = staticmethod(scratchSQLite)
     waits = False
+
+
+class StatementTests(SynchronousTestCase):
+    def test_filledInStatementsBounded(self):
+        """However many statement shapes a busy instance fills in (one for each chunk
+        size), each comes out as filled in, in its database's style, and a dialect keeps
+        at most STATEMENTS_KEPT of them."""
+        mysql, sqlite = MySQLDialect(), SQLiteDialect()
+        for count in range(1, 2 * STATEMENTS_KEPT):
+            ids = ", ".join(["%s"] * count)
+            template = "UPDATE t SET a = %s WHERE id IN ({ids})"
+            self.assertEqual(mysql.sql(template, ids=ids),
+                             f"UPDATE t SET a = %s WHERE id IN ({ids})")
+            self.assertEqual(sqlite.sql(template, ids=ids),
+                             f"UPDATE t SET a = ? WHERE id IN ({ids.replace('%s', '?')})")
+            self.assertLessEqual(len(mysql._statements), STATEMENTS_KEPT)
