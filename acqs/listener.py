@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .ami.errors import AMIError
+from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
 from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
 from .correlate import CallTracker, readEvent
@@ -185,8 +185,11 @@ class Listener(Service):
                 self.log.info("Asterisk does not filter events for the listener ({reason});"
                               " it reads every call event", reason=e.reason)
             self.filtered = False
-        except Exception:
-            pass  # the connection went, or Asterisk did not answer: the keepalive tells
+        except ActionTimeout as e:
+            self.log.warn("Asterisk did not answer the listener's Filter ({reason});"
+                          " it reads every call event", reason=str(e))
+        except AMIConnectionLost:
+            pass  # the link went: its loss is logged, and the next login asks again
         else:
             self.filtered = True
 

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from acqs.ami.protocol import AMIFactory
 from acqs.correlate import CallTracker
 from acqs.listener import Listener, reconnectPolicy
+from acqs.simulator.server import AMISession
 
 from ..databases import scratchMySQL, scratchSQLite
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
@@ -56,6 +57,24 @@ class KeepaliveTests(TestCase):
         self.assertEqual(len(errors), 1, errors)
         self.assertIn("AMI listener cannot log in", errors[0])
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_unansweredFilterLogged(self):
+        """An Asterisk that never answers the listener's Filter is logged once, as a
+        warning, and the listener stays on its link, reading every call event."""
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.patch(AMISession, "_action_filter", lambda session, message: None)
+        protocol = await eventually(lambda: self.listener.protocol)
+        said = await eventually(lambda: [formatEvent(e) for e in observer
+                                         if "did not answer the listener's Filter"
+                                         in formatEvent(e)])
+        self.assertEqual(said, ["Asterisk did not answer the listener's Filter (AMI action"
+                                " Filter got no response within 0.2 s); it reads every call"
+                                " event"])
+        self.assertEqual([e["log_level"] for e in observer
+                          if "did not answer" in formatEvent(e)], [LogLevel.warn])
+        await deferLater(reactor, 0.6, lambda: None)  # three Pings later
+        self.assertIs(self.listener.protocol, protocol)
+        self.assertIsNone(self.listener.filtered)
 
     async def test_noReconnectAfterStop(self):
         """Stopping logs the listener off, and it never connects again."""
