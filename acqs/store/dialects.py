@@ -88,6 +88,9 @@ class Dialect:
     poolSize: int
     fragments: Dict[str, str]
 
+    def __init__(self):
+        self._statements: Dict[tuple, str] = {}  # filled in by sql(), at most STATEMENTS_KEPT
+
     def sql(self, template: str, **fields: str) -> str:
         """
         C{template} with its fragments and C{fields} filled in and its
@@ -95,12 +98,11 @@ class Dialect:
         few statements run for every row).
         """
         key = (template, *fields.items())
-        cache = self.__dict__.setdefault("_statements", {})
-        statement = cache.get(key)
+        statement = self._statements.get(key)
         if statement is None:
-            if len(cache) >= STATEMENTS_KEPT:
-                cache.clear()
-            statement = cache[key] = self.placeholders(
+            if len(self._statements) >= STATEMENTS_KEPT:
+                self._statements.clear()
+            statement = self._statements[key] = self.placeholders(
                 template.format(**self.fragments, **fields))
         return statement
 
