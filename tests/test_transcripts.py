@@ -24,12 +24,14 @@ from acqs.ami.protocol import AMIProtocol, ListResult
 from acqs.simulator import Races, Simulator
 
 DATA = FilePath(__file__).sibling("data").child("asterisk22")
+# Captures of what acqs' design rests on, not of flows the simulator plays (facts/capture_facts.py).
+FACTS = DATA.child("facts")
 
 Pairs = List[Tuple[str, str]]
 
 
-def transcriptNames() -> List[str]:
-    return sorted(p.basename()[: -len(".ami")] for p in DATA.globChildren("*.ami"))
+def transcriptNames(where: FilePath = DATA) -> List[str]:
+    return sorted(p.basename()[: -len(".ami")] for p in where.globChildren("*.ami"))
 
 
 def parseTranscript(data: bytes) -> Tuple[str, List[Pairs]]:
@@ -61,9 +63,9 @@ def value(message: Pairs, name: str, default: str = "") -> str:
 
 
 class ReplayTests(SynchronousTestCase):
-    def replay(self, name: str) -> None:
-        greeting, expected = parseTranscript(DATA.child(name + ".ami").getContent())
-        sent = parseSent(DATA.child(name + ".sent").getContent())
+    def replay(self, name: str, where: FilePath = DATA) -> None:
+        greeting, expected = parseTranscript(where.child(name + ".ami").getContent())
+        sent = parseSent(where.child(name + ".sent").getContent())
         ids = iter(f"cap-{number}" for number, _, _ in sent)
         self.patch(protocolModule, "nextActionID", lambda: next(ids))
         transport = StringTransport()
@@ -79,10 +81,10 @@ class ReplayTests(SynchronousTestCase):
                 pending[number] = proto.command(value(headers, "Command"))
             else:
                 pending[number] = proto.sendAction(action, rest)
-        self.assertEqual(transport.value(), DATA.child(name + ".sent").getContent(),
+        self.assertEqual(transport.value(), where.child(name + ".sent").getContent(),
                          "the client writes actions as the capture script did")
 
-        data = DATA.child(name + ".ami").getContent()
+        data = where.child(name + ".ami").getContent()
         rng = random.Random(name)
         pos = 0
         while pos < len(data):
@@ -131,6 +133,20 @@ def _addReplayTest(name: str) -> None:
 
 for _name in transcriptNames():
     _addReplayTest(_name)
+
+
+def _addFactsReplayTest(name: str) -> None:
+    def test(self):
+        self.replay(name, FACTS)
+
+    test.__name__ = "test_facts_" + name.replace(".", "_")
+    test.__doc__ = (f"The AMI client parses Asterisk 22's facts/{name} bytes,"
+                    " fed in random pieces.")
+    setattr(ReplayTests, test.__name__, test)
+
+
+for _name in transcriptNames(FACTS):
+    _addFactsReplayTest(_name)
 
 
 class CommandOutputTests(SynchronousTestCase):

@@ -24,6 +24,10 @@ for calls that must stay up); flows end when every channel has hung up and AMI h
 been quiet for a second. See FLOWS for the list and etc/extensions.conf of the
 Asterisk fixture for the dialplan.
 
+facts/capture_facts.py records, the same way, flows that pin facts acqs' design rests
+on (sync Originate, DTMF, PJSIP status, CLI permissions) rather than flows the
+simulator plays.
+
 ActionIDs are cap-1, cap-2, ... counted per flow across its connections. Channel
 names, Uniqueids, Linkedids, timestamps and the MD5 challenge differ on every run.
 -v prints every received message with its arrival time, to compare orderings.
