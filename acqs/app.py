@@ -94,11 +94,7 @@ class Acqs(MultiService):
 
 
 def buildService(settings: Settings, reactor) -> IService:
-    """The service tree for C{settings}; the demo when C{settings.demo}."""
-    if settings.demo:
-        from .demo import buildDemo
-
-        return buildDemo(settings, reactor)
+    """The service tree for C{settings} (L{acqs.demo.buildDemo} builds the demo's)."""
     takeInstanceName(settings)
     store = openStore(settings.db, reactor, password=settings.db_password,
                       waitStep=settings.wait_step)

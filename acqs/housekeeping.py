@@ -1,7 +1,7 @@
 """
 Housekeeping: this instance's heartbeat, the recovery of rows left claimed
 by an instance that died (a previous run of this one, or a hot standby gone
-silent; see L{acqs.store.sqlstore} for the rule), and pruning: acqs_action
+silent; see L{acqs.store.recovery} for the rule), and pruning: acqs_action
 records whose vicidial_manager row VICIdial's AST_flush_DBqueue.pl deleted,
 and, with C{keepHours}, this server's rows older than that, for a server
 that runs acqs without VICIdial's cron.

@@ -48,12 +48,19 @@ class Options(usage.Options):
 
 
 def makeService(options: Options, reactor=None):
-    """Set up the logs, then build the acqs service from C{options.settings}."""
+    """
+    Set up the logs, then build the acqs service from C{options.settings}:
+    the demo's with C{--demo}.
+    """
     if reactor is None:
         from twisted.internet import reactor
-    from .app import buildService  # written separately; imported only when run
-
     settings = options.settings
+    # Written separately; imported only when run.
+    if settings.demo:
+        from .demo import buildDemo as build
+    else:
+        from .app import buildService as build
+
     if settings.roll_logs:
         now = reactor.seconds()
         for path in (_twistdLogFile(getattr(options, "parent", None)), settings.json_log):
@@ -61,7 +68,7 @@ def makeService(options: Options, reactor=None):
                 rollLog(path, now)
     if settings.json_log:
         startJSONLog(reactor, settings.json_log, _secrets(settings))
-    return buildService(settings, reactor)
+    return build(settings, reactor)
 
 
 def _secrets(settings) -> list:

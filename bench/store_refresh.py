@@ -31,12 +31,11 @@ import threading
 import time
 
 import attr
-from twisted.internet.defer import ensureDeferred
-from twisted.internet.task import react
 
-from acqs.store import openStore
+from acqs.store.calls import trackedCalls
 from acqs.store.dialects import dialectFor
 from acqs.store.schema import initdb
+from acqs.store.transaction import Transaction
 from acqs.store.url import parseURL
 
 SERVER = "10.10.11.12"
@@ -151,7 +150,7 @@ def writeStall(url, refresh) -> float:
     return worst[0]
 
 
-async def measure(reactor, server, engine: str, rows: int) -> None:
+def measure(server, engine: str, rows: int) -> None:
     name = f"acqs_bench_{secrets.token_hex(4)}"
     url = attr.evolve(server, database=name)
     dialect = dialectFor(server)
@@ -162,51 +161,48 @@ async def measure(reactor, server, engine: str, rows: int) -> None:
     try:
         connection.cursor().execute(f"ALTER TABLE vicidial_manager ENGINE={engine}")
         fill(connection, rows)
-        store = openStore(url, reactor)
-        try:
-            def previous():
-                cursor = connection.cursor()
-                cursor.execute(PREVIOUS, (SERVER,))
-                return f"{len(cursor.fetchall())} rows"
 
-            def current(cursor=None):
-                # The store's own transaction, run here without its thread hop.
-                tracked = store._trackedCallsTxn(cursor or connection.cursor(), SERVER,
-                                                 RING_WINDOW)
-                return (f"{len(tracked.callerids)} callerids,"
-                        f" {len(tracked.uniqueids)} uniqueids")
+        def previous():
+            cursor = connection.cursor()
+            cursor.execute(PREVIOUS, (SERVER,))
+            return f"{len(cursor.fetchall())} rows"
 
-            recording = Recording(connection.cursor())
-            current(recording)
-            print(f"\nvicidial_manager {engine}, {rows:,} rows of {SERVER}")
-            for label, call, statements in (
-                ("before: every SENT/QUEUE/UPDATED Originate of 24 h", previous,
-                 [(PREVIOUS, (SERVER,))]),
-                ("now: trackedCalls", current, recording.statements),
-            ):
-                found = call()
-                median, p95 = timed(call)
-                stall = f", longest other write {writeStall(url, call):.1f} ms" \
-                    if engine == "MyISAM" else ""
-                print(f"  {label}: median {median:.2f} ms, p95 {p95:.2f} ms; {found}{stall}")
-                for sql, params in statements:
-                    print(f"      {explain(connection, sql, params)}")
-        finally:
-            await store.close()
+        def current(cursor=None):
+            # The store's own transaction, run here without its thread hop.
+            tracked = trackedCalls(Transaction(cursor or connection.cursor(), dialect), SERVER,
+                                   RING_WINDOW)
+            return (f"{len(tracked.callerids)} callerids,"
+                    f" {len(tracked.uniqueids)} uniqueids")
+
+        recording = Recording(connection.cursor())
+        current(recording)
+        print(f"\nvicidial_manager {engine}, {rows:,} rows of {SERVER}")
+        for label, call, statements in (
+            ("before: every SENT/QUEUE/UPDATED Originate of 24 h", previous,
+             [(PREVIOUS, (SERVER,))]),
+            ("now: trackedCalls", current, recording.statements),
+        ):
+            found = call()
+            median, p95 = timed(call)
+            stall = f", longest other write {writeStall(url, call):.1f} ms" \
+                if engine == "MyISAM" else ""
+            print(f"  {label}: median {median:.2f} ms, p95 {p95:.2f} ms; {found}{stall}")
+            for sql, params in statements:
+                print(f"      {explain(connection, sql, params)}")
     finally:
         connection.close()
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
 
 
-async def main(reactor, server, rows):
+def main(server, rows):
     connection = dialectFor(server).connect(server, database=False)
     cursor = connection.cursor()
     cursor.execute("SELECT VERSION()")
     print(f"acqs tracked-calls refresh on MariaDB {cursor.fetchone()[0]}")
     connection.close()
     for engine in ("InnoDB", "MyISAM"):
-        await measure(reactor, server, engine, rows)
+        measure(server, engine, rows)
 
 
 if __name__ == "__main__":
@@ -219,4 +215,4 @@ if __name__ == "__main__":
     options.add_argument("--rows", type=int, default=200_000, help="rows in vicidial_manager")
     arguments = options.parse_args()
     server = parseURL(arguments.mysql)
-    react(lambda reactor: ensureDeferred(main(reactor, server, arguments.rows)))
+    main(server, arguments.rows)

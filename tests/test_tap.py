@@ -150,25 +150,27 @@ class RollTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(self.log))
 
 
-class FakeApp:
-    """Stands for acqs.app while makeService is tested."""
+class FakeBuilders:
+    """Stands for acqs.app and acqs.demo while makeService is tested."""
 
     def __init__(self, testCase):
         self.built = []
-        module = types.ModuleType("acqs.app")
-        module.buildService = lambda settings, reactor: self.built.append((settings, reactor))
-        old = sys.modules.get("acqs.app")
-        sys.modules["acqs.app"] = module
-        testCase.addCleanup(
-            lambda: sys.modules.pop("acqs.app") if old is None
-            else sys.modules.__setitem__("acqs.app", old)
-        )
+        for name, builder in (("acqs.app", "buildService"), ("acqs.demo", "buildDemo")):
+            module = types.ModuleType(name)
+            setattr(module, builder, lambda settings, reactor, builder=builder:
+                    self.built.append((builder, settings, reactor)))
+            old = sys.modules.get(name)
+            sys.modules[name] = module
+            testCase.addCleanup(
+                lambda name=name, old=old: sys.modules.pop(name) if old is None
+                else sys.modules.__setitem__(name, old)
+            )
 
 
 class MakeServiceTests(SynchronousTestCase):
     def setUp(self):
         inUTC(self)
-        self.app = FakeApp(self)
+        self.builders = FakeBuilders(self)
         self.reactor = MemoryReactorClock()
         self.reactor.advance(1700000000.0)
         self.dir = self.mktemp()
@@ -180,9 +182,16 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_buildsTheService(self):
         """makeService hands the settings and the given reactor to acqs.app.buildService."""
+        o = options(["--server-ip", "10.0.0.4", "--db", "sqlite:///acqs.sqlite",
+                     "--send-secret", "s1", "--listen-secret", "s2"])
+        makeService(o, self.reactor)
+        self.assertEqual(self.builders.built, [("buildService", o.settings, self.reactor)])
+
+    def test_buildsTheDemo(self):
+        """With --demo, makeService hands them to acqs.demo.buildDemo instead."""
         o = options(["--demo"])
         makeService(o, self.reactor)
-        self.assertEqual(self.app.built, [(o.settings, self.reactor)])
+        self.assertEqual(self.builders.built, [("buildDemo", o.settings, self.reactor)])
 
     def test_rollsTwistdLogAndJSONLog(self):
         """With --roll-logs, twistd's --logfile and the JSON log are rolled before start."""

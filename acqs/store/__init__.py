@@ -10,10 +10,13 @@ C{acqs initdb --db URL} (L{acqs.store.schema.initdb}) creates the tables.
 
 from typing import Callable, Optional, Union
 
+from .claims import WAIT_STEP
 from .dialects import dialectFor
 from .interfaces import IQueueStore, StoreUnavailable
 from .records import InstanceConflict
-from .sqlstore import WAIT_STEP, SQLQueueStore, registerTxn
+from .recovery import register
+from .sqlstore import SQLQueueStore
+from .transaction import Transaction
 from .url import DatabaseURL, parseURL
 
 __all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL", "parseURL",
@@ -56,7 +59,8 @@ def registerInstance(url: DatabaseURL, server_ip: str, instance: str, host: str,
         try:
             cursor = connection.cursor()
             dialect.begin(cursor)
-            registerTxn(cursor, dialect, server_ip, instance, host, pid, staleAfter, isAlive)
+            register(Transaction(cursor, dialect), server_ip, instance, host, pid, staleAfter,
+                     isAlive)
             connection.commit()
         finally:
             connection.close()

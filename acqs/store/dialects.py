@@ -1,11 +1,11 @@
 """
 What differs between the queue store on MySQL/MariaDB and on SQLite.
 
-L{SQLQueueStore<acqs.store.sqlstore.SQLQueueStore>} writes its SQL once,
-with C{%s} parameters and a few named fragments (C{{now}}, C{{ago}},
+The store's transactions (see L{acqs.store.transaction}) write their SQL
+once, with C{%s} parameters and a few named fragments (C{{now}}, C{{ago}},
 C{{lockRows}}, C{{is}}); a dialect fills those in and knows how to connect,
-start a transaction, upsert, find out what the server can do and serialise
-claims.
+start a transaction, upsert, find out what the server can do, wait for NEW
+rows and serialise claims.
 """
 
 import contextlib
