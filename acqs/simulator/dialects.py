@@ -58,6 +58,20 @@ from .channels import UNKNOWN, Channel, causeText
 from .events import DIALPLAN_UNCHANGED, LOCAL_COPY, PSEUDO_APP, Event
 
 CALL, DIALPLAN, SYSTEM, SECURITY, REPORTING = "call", "dialplan", "system", "security", "reporting"
+DTMF = "dtmf"
+
+# Events that reach the manager from outside a call the simulator plays: a
+# dialect computes their fields when they are injected (L{Dialect.peerStatus}
+# and the like), and prints them as they are, class system.
+PEER_EVENTS = frozenset(["PeerStatus", "PeerRegistered", "SIPRTPDisconnect",
+                         "SIPCriticalTimeout", "CPD-Result", "SIP-Hangup-Cause"])
+# VICIdial's patched chan_sip (no Asterisk release prints these); "PingTime"
+# stands for PeerStatus' PingTime and MaxPing headers.
+PATCHED = frozenset(["PeerRegistered", "SIPRTPDisconnect", "SIPCriticalTimeout", "CPD-Result",
+                     "SIP-Hangup-Cause", "PingTime"])
+PEER_STATES = {"SIP": ("Registered", "Unregistered", "Rejected", "Reachable", "Lagged",
+                       "Unreachable"),
+               "PJSIP": ("Reachable", "Unreachable")}
 
 
 def _seconds(seconds: float) -> str:
@@ -88,6 +102,19 @@ class Dialect:
     authority: dict = {}                     # action -> classes it needs
     unsupportedActions: frozenset = frozenset()
     oldCommandNames = False                  # "show channels" for "core show channels"
+    peerTypes: Tuple[str, ...] = ("SIP",)    # channel drivers that print PeerStatus
+    patchedEvents: frozenset = frozenset()   # of PATCHED, those VICIdial's patches add here
+
+    def __init__(self, patched: bool = False):
+        self.patched = patched  # a build with VICIdial's chan_sip patches
+
+    def offers(self, name: str) -> None:
+        """Raise ValueError unless this build prints the VICIdial-patched C{name}."""
+        if name not in self.patchedEvents:
+            raise ValueError(f"no VICIdial patch prints {name} on {self.name}")
+        if not self.patched:
+            raise ValueError(f"{name} comes only from VICIdial's patched chan_sip: make the"
+                             " Simulator with vicidialPatches=True")
 
     def parseClasses(self, text: str) -> frozenset:
         """A comma list of classes (C{all} for every one) as a set."""
@@ -98,6 +125,76 @@ class Dialect:
 
     def privilege(self, category: str) -> str:
         return f"{category},all"
+
+    # Events from outside the simulated calls: their fields as this version prints them
+
+    peerChannelType = True        # PeerStatus starts with ChannelType (1.6 and later)
+    peerDetails: Tuple[str, ...] = ("Cause", "Address", "Port", "Time")
+    peerAddressWithPort = True    # a registration's Address is ip:port (1.8 and later)
+    peerTimeIfUnreachable = False  # the stasis quirk of 12-20: qualify times are lost
+    noCallerName = UNKNOWN        # CallerIDName of a VICIdial event for a channel without one
+
+    def peerStatus(self, channelType: str, peer: str, status: str,
+                   details: Sequence[Tuple[str, Optional[str]]]) -> List[Header]:
+        """
+        A C{PeerStatus} of C{channelType/peer}; C{details} gives Cause,
+        Address, Port, Time, PingTime and MaxPing, None where absent.
+        """
+        if channelType not in self.peerTypes:
+            raise ValueError(f"{self.name} has no {channelType} peers: use one of"
+                             f" {', '.join(self.peerTypes)}")
+        if status not in PEER_STATES[channelType]:
+            raise ValueError(f"{channelType} prints no PeerStatus {status!r}")
+        if "/" in peer:
+            raise ValueError(f"give the peer's name without its technology, not {peer!r}")
+        given = {k: v for k, v in details if v is not None}
+        if "PingTime" in given or "MaxPing" in given:
+            self.offers("PingTime")
+        headers = [("ChannelType", channelType)] if self.peerChannelType else []
+        headers += [("Peer", f"{channelType}/{peer}"), ("PeerStatus", status)]
+        if channelType == "PJSIP":
+            stray = set(given) & {"Cause", "Address", "Port", "Time"}
+            if stray:
+                raise ValueError(f"a PJSIP PeerStatus carries no {', '.join(sorted(stray))}")
+        else:
+            if self.peerAddressWithPort and status == "Registered" and "Port" in given:
+                given["Address"] = f"{given.get('Address', '')}:{given.pop('Port')}"
+            if self.peerTimeIfUnreachable and status != "Unreachable":
+                given.pop("Time", None)
+            headers += [(k, given[k]) for k in self.peerDetails if k in given]
+        return headers + [(k, given[k]) for k in ("PingTime", "MaxPing") if k in given]
+
+    def peerRegistered(self, channelType: str, peer: str, host: str) -> List[Header]:
+        self.offers("PeerRegistered")
+        return [("ChannelType", channelType), ("Peer", f"{channelType}/{peer}"), ("Host", host)]
+
+    def rtpDisconnect(self, channel: str, lastRx: str) -> List[Header]:
+        self.offers("SIPRTPDisconnect")
+        return [("Channel", channel), ("RTPLastRX", lastRx)]
+
+    def criticalTimeout(self, kind: str, callID: str, seqNo: str, host: str,
+                        timeout: str) -> List[Header]:
+        self.offers("SIPCriticalTimeout")
+        return [("Type", kind), ("CallID", callID), ("SeqNo", seqNo), ("Host", host),
+                ("Timeout", timeout)]
+
+    def _owner(self, ch: Optional[Channel]) -> List[Header]:
+        if ch is None:
+            return [("Channel", "UNKNOWN"), ("CallerIDName", "UNKNOWN"), ("Uniqueid", "UNKNOWN")]
+        return [("Channel", ch.name), ("CallerIDName", ch.callerIDName or self.noCallerName),
+                ("Uniqueid", ch.uniqueid)]
+
+    def cpdResult(self, ch: Optional[Channel], result: str, detailed: str, callID: str,
+                  referenceID: str, campaign: str) -> List[Header]:
+        """NetBorder's call progress result (1.8's patch; 1.4 overrides)."""
+        self.offers("CPD-Result")
+        return [("Channeltype", "SIP")] + self._owner(ch) + [
+            ("CPDResult", result), ("CPDDetailedResult", detailed), ("CPDCallID", callID),
+            ("CPDReferenceID", referenceID), ("CPDCampaignName", campaign)]
+
+    def sipHangupCause(self, ch: Channel, code: int, reason: str) -> List[Header]:
+        self.offers("SIP-Hangup-Cause")
+        return [("ChannelDriver", "SIP")] + self._owner(ch) + [("Result", f"{code}|{reason}")]
 
     # Session texts
 
@@ -169,7 +266,11 @@ class Asterisk22(Dialect):
                  "hangup": "system,call", "status": "system,call,reporting",
                  "coreshowchannels": "system,reporting", "filter": "system"}
 
+    peerTypes = ("PJSIP",)  # chan_sip was removed in 21
+    peerTimeIfUnreachable = True
+
     _categories = {
+        "DTMFBegin": DTMF, "DTMFEnd": DTMF,
         "Newexten": DIALPLAN, "VarSet": DIALPLAN, "TestEvent": REPORTING,
         "FullyBooted": SYSTEM, "SuccessfulAuth": SECURITY, "InvalidPassword": SECURITY,
         "InvalidAccountID": SECURITY, "ChallengeResponseFailed": SECURITY,
@@ -192,6 +293,8 @@ class Asterisk22(Dialect):
     # Events
 
     def category(self, event: Event) -> Optional[str]:
+        if event.name in PEER_EVENTS:
+            return SYSTEM
         return self._categories.get(event.name, CALL)
 
     @staticmethod
@@ -228,6 +331,8 @@ class Asterisk22(Dialect):
     def render(self, event: Event) -> Optional[List[Header]]:
         name = event.name
         fields = list(event.fields)
+        if name in PEER_EVENTS:
+            return fields
         if name == "Newexten" and DIALPLAN_UNCHANGED in event.tags:
             return None
         if name == "OriginateResponse":
@@ -344,6 +449,10 @@ class Asterisk14(Dialect):
                  "hangup": "call", "status": "call"}
     unsupportedActions = frozenset(["coreshowchannels", "filter"])
     oldCommandNames = True
+    patchedEvents = frozenset(["CPD-Result", "SIP-Hangup-Cause"])
+    peerChannelType = False
+    peerDetails = ("Cause", "Time")
+    noCallerName = "(null)"  # the patches print a NULL cid_name as glibc does
 
     def unknownAction(self, action: str) -> str:
         return "Invalid/unknown command"
@@ -368,7 +477,14 @@ class Asterisk14(Dialect):
                 "BridgeLeave": "Unlink"}
 
     def category(self, event: Event) -> Optional[str]:
+        if event.name in PEER_EVENTS:
+            return SYSTEM
         return CALL if event.name in self._printed else None
+
+    def cpdResult(self, ch: Optional[Channel], result: str, detailed: str, callID: str,
+                  referenceID: str, campaign: str) -> List[Header]:
+        self.offers("CPD-Result")
+        return [("ChannelDriver", "SIP")] + self._owner(ch) + [("Result", result)]
 
     def eventName(self, event: Event) -> str:
         return self._renamed.get(event.name, event.name)
@@ -376,6 +492,8 @@ class Asterisk14(Dialect):
     def render(self, event: Event) -> Optional[List[Header]]:
         name = event.name
         ch = event.channel
+        if name in PEER_EVENTS:
+            return list(event.fields)
         if name == "Newchannel":
             return [("Channel", ch.name), ("State", ch.state),
                     ("CallerIDNum", ch.callerIDNum or UNKNOWN),
@@ -503,9 +621,12 @@ def _bridgedTo(ch: Channel) -> Optional[Channel]:
 DIALECTS = {d.name: d for d in (Asterisk22, Asterisk14)}
 
 
-def dialect(name: str) -> Dialect:
-    """A fresh dialect by name (C{"asterisk22"} or C{"asterisk14"})."""
+def dialect(name: str, patched: bool = False) -> Dialect:
+    """
+    A fresh dialect by name (C{"asterisk22"} or C{"asterisk14"}); C{patched}
+    for a build with VICIdial's chan_sip patches.
+    """
     try:
-        return DIALECTS[name]()
+        return DIALECTS[name](patched)
     except KeyError:
         raise ValueError(f"unknown dialect {name!r}: use one of {', '.join(DIALECTS)}") from None
