@@ -10,7 +10,7 @@ reads no further action and keeps its events, which follow the response.
 Events reach a session only once it has logged in, and only those of a
 class both its user may read and its C{Events:} mask asks for (on when the
 header is absent), that pass the filters its C{Filter} actions added
-(L{acqs.simulator.filters}; Asterisk 22 only).  List events are part of the response, so an
+(L{acqs.simulator.filters}; Asterisk 10 and later).  List events are part of the response, so an
 C{Events: off} session gets them too.
 
 Simplified: permissions are checked per action class only (no ACLs, no
@@ -316,8 +316,8 @@ class AMISession(Protocol):
         sim = self._sim
         if sim.dialect.hasFullyBooted:
             up = int(sim._clock.seconds() - sim.pbx.startTime)
-            rendered = sim.dialect.renderBytes(Event("FullyBooted", fields=(
-                ("Uptime", str(up)), ("LastReload", str(up)), ("Status", "Fully Booted"))))
+            rendered = sim.dialect.renderBytes(Event("FullyBooted",
+                                                     fields=sim.dialect.fullyBooted(up)))
             if rendered is not None:
                 self.sendEvent(*rendered)
         sim._securityEvent("SuccessfulAuth", self, self.username)
@@ -351,7 +351,7 @@ class AMISession(Protocol):
 
     def _action_events(self, message: Message) -> None:
         self._setEventMask(message.get("EventMask") or "")
-        self._reply(self._respond(message, *self._sim.dialect.eventsResponse(bool(self._wanted))))
+        self._reply(self._sim.dialect.eventsResponse(message.get("ActionID"), bool(self._wanted)))
 
     def _action_filter(self, message: Message) -> None:
         if (message.get("Operation") or "").strip().lower() != "add":
@@ -552,8 +552,8 @@ class Simulator:
        them (C{vicibox-ast01-1796107644.1}, longer than vicidial_manager's
        20 characters);
      - C{testEvents}: print C{TestEvent}s, as the captured Debian build
-       (compiled with the test framework) does; False for a production-like
-       stream;
+       of 22 (compiled with the test framework) does; False for a
+       production-like stream (the default of the other dialects);
      - L{dropAll} (of one user, or all), L{sendGarbage}, L{flood}, L{hangup}.
     """
 
@@ -574,7 +574,7 @@ class Simulator:
         self.refuseLogins = False
         self.failOriginates = False
         self.unresponsive = False
-        self.testEvents = True
+        self.testEvents = self.dialect.testFramework
         self.meetmeLoaded = True
         self.onAction: Optional[Callable[[Optional[str], Message], None]] = None
         self.onEvent: Optional[Callable[[Event], None]] = None
