@@ -350,3 +350,79 @@ class RegistryTests(SimulatorTestCase):
             self.assertEqual("Asterisk Call Manager/" + client.amiVersion,
                              FACTS[name]["greeting"])
 
+
+
+class MasqueradeMixin:
+    """A Redirect of the dialled leg of a bridge (1.4 - 11: a masquerade)."""
+
+    dialect = ""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.sim = Simulator(self.clock, dialect=self.dialect)
+        self.listener = self.peer("listener")
+        self.sender = self.peer("sender", events="off")
+        self.originate(self.sender, "Local/915551234@default", "8600014", "acqs-test",
+                       ("Async", "true"))
+        self.advance(1.5)
+        [self.sip] = [n for n in self.sim.channels if n.startswith("SIP/")]
+        self.before = self.sim.channels[self.sip].uniqueid
+        self.seen = len(self.listener.events())
+        self.sender.send("Redirect", ("Channel", self.sip), ("Context", "default"),
+                         ("Exten", "8600051"), ("Priority", "1"))
+        self.advance(1)
+
+    def events(self, name: str) -> List[dict]:
+        return [e for e in self.listener.events()[self.seen:] if e["Event"] == name]
+
+    def renamed(self) -> List[tuple]:
+        return [(e.get("Oldname", e.get("Channel")), e["Newname"], e["Uniqueid"])
+                for e in self.events("Rename")]
+
+
+class ClassicMasqueradeMixin(MasqueradeMixin):
+    def test_zombie(self):
+        """AsyncGoto/<name> takes the name with a new uniqueid; the old channel is renamed
+        <MASQ> then AsyncGoto/<name><ZOMBIE> and hangs up with its old uniqueid."""
+        live = self.sim.channels[self.sip]
+        self.assertNotEqual(live.uniqueid, self.before)
+        zombie = f"AsyncGoto/{self.sip}<ZOMBIE>"
+        self.assertEqual(self.renamed(), [
+            (self.sip, self.sip + "<MASQ>", self.before),
+            (f"AsyncGoto/{self.sip}", self.sip, live.uniqueid),
+            (self.sip + "<MASQ>", zombie, self.before)])
+        [new] = self.events("Newchannel")
+        self.assertEqual((new["Channel"], new["Uniqueid"]),
+                         (f"AsyncGoto/{self.sip}", live.uniqueid))
+        hangups = [(e["Channel"], e["Uniqueid"]) for e in self.events("Hangup")]
+        self.assertIn((zombie, self.before), hangups)
+        self.assertNotIn(self.sip, [channel for channel, _ in hangups])
+        self.assertEqual((live.callerIDName, live.context, live.exten),
+                         (CALLERID, "default", "8600051"))
+        self.assertEqual(self.events("MeetmeJoin")[0]["Uniqueid"], live.uniqueid)
+        self.assertEqual(bool(self.events("Masquerade")), self.dialect != "asterisk14")
+
+    def test_listedUnderItsName(self):
+        """After the masquerade the live channel is listed under the old name."""
+        self.sender.send("Command", ("ActionID", "c"),
+                         ("Command", "core show channels concise"))
+        self.flush()
+        self.assertIn(f"\n{self.sip}!default!8600051!".encode(), bytes(self.sender.received))
+        self.assertNotIn(b"ZOMBIE", bytes(self.sender.received))
+
+
+class StasisMasqueradeMixin(MasqueradeMixin):
+    def test_noZombie(self):
+        """12+: the redirected channel keeps its name and uniqueid; no Rename, no zombie."""
+        self.assertEqual(self.sim.channels[self.sip].uniqueid, self.before)
+        self.assertEqual(self.renamed(), [])
+        self.assertNotIn("ZOMBIE", bytes(self.listener.received).decode())
+
+
+for _name in FACTS:
+    _base = StasisMasqueradeMixin if _name in ("asterisk13", "asterisk22") else (
+        ClassicMasqueradeMixin)
+    _case = type(f"{_name.capitalize()}MasqueradeTests", (_base, SimulatorTestCase),
+                 {"dialect": _name, "__doc__": f"Redirect of a bridged leg on {_name}."})
+    globals()[_case.__name__] = _case
+del _base, _case

@@ -7,7 +7,7 @@ from twisted.python.filepath import FilePath
 
 from acqs.simulator import Simulator
 
-from .test_simulator import CALLERID, SimulatorTestCase
+from .test_simulator import CALLERID, Peer, SimulatorTestCase
 
 FACTS = FilePath(__file__).sibling("data").child("asterisk22").child("facts")
 
@@ -27,9 +27,14 @@ class InjectedTestCase(SimulatorTestCase):
 
     def setUp(self):
         self.clock = Clock()
-        self.sim = Simulator(self.clock, dialect=self.dialect, vicidialPatches=self.patched)
+        self.use(self.dialect)
+
+    def use(self, dialect: str) -> Peer:
+        """A fresh simulator of C{dialect}, a listener and a sender; the listener."""
+        self.sim = Simulator(self.clock, dialect=dialect, vicidialPatches=self.patched)
         self.listener = self.peer("listener")
         self.sender = self.peer("sender", events="off")
+        return self.listener
 
     def call(self) -> str:
         """An answered call that stays up; the name of its first channel."""
@@ -190,3 +195,148 @@ class UnpatchedTests(InjectedTestCase):
         e = self.assertRaises(ValueError, self.sim.cpdResult, None, "Voice")
         self.assertIn("vicidialPatches=True", str(e))
 
+
+
+def headers(peer, count: int) -> List[list]:
+    """The last C{count} messages a raw client got, as header lists."""
+    return peer.messages()[-count:]
+
+
+class PeerStatusTests(InjectedTestCase):
+    """PeerStatus as chan_sip (1.4 - 20) and res_pjsip (13+) of each version print it."""
+
+    patched = True
+
+    def statuses(self, dialect: str, *calls) -> List[list]:
+        listener = self.use(dialect)
+        for kwargs in calls:
+            self.sim.peerStatus(**kwargs)
+        self.flush()
+        return [m[2:] for m in headers(listener, len(calls))]
+
+    registered = dict(channelType="SIP", peer="1001", status="Registered",
+                      address="10.0.0.5", port=5060)
+    rejected = dict(channelType="SIP", peer="1001", status="Rejected",
+                    cause="AUTH_SECRET_FAILED", address="10.0.0.5", port=5060)
+    reachable = dict(channelType="SIP", peer="1001", status="Reachable", time=24)
+    unreachable = dict(channelType="SIP", peer="1001", status="Unreachable", time=-1)
+
+    def test_asterisk16(self):
+        """1.6: ChannelType first; a registration's Address and Port apart; qualify Time."""
+        self.assertEqual(self.statuses("asterisk16", self.registered, self.reachable), [
+            [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Registered"),
+             ("Address", "10.0.0.5"), ("Port", "5060")],
+            [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Reachable"),
+             ("Time", "24")]])
+
+    def test_asterisk18And11(self):
+        """1.8 and 11: a registration's Address is ip:port; a rejection keeps Port apart."""
+        for dialect in ("asterisk18", "asterisk11"):
+            self.assertEqual(self.statuses(dialect, self.registered, self.rejected), [
+                [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Registered"),
+                 ("Address", "10.0.0.5:5060")],
+                [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Rejected"),
+                 ("Cause", "AUTH_SECRET_FAILED"), ("Address", "10.0.0.5"), ("Port", "5060")]])
+
+    def test_asterisk13(self):
+        """13: chan_sip's qualify Time is lost on its way through stasis (Unreachable's
+        string -1 survives); the patched build adds PingTime and MaxPing; PJSIP prints
+        three headers."""
+        self.assertEqual(self.statuses(
+            "asterisk13", self.reachable, self.unreachable,
+            dict(self.reachable, pingTime=24, maxPing=2000),
+            dict(channelType="PJSIP", peer="1001", status="Reachable")), [
+            [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Reachable")],
+            [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Unreachable"),
+             ("Time", "-1")],
+            [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("PeerStatus", "Reachable"),
+             ("PingTime", "24"), ("MaxPing", "2000")],
+            [("ChannelType", "PJSIP"), ("Peer", "PJSIP/1001"), ("PeerStatus", "Reachable")]])
+
+    def test_noPjsipBefore13(self):
+        """There is no PJSIP before 13."""
+        for dialect in ("asterisk14", "asterisk16", "asterisk18", "asterisk11"):
+            self.use(dialect)
+            self.assertRaises(ValueError, self.sim.peerStatus, "PJSIP", "1001", "Reachable")
+
+
+# Which VICIdial-patched events each version's patched build prints.
+PATCHED = {
+    "asterisk14": {"CPD-Result", "SIP-Hangup-Cause"},
+    "asterisk16": set(),
+    "asterisk18": {"CPD-Result", "SIP-Hangup-Cause"},
+    "asterisk11": {"SIP-Hangup-Cause"},
+    "asterisk13": {"PeerRegistered", "SIPRTPDisconnect", "SIPCriticalTimeout", "PingTime"},
+    "asterisk22": set(),
+}
+
+
+# The event each patched name is printed in.
+PATCHED_EVENTS = {"CPD-Result": "CPD-Result", "SIP-Hangup-Cause": "SIP-Hangup-Cause",
+                  "PeerRegistered": "PeerRegistered", "SIPRTPDisconnect": "SIPRTPDisconnect",
+                  "SIPCriticalTimeout": "SIPCriticalTimeout", "PingTime": "PeerStatus"}
+
+
+class PatchedEventTests(InjectedTestCase):
+    """VICIdial's patched chan_sip events, on the versions its patches exist for."""
+
+    patched = True
+
+    def injections(self, channel: str) -> dict:
+        return {
+            "CPD-Result": lambda: self.sim.cpdResult(channel, "Answering-Machine"),
+            "SIP-Hangup-Cause": lambda: self.sim.sipHangupCause(channel, 486, "Busy Here"),
+            "PeerRegistered": lambda: self.sim.peerRegistered("SIP", "1001", "10.0.0.5:5060"),
+            "SIPRTPDisconnect": lambda: self.sim.rtpDisconnect(channel, 1796667000),
+            "SIPCriticalTimeout": lambda: self.sim.criticalTimeout(
+                "INVITE", "abc@10.0.0.1", 102, "10.0.0.5:5060", 32000),
+            "PingTime": lambda: self.sim.peerStatus("SIP", "1001", "Reachable", pingTime=3),
+        }
+
+    def test_offered(self):
+        """Each version's patched build prints its patches' events and refuses the rest."""
+        for dialect, offered in PATCHED.items():
+            listener = self.use(dialect)
+            channel = self.call()
+            printed = set()
+            for name, inject in self.injections(channel).items():
+                try:
+                    inject()
+                except ValueError:
+                    continue
+                printed.add(name)
+            self.flush()
+            self.assertEqual(printed, offered, dialect)
+            events = {e["Event"] for e in listener.events()} & (set(PATCHED_EVENTS) | {
+                "PeerStatus"})
+            expected = {PATCHED_EVENTS.get(name, name) for name in offered}
+            self.assertEqual(events, expected, dialect)
+
+    def test_asterisk18CpdResult(self):
+        """1.8's NetBorder patch prints the CPD headers the old listener reads."""
+        listener = self.use("asterisk18")
+        channel = self.call()
+        self.sim.cpdResult(channel, "Answering-Machine", "Machine-Greeting", "cid-1", "ref-1",
+                           "campaign")
+        self.flush()
+        uniqueid = self.sim.channels[channel].uniqueid
+        self.assertEqual(headers(listener, 1)[0], [
+            ("Event", "CPD-Result"), ("Privilege", "system,all"), ("Channeltype", "SIP"),
+            ("Channel", channel), ("CallerIDName", CALLERID), ("Uniqueid", uniqueid),
+            ("CPDResult", "Answering-Machine"), ("CPDDetailedResult", "Machine-Greeting"),
+            ("CPDCallID", "cid-1"), ("CPDReferenceID", "ref-1"),
+            ("CPDCampaignName", "campaign")])
+
+    def test_asterisk13PeerEvents(self):
+        """13's patched build prints the headers the AMI2 listener requires of each."""
+        listener = self.use("asterisk13")
+        self.sim.peerRegistered("SIP", "1001", "10.0.0.5:5060")
+        self.sim.rtpDisconnect("SIP/1001-00000001", 1796667000)
+        self.sim.criticalTimeout("INVITE", "abc@10.0.0.1", 102, "10.0.0.5:5060", 32000)
+        self.flush()
+        self.assertEqual([m[2:] for m in headers(listener, 3)], [
+            [("ChannelType", "SIP"), ("Peer", "SIP/1001"), ("Host", "10.0.0.5:5060")],
+            [("Channel", "SIP/1001-00000001"), ("RTPLastRX", "1796667000")],
+            [("Type", "INVITE"), ("CallID", "abc@10.0.0.1"), ("SeqNo", "102"),
+             ("Host", "10.0.0.5:5060"), ("Timeout", "32000")]])
+        self.assertEqual({m[1] for m in headers(listener, 3)}, {("Privilege", "system,all")})
