@@ -311,6 +311,19 @@ class DialectFactsMixin:
         # Originate needs call in 1.4, originate from 1.6.
         self.assertEqual(messages["o"] == "Permission denied", self.facts["anyBit"])
 
+    def test_syncOriginate(self):
+        """A sync Originate is answered once the call is up, the session's next action after
+        it, and no OriginateResponse is printed (the same in every version)."""
+        self.originate(self.sender, "Local/8600012@acqs-test")  # rings 3 s
+        self.sender.send("Ping", ("ActionID", "p"))
+        self.advance(2.75)
+        self.assertEqual(len(self.sender.responses()), 1)  # the login's
+        self.advance(0.5)
+        self.assertEqual([r.get("ActionID") for r in self.sender.responses()],
+                         ["login", "orig", "p"])
+        self.assertEqual(self.sender.responses()[1]["Message"], "Originate successfully queued")
+        self.assertEqual(self.listener.events("OriginateResponse"), [])
+
     def test_eventClasses(self):
         """An Events mask naming dtmf means nothing to 1.4, whose classes lack it."""
         keys = self.peer("listener", events="dtmf")
@@ -335,9 +348,11 @@ class RegistryTests(SimulatorTestCase):
         self.assertEqual(set(DIALECTS), set(FACTS))
 
     def test_commandLineTakesEveryDialect(self):
-        """python -m acqs.simulator --dialect accepts every dialect."""
+        """python -m acqs.simulator --dialect accepts every dialect, and a patched build."""
         for name in DIALECTS:
             self.assertEqual(parse(["--dialect", name]).dialect, name)
+        self.assertEqual((parse([]).vicidial_patches, parse(["--vicidial-patches"])
+                          .vicidial_patches), (False, True))
 
     def test_clientReadsEveryGreeting(self):
         """acqs' client logs in to every dialect and reads its AMI version."""

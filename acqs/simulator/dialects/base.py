@@ -23,11 +23,13 @@ PEER_STATES = {"SIP": ("Registered", "Unregistered", "Rejected", "Reachable", "L
                "PJSIP": ("Reachable", "Unreachable")}
 
 # Event classes (manager.c's perms table), oldest first.
-CLASSES_14 = ("system", "call", "log", "verbose", "command", "agent", "user", "config")
-CLASSES_16 = CLASSES_14 + ("dtmf", "reporting", "cdr", "dialplan", "originate", "agi")
-CLASSES_18 = CLASSES_16 + ("cc", "aoc", "test")
-CLASSES_11 = CLASSES_18 + ("message",)
-CLASSES_13 = CLASSES_18 + ("security", "message")
+CLASSES_14: Tuple[str, ...] = ("system", "call", "log", "verbose", "command", "agent", "user",
+                               "config")
+CLASSES_16: Tuple[str, ...] = CLASSES_14 + ("dtmf", "reporting", "cdr", "dialplan", "originate",
+                                            "agi")
+CLASSES_18: Tuple[str, ...] = CLASSES_16 + ("cc", "aoc", "test")
+CLASSES_11: Tuple[str, ...] = CLASSES_18 + ("message",)
+CLASSES_13: Tuple[str, ...] = CLASSES_18 + ("security", "message")
 
 UNKNOWN_ACTION = ("Invalid/unknown command: {}. Use Action: ListCommands to show available"
                   " commands.")

@@ -44,7 +44,7 @@ not printed; C{CallerID1}/C{CallerID2} of 1.4's C{Link} print C{(null)} for
 a channel without a number, as glibc prints a NULL.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...ami.message import Header, encode
 from ..channels import UNKNOWN, Channel, causeText
@@ -63,9 +63,11 @@ def layout(empty: str, names: str) -> Layout:
     return empty, tuple(names.split())
 
 
-def _value(name: str, ch: Optional[Channel], dest: Optional[Channel], event: Event,
-           now: float) -> str:
-    """The value of header C{name} of C{event} about C{ch} (and its C{dest})."""
+def _value(name: str, ch: Any, dest: Any, event: Event, now: float) -> str:
+    """
+    The value of header C{name} of C{event} about C{ch} (and its C{dest});
+    a layout names channel fields only of events that have the channels.
+    """
     key = name.lower()
     if key in ("channel", "source", "oldname", "channel1"):
         return ch.name
@@ -139,17 +141,17 @@ class Asterisk14(Dialect):
     masquerades = True
     unauthenticated = "Authentication Required"
     alreadyLoggedIn = "Already logged in"
-    anonymousLogoff = "See ya"
+    anonymousLogoff: Optional[str] = "See ya"
     oldCommandNames = True
     chanlistFormat = "{:<20.20} {:<20.20} {:<7.7} {:<30.30}"
     chanlistProcessed = False
-    conciseTail = ("AMAFlags", "Duration", "BridgedChannel")
+    conciseTail: Tuple[str, ...] = ("AMAFlags", "Duration", "BridgedChannel")
     noConferences = "No active conferences."
     hasTalkRequest = False
     localSeparator = ","
     localCounter = False
     peerChannelType = False
-    peerDetails = ("Cause", "Time")
+    peerDetails: Tuple[str, ...] = ("Cause", "Time")
     noCallerName = "(null)"  # the patches print a NULL cid_name as glibc does
     patchedEvents = frozenset(["CPD-Result", "SIP-Hangup-Cause"])
 
@@ -253,7 +255,9 @@ class Asterisk14(Dialect):
         """
         bridge = event.bridge
         entering = event.name == "BridgeEnter"
-        if len(bridge.members) != (2 if entering else 1) or len(bridge.entered) < 2:
+        if bridge is None or len(bridge.entered) < 2:
+            return None
+        if len(bridge.members) != (2 if entering else 1):
             return None
         first, second = bridge.entered[1], bridge.entered[0]
         return self.bridgeState(entering) + [
@@ -308,7 +312,7 @@ class Asterisk16(Asterisk14):
     pingTimestamp = False
     oldCommandNames = False
     chanlistProcessed = True
-    conciseTail = ("AMAFlags", "Duration", "BridgedChannel", "Uniqueid")
+    conciseTail: Tuple[str, ...] = ("AMAFlags", "Duration", "BridgedChannel", "Uniqueid")
     noConferences = "No active MeetMe conferences."
     hasTalkRequest = True
     localSeparator = ";"
