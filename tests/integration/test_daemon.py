@@ -259,16 +259,22 @@ class SimulatorCalls(EndToEnd):
         """A synchronous Originate answered while the listener was away: once back, the
         listener catches up from the live channels and does not take the call, still up,
         for ended (1.6's list has no caller ID name to find it by)."""
-        acqs = self.start()
-        listener = next(s for s in acqs if isinstance(s, Listener))
-        await eventually(lambda: listener.protocol is not None)
-        listenerUser = self.sim.users.pop("listener")  # its logins fail meanwhile
-        self.sim.dropAll("listener")
+        self.start()
+        listenerUser = self.sim.users["listener"]
+
+        def cut(user, action):
+            """The listener is cut off as the Originate arrives, and cannot log in again."""
+            if action["Action"] == "Originate":
+                self.sim.users.pop("listener", None)
+                self.sim.dropAll("listener")
+
+        self.sim.onAction = cut
         cid = callerid()
         man_id = self.insert("Originate", "Channel: Local/400@e2e", "Context: e2e",
                              "Exten: 200", "Priority: 1", f"Callerid: {cid}", callerid=cid)
         self.assertEqual(await self.answered(man_id), "Y")
         asked = len(self.catchUps())
+        self.sim.onAction = None
         self.sim.users["listener"] = listenerUser
         await eventually(lambda: len(self.catchUps()) > asked, timeout=20)
         await deferLater(reactor, 1.0, lambda: None)  # the list answered and applied
