@@ -250,8 +250,7 @@ class Dialect:
                              f" {', '.join(self.peerTypes)}")
         if status not in PEER_STATES[channelType]:
             raise ValueError(f"{channelType} prints no PeerStatus {status!r}")
-        if "/" in peer:
-            raise ValueError(f"give the peer's name without its technology, not {peer!r}")
+        peer = self._peerName(channelType, peer)
         given = {k: v for k, v in details if v is not None}
         if "PingTime" in given or "MaxPing" in given:
             self.offers("PingTime")
@@ -271,7 +270,18 @@ class Dialect:
 
     def peerRegistered(self, channelType: str, peer: str, host: str) -> List[Header]:
         self.offers("PeerRegistered")
+        peer = self._peerName(channelType, peer)
         return [("ChannelType", channelType), ("Peer", f"{channelType}/{peer}"), ("Host", host)]
+
+    @staticmethod
+    def _peerName(channelType: str, peer: str) -> str:
+        """C{1001} of C{1001} or C{SIP/1001}; ValueError for another technology's."""
+        tech, sep, name = peer.partition("/")
+        if not sep:
+            return peer
+        if tech != channelType or not name or "/" in name:
+            raise ValueError(f"peer {peer!r} is not a {channelType} peer's name")
+        return name
 
     def rtpDisconnect(self, channel: str, lastRx: str) -> List[Header]:
         self.offers("SIPRTPDisconnect")
