@@ -31,11 +31,15 @@ C{Name=value} for a constant.
   - 11 (C{"asterisk11"}, AMI 1.3): C{AccountCode} in Hangup, C{LocalBridge},
     the Filter action (10+), the Application form of OriginateResponse.
 
-Until 11 a Redirect of a channel that runs no dialplan (the dialled leg of
-a bridge) masquerades it: a new C{AsyncGoto/<name>} channel takes its name
-and runs the dialplan with a new uniqueid, the old one is renamed
-C{<name><MASQ>} and then C{AsyncGoto/<name><ZOMBIE>}, and that zombie
-hangs up with the old uniqueid.
+Until 11 (C{masquerades}) two things masquerade one channel into another
+(the call engine plays them, L{acqs.simulator.calls}): a Redirect of a
+channel that runs no dialplan (the dialled leg of a bridge), which a new
+C{AsyncGoto/<name>} channel takes over with a new uniqueid, leaving
+C{AsyncGoto/<name><ZOMBIE>}; and chan_local's optimisation, which, once a
+Local channel's C{;2} is bridged to a carrier leg (no C{/n}), masquerades
+that leg into C{;1}: C{;1}'s uniqueid goes on under the leg's name, and
+C{<;1's name><ZOMBIE>} hangs up with the leg's old uniqueid.  Both print
+C{Rename} (C{<MASQ>}, then C{<ZOMBIE>}) and, from 1.6, C{Masquerade}.
 
 Simplified: a channel's CDR starts when the channel is created (durations);
 VarSet is not printed in 1.4; 1.6 answers a second Login like the first;
