@@ -16,7 +16,9 @@ connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
 wait logged in for rows to come (each still carries one action only).
 While claimed rows wait for a session, lingering sessions are logged off
-oldest first to make room.
+oldest first to make room.  An idle session that ends by itself within
+C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
+only after a pause, longer each time, as probes back off.
 
 A claim that does not wait in the database marks its first rows SENT itself
 (a transaction less), as many as sessions wait logged in as it starts; the
@@ -60,6 +62,9 @@ from .store.records import SendResult
 SessionOpener = Callable[[], ActionSession]
 
 MAX_PAUSE = 30.0
+# An idle session that ends by itself within this many seconds of its login
+# counts as a failure: warm sessions are then replaced after a pause.
+SHORT_LIFE = 1.0
 # Asterisk's answer to a bad user or secret; others ("Asterisk is shutting
 # down") pass soon.
 BAD_LOGIN = "Authentication failed"
@@ -136,7 +141,8 @@ class Sender(Service):
         # sessions move on, so that no step scans them all.
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._connecting: "OrderedDict[ActionSession, None]" = OrderedDict()
-        self._idleSessions: "OrderedDict[ActionSession, None]" = OrderedDict()
+        # Logged in, waiting for a row: when each logged in.
+        self._idleSessions: "OrderedDict[ActionSession, float]" = OrderedDict()
         self._sending: "OrderedDict[ActionSession, None]" = OrderedDict()  # awaiting answers
         self._done: "OrderedDict[ActionSession, None]" = OrderedDict()  # answered: lingering
         self._retirements = {}  # idle session -> the call that retires it
@@ -148,6 +154,8 @@ class Sender(Service):
         self._stopping = False
         self._probe = None  # the delayed call of the next probe
         self._probeFailures = 0
+        self._warmHold = None  # the delayed call that ends a pause in replacing warm sessions
+        self._warmFailures = 0
         self._reminded = 0.0
         self.amiDownSince: Optional[float] = None
         self.claimError: Optional[str] = None
@@ -340,7 +348,8 @@ class Sender(Service):
         while self._backlog and self._idleSessions:
             self._give(next(iter(self._idleSessions)), self._backlog.popleft())
         if self.amiDownSince is None:
-            wanted = (len(self._backlog) + self._warm - len(self._idleSessions)
+            warm = self._warm if self._warmHold is None else 0
+            wanted = (len(self._backlog) + warm - len(self._idleSessions)
                       - len(self._connecting))
             while (wanted > 0 and len(self._connecting) < self._maxConnecting
                    and len(self._sessions) < self._maxSessions):
@@ -363,7 +372,7 @@ class Sender(Service):
     def _loggedIn(self, ok: bool, session: ActionSession) -> None:
         self._connecting.pop(session, None)
         if ok and session.idle:
-            self._idleSessions[session] = None
+            self._idleSessions[session] = self._clock.seconds()
         if not ok:
             self._amiFailed(session.loginError)
             return
@@ -436,12 +445,39 @@ class Sender(Service):
 
     def _closed(self, _: object, session: ActionSession) -> None:
         self._wake()
+        idleSince = self._idleSessions.get(session)
         for sessions in (self._sessions, self._connecting, self._idleSessions, self._sending,
                          self._done):
             sessions.pop(session, None)
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
             call.cancel()
+        if idleSince is not None and not self._stopping:  # it ended by itself, while idle
+            self._idleEnded(self._clock.seconds() - idleSince)
+        self._pump()
+
+    # Warm sessions that do not last
+
+    def _idleEnded(self, life: float) -> None:
+        """
+        An idle session ended by itself C{life} seconds after its login.  Soon
+        after it is a failure (AMI, or a proxy, that closes logged-in sessions
+        at once): warm sessions are replaced only after a pause, longer each
+        time (as probes), so that such a peer is not sent logins in a loop.
+        """
+        if life >= SHORT_LIFE:
+            self._warmFailures = 0
+            return
+        if self._warmHold is not None:
+            return  # one failure per pause
+        self._warmFailures += 1
+        delay = min(MAX_PAUSE, self._probeInterval * 2.0 ** (self._warmFailures - 1))
+        self.log.warn("An idle AMI session ended {life:.3f} s after its login; replacing warm"
+                      " sessions in {delay:g} s", life=life, delay=delay)
+        self._warmHold = self._clock.callLater(delay, self._warmHoldEnds)
+
+    def _warmHoldEnds(self) -> None:
+        self._warmHold = None
         self._pump()
 
     def _releaseBacklog(self, reason: str) -> None:
@@ -501,8 +537,9 @@ class Sender(Service):
             self._loop.stop()
         self._wake()
         await self._looping
-        if self._probe is not None and self._probe.active():
-            self._probe.cancel()
+        for call in (self._probe, self._warmHold):
+            if call is not None and call.active():
+                call.cancel()
         self._pump()
         sessions = list(self._sessions)
         for session in sessions:

@@ -18,7 +18,7 @@ from zope.interface.verify import verifyObject
 
 from acqs.ami.errors import LoginFailed
 from acqs.ami.message import Message
-from acqs.sender import Sender
+from acqs.sender import MAX_PAUSE, SHORT_LIFE, Sender
 from acqs.session import ClaimLost, MarkFailed, NotRun, NotSent
 from acqs.store.interfaces import IQueueStore, StoreUnavailable
 from acqs.store.records import (
@@ -637,6 +637,63 @@ class WarmSessionTests(SenderTestCase):
         self.assertEqual((row.outcome, row.attempts), ("queued", 1))
         self.assertEqual(row.reason, "not sent: its AMI session ended before it went out")
         self.assertEqual(self.store.claims[-1]["send"], 0)
+
+    def test_shortLivedPaced(self):
+        """Warm sessions that end right after their login (an AMI or a proxy that accepts
+        the login and closes) are replaced after a pause that doubles up to 30 s: a few
+        logins a minute, not a loop."""
+        def loginThenClose(session):
+            self.clock.callLater(0.001, session.logIn)
+            self.clock.callLater(0.002, session.drop)
+
+        self.onOpen = loginThenClose
+        self.start(warm=2, probeInterval=0.5)
+        self.advance(30)
+        # Two at once, then two after each pause: 0.5, 1, 2, 4, 8 s (16 s ends at 31.5).
+        self.assertEqual(len(self.sessions), 2 + 2 * 5)
+        self.advance(120)
+        self.assertEqual(len(self.sessions), 2 + 2 * 5 + 2 * 4)  # then every 30 s
+        self.assertEqual(MAX_PAUSE, 30.0)
+
+    def test_pacingEnds(self):
+        """Once a warm session lasts, warm sessions are replaced at once again."""
+        def loginThenClose(session):
+            self.clock.callLater(0.001, session.logIn)
+            self.clock.callLater(0.002, session.drop)
+
+        self.onOpen = loginThenClose
+        self.start(warm=1, warmIdle=10.0, probeInterval=0.5)
+        self.advance(2)  # pauses of 0.5 and 1 s
+        self.onOpen = lambda session: self.clock.callLater(0.001, session.logIn)
+        self.advance(2.5)  # the next one (at 3.5 s) lasts
+        lasting = self.sessions[-1]
+        self.advance(SHORT_LIFE + 1)
+        opened = len(self.sessions)
+        lasting.drop()  # it lasted: replaced at once
+        self.assertEqual(len(self.sessions), opened + 1)
+        self.advance(0.01)
+        self.sessions[-1].drop()  # short-lived again: the first pause again, 0.5 s
+        self.advance(0.49)
+        self.assertEqual(len(self.sessions), opened + 1)
+        self.advance(0.02)
+        self.assertEqual(len(self.sessions), opened + 2)
+
+    def test_rowsNotHeldByPacing(self):
+        """While warm replacements pause, a row still gets a session of its own."""
+        def loginThenClose(session):
+            self.clock.callLater(0.001, session.logIn)
+            self.clock.callLater(0.002, session.drop)
+
+        self.onOpen = loginThenClose
+        self.start(warm=1, probeInterval=0.5, idleWait=0.1)
+        self.advance(1)  # in the second pause, which ends at 1.5 s
+        self.onOpen = lambda session: None
+        opened = len(self.sessions)
+        man_id = self.store.insert()
+        self.advance(0.15)
+        self.assertEqual(len(self.sessions), opened + 1)
+        self.assertEqual(self.store.status(man_id), QUEUE)
+
 
 class WaitingClaimTests(SenderTestCase):
     """Claims that wait in the database (MariaDB) mark nothing."""
