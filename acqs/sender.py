@@ -178,6 +178,11 @@ class Sender(Service):
         return len(self._backlog)
 
     @property
+    def idleCount(self) -> int:
+        """Sessions logged in, waiting for a row."""
+        return len(self._idleSessions)
+
+    @property
     def lingeringCount(self) -> int:
         return sum(1 for s in self._done if s.lingering)
 
