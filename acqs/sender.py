@@ -16,14 +16,24 @@ connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
 wait logged in for rows to come (each still carries one action only).
 While claimed rows wait for a session, lingering sessions are logged off
-oldest first to make room.
+oldest first to make room.  An idle session that ends by itself within
+C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
+only after a pause, longer each time, as probes back off.
 
-When AMI cannot be reached or refuses the login, claiming pauses, the rows
-waiting for a session go back to NEW, and one session at a time probes AMI
-(every C{probeInterval} seconds; backing off to 30 s while the login is
-refused for a bad secret) until one logs in: claiming then resumes at once.  A failed
-database mark, or a claim found lost to another claimant, is not an AMI
-failure: the row is released, or left to its claimant.
+A claim that does not wait in the database marks its first rows SENT itself
+(a transaction less), as many as sessions wait logged in as it starts; the
+sessions are kept for them, and a row marked so goes out at once on one, or
+back to NEW at once if none is left.  Nothing is marked for a claim that
+waits: the sessions counted on might be gone when the wait ends.
+
+When AMI cannot be reached, refuses the login, or answers that it did not
+run an action (Asterisk shutting down), claiming pauses, the rows waiting
+for a session go back to NEW (so do rows a claim brings meanwhile), and one
+session at a time probes AMI (every C{probeInterval} seconds; backing off
+to 30 s while the login is refused for a bad secret) until one logs in:
+claiming then resumes at once.  A failed database mark, or a claim found
+lost to another claimant, is not an AMI failure: the row is released, or
+left to its claimant.
 
 As VICIdial's sender, which exits when no listener runs, acqs claims
 nothing while its listener is not connected (C{ready()} false): a call
@@ -52,6 +62,9 @@ from .store.records import SendResult
 SessionOpener = Callable[[], ActionSession]
 
 MAX_PAUSE = 30.0
+# An idle session that ends by itself within this many seconds of its login
+# counts as a failure: warm sessions are then replaced after a pause.
+SHORT_LIFE = 1.0
 # Asterisk's answer to a bad user or secret; others ("Asterisk is shutting
 # down") pass soon.
 BAD_LOGIN = "Authentication failed"
@@ -128,11 +141,12 @@ class Sender(Service):
         # sessions move on, so that no step scans them all.
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._connecting: "OrderedDict[ActionSession, None]" = OrderedDict()
-        self._idleSessions: "OrderedDict[ActionSession, None]" = OrderedDict()
+        # Logged in, waiting for a row: when each logged in.
+        self._idleSessions: "OrderedDict[ActionSession, float]" = OrderedDict()
         self._sending: "OrderedDict[ActionSession, None]" = OrderedDict()  # awaiting answers
         self._done: "OrderedDict[ActionSession, None]" = OrderedDict()  # answered: lingering
         self._retirements = {}  # idle session -> the call that retires it
-        self._reserved = set()  # idle sessions a claim in progress will give rows to
+        self._reserved = set()  # idle sessions a claim in progress may mark rows for
         self._overdue = set()  # reserved sessions whose idle time ran out meanwhile
         self._loop = LoopingCall(self._round)
         self._loop.clock = clock
@@ -140,6 +154,8 @@ class Sender(Service):
         self._stopping = False
         self._probe = None  # the delayed call of the next probe
         self._probeFailures = 0
+        self._warmHold = None  # the delayed call that ends a pause in replacing warm sessions
+        self._warmFailures = 0
         self._reminded = 0.0
         self.amiDownSince: Optional[float] = None
         self.claimError: Optional[str] = None
@@ -160,6 +176,11 @@ class Sender(Service):
     @property
     def backlogCount(self) -> int:
         return len(self._backlog)
+
+    @property
+    def idleCount(self) -> int:
+        """Sessions logged in, waiting for a row."""
+        return len(self._idleSessions)
 
     @property
     def lingeringCount(self) -> int:
@@ -242,16 +263,19 @@ class Sender(Service):
         """
         Claim up to C{room} rows, first waiting up to C{wait} seconds in the
         database for one, and queue them; how many, or None if claiming
-        failed.  As many as sessions wait logged in are marked by the claim
-        itself (one transaction less), and those sessions kept for them.
+        failed.
         """
-        ready = [s for s in self._idleSessions if s not in self._reserved]
+        # Sessions counted on before a wait may be gone when it ends: marks
+        # are for claims that do not wait, and for sessions idle as they start.
+        ready = [] if self._waitsInDatabase(wait) else [
+            s for s in self._idleSessions if s not in self._reserved][:room]
         self._reserved.update(ready)
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
                                            refuse=lambda row: refusal(row, self._allowed),
                                            wait=wait)
         except Exception as e:
+            self._unreserve(ready)
             self.claimFailures += 1
             if self.claimFailingSince is None:
                 self.claimFailingSince = self._clock.seconds()
@@ -261,11 +285,6 @@ class Sender(Service):
                     self.log.failure("Claiming rows failed")
             self.claimError = str(e) or repr(e)
             return None
-        finally:
-            self._reserved.difference_update(ready)
-            for session in ready:
-                if session in self._overdue:
-                    self._retire(session)
         if self.claimFailingSince is not None:
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
@@ -275,12 +294,30 @@ class Sender(Service):
                 self._take(row)
             except Exception:
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
-                self.releases.add(((row.man_id, row.claim), "acqs failed to queue the row"))
-                self._metrics.released(row.action)
+                self._releaseNow(row.man_id, row.claim, row.action, "acqs failed to queue the row")
+        # Only now: a session that was given a row is no longer idle, and stays.
+        self._unreserve(ready)
         self._pump()
         return len(rows)
 
+    def _waitsInDatabase(self, wait: float) -> bool:
+        """Whether a claim told to wait C{wait} seconds may wait in the database."""
+        info = self._store.serverInfo
+        return wait > 0 and (info is None or info.waits)
+
+    def _unreserve(self, sessions: Sequence[ActionSession]) -> None:
+        """A claim is done with C{sessions}: those whose idle time ran out meanwhile retire."""
+        self._reserved.difference_update(sessions)
+        for session in sessions:
+            if session in self._overdue:
+                self._retire(session)
+
     def _take(self, row) -> None:
+        """
+        Queue a claimed row; one the claim marked goes out at once on an idle
+        session, or back to NEW if none is left.  While AMI is down or acqs
+        stops, every row goes back.
+        """
         action = rowAction(row, self._allowed)  # the claim refused what it refuses
         if action.ignored:
             self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
@@ -288,8 +325,24 @@ class Sender(Service):
                           action=action.name, columns=", ".join(action.ignored))
         if action.originates:
             self._onOriginate(row.callerid)
-        self._backlog.append(action)
         self._metrics.claimed(action.name)
+        if self._stopping:
+            self._releaseNow(action.man_id, action.claim, action.name,
+                             "acqs stopped before sending it")
+        elif self.amiDownSince is not None:
+            self._releaseNow(action.man_id, action.claim, action.name,
+                             "not sent: AMI unreachable when it was claimed")
+        elif not action.marked:
+            self._backlog.append(action)
+        elif self._idleSessions:
+            self._give(next(iter(self._idleSessions)), action)
+        else:
+            self._releaseNow(action.man_id, action.claim, action.name,
+                             "not sent: its AMI session ended before it went out")
+
+    def _releaseNow(self, man_id: int, claim: str, name: str, reason: str) -> None:
+        self.releases.add(((man_id, claim), reason))
+        self._metrics.released(name)
 
     # Sessions
 
@@ -300,7 +353,8 @@ class Sender(Service):
         while self._backlog and self._idleSessions:
             self._give(next(iter(self._idleSessions)), self._backlog.popleft())
         if self.amiDownSince is None:
-            wanted = (len(self._backlog) + self._warm - len(self._idleSessions)
+            warm = self._warm if self._warmHold is None else 0
+            wanted = (len(self._backlog) + warm - len(self._idleSessions)
                       - len(self._connecting))
             while (wanted > 0 and len(self._connecting) < self._maxConnecting
                    and len(self._sessions) < self._maxSessions):
@@ -323,7 +377,7 @@ class Sender(Service):
     def _loggedIn(self, ok: bool, session: ActionSession) -> None:
         self._connecting.pop(session, None)
         if ok and session.idle:
-            self._idleSessions[session] = None
+            self._idleSessions[session] = self._clock.seconds()
         if not ok:
             self._amiFailed(session.loginError)
             return
@@ -387,8 +441,7 @@ class Sender(Service):
             self.log.warn("man_id {man_id} {action} not sent: {reason}; left to it",
                           man_id=action.man_id, action=action.name, reason=reason)
             return
-        self.releases.add(((action.man_id, action.claim), f"not sent: {reason}"))
-        self._metrics.released(action.name)
+        self._releaseNow(action.man_id, action.claim, action.name, f"not sent: {reason}")
         if failure.check(MarkFailed):
             self.log.error("man_id {man_id} {action} not sent, back to NEW: {reason}",
                            man_id=action.man_id, action=action.name, reason=reason)
@@ -397,18 +450,44 @@ class Sender(Service):
 
     def _closed(self, _: object, session: ActionSession) -> None:
         self._wake()
+        idleSince = self._idleSessions.get(session)
         for sessions in (self._sessions, self._connecting, self._idleSessions, self._sending,
                          self._done):
             sessions.pop(session, None)
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
             call.cancel()
+        if idleSince is not None and not self._stopping:  # it ended by itself, while idle
+            self._idleEnded(self._clock.seconds() - idleSince)
+        self._pump()
+
+    # Warm sessions that do not last
+
+    def _idleEnded(self, life: float) -> None:
+        """
+        An idle session ended by itself C{life} seconds after its login.  Soon
+        after it is a failure (AMI, or a proxy, that closes logged-in sessions
+        at once): warm sessions are replaced only after a pause, longer each
+        time (as probes), so that such a peer is not sent logins in a loop.
+        """
+        if life >= SHORT_LIFE:
+            self._warmFailures = 0
+            return
+        if self._warmHold is not None:
+            return  # one failure per pause
+        self._warmFailures += 1
+        delay = min(MAX_PAUSE, self._probeInterval * 2.0 ** (self._warmFailures - 1))
+        self.log.warn("An idle AMI session ended {life:.3f} s after its login; replacing warm"
+                      " sessions in {delay:g} s", life=life, delay=delay)
+        self._warmHold = self._clock.callLater(delay, self._warmHoldEnds)
+
+    def _warmHoldEnds(self) -> None:
+        self._warmHold = None
         self._pump()
 
     def _releaseBacklog(self, reason: str) -> None:
         for action in self._backlog:
-            self.releases.add(((action.man_id, action.claim), reason))
-            self._metrics.released(action.name)
+            self._releaseNow(action.man_id, action.claim, action.name, reason)
         self._backlog.clear()
 
     def _release(self, items: Sequence) -> Deferred:
@@ -463,8 +542,9 @@ class Sender(Service):
             self._loop.stop()
         self._wake()
         await self._looping
-        if self._probe is not None and self._probe.active():
-            self._probe.cancel()
+        for call in (self._probe, self._warmHold):
+            if call is not None and call.active():
+                call.cancel()
         self._pump()
         sessions = list(self._sessions)
         for session in sessions:

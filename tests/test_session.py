@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from acqs.actions import Action, rowAction
 from acqs.ami.protocol import AMIFactory
-from acqs.session import ActionSession, ClaimLost, MarkFailed, NotSent
+from acqs.session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from acqs.simulator import Simulator
 from acqs.simulator.memory import MemoryNetwork
 from acqs.store.records import ActionRow, SendResult
@@ -217,6 +217,20 @@ class FailureTests(SessionTestCase):
         session = self.session(mark=lambda: succeed(False))
         self.failureResultOf(session.answered, ClaimLost)
         self.assertEqual(self.sent("Originate"), [])
+
+    def test_shuttingDownNotRun(self):
+        """An action Asterisk answers "Asterisk is shutting down" never ran: not sent
+        (it may go again), no answer recorded, and the session logs off, lingering not."""
+        session = self.loggingIn(linger=10)
+        self.network.flush()
+        self.sim.shuttingDown = True
+        session.send(ORIGINATE, self.mark)
+        self.network.flush()
+        failure = self.failureResultOf(session.answered, NotRun)
+        self.assertEqual(str(failure.value), "Asterisk did not run it: Asterisk is shutting down")
+        self.assertEqual((self.marks, len(self.sent("Originate"))), ([0], 1))
+        self.assertEqual(len(self.sent("Logoff")), 1)
+        self.successResultOf(session.closed)
 
     def test_greetingTimeout(self):
         """A connection Asterisk accepts but never greets fails within the greeting timeout,
