@@ -214,6 +214,7 @@ def register(subparsers):
             "/var/lib/acqs/acqs.status.json || systemctl restart acqs"
         ),
     )
+    parser.usageStatus = UNKNOWN  # Nagios: bad arguments are UNKNOWN (see acqs.cli.Parser)
     parser.add_argument(
         "--status-file", metavar="FILE",
         help=f"acqs' status file [status-file of --config, else {DEFAULT_STATUS_FILE}]",

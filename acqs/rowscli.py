@@ -12,6 +12,7 @@ block: each is a short script on a connection of its own.  An error is one
 sentence on stderr and exit status 3.
 """
 
+import argparse
 import os
 import random
 import re
@@ -23,13 +24,14 @@ from twisted.python import usage
 from .config import ASTGUICLIENT_CONF, loadSettings
 from .store.dialects import dialectFor
 from .store.reads import RowView, selectRows
-from .store.records import CMD_LINE_COLUMNS, DEAD, NEW
+from .store.records import CMD_LINE_COLUMNS, DEAD, NEW, QUEUE, SENT, UPDATED
 from .store.url import SQLITE, DatabaseURL, parseURL
 
 OK, FAILED, TIMED_OUT, ERROR = 0, 1, 2, 3
 # As GUI clients send it (ACQS.txt): '' for man_id and uniqueid, then 17 values.
 INSERT = ("INSERT INTO vicidial_manager values('','',%s,'NEW','N',%s,'',%s,%s,"
           + ",".join(["%s"] * len(CMD_LINE_COLUMNS)) + ")")
+STATUSES = (NEW, QUEUE, SENT, UPDATED, DEAD)
 FOLLOW_INTERVAL = 0.05  # seconds between looks at a followed row
 QUIET_NOTICE = 5.0  # a row unchanged this long gets a line saying so
 
@@ -44,6 +46,17 @@ def duration(text: str) -> float:
     if not m:
         raise ValueError(f"{text!r} is not a duration such as 90s, 10m, 2h or 1d")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def _positive(text: str) -> int:
+    """A whole number of 1 or more."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 def _addSettings(command) -> None:
@@ -330,12 +343,12 @@ def register(subcommands) -> None:
         "rows", help="a table of this server's newest rows with acqs' outcome and answer",
         description="The newest rows of vicidial_manager (of this server unless "
         "--all-servers), oldest first, with acqs' outcome and Asterisk's answer.")
-    command.add_argument("--status", type=str.upper, metavar="S",
+    command.add_argument("--status", type=str.upper, metavar="S", choices=STATUSES,
                          help="only rows in status S (NEW, QUEUE, SENT, UPDATED, DEAD)")
     command.add_argument("--since", type=duration, metavar="T",
                          help="only rows inserted in the last T (90s, 10m, 2h, 1d)")
     command.add_argument("--callerid", metavar="X", help="only rows of callerid X")
-    command.add_argument("--limit", type=int, default=50, metavar="N",
+    command.add_argument("--limit", type=_positive, default=50, metavar="N",
                          help="at most N rows [50]")
     command.add_argument("--all-servers", action="store_true", help="rows of every server")
     _addSettings(command)
