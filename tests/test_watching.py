@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from acqs.config import loadSettings
 from acqs.metrics import Metrics
-from acqs.rowscli import FAILED, OK, _ended, _headers, duration, freshCallerid
+from acqs.rowscli import FAILED, OK, _ended, _headers, _lines, duration, freshCallerid, plain
 from acqs.store.reads import RowView
 from acqs.web import render
 
@@ -149,3 +149,35 @@ class ToolTests(SynchronousTestCase):
         self.assertEqual(_ended(row(status="SENT", answered_at="t", response="N")), FAILED)
         self.assertEqual(_ended(row(status="DEAD", outcome="refused")), FAILED)
         self.assertIsNone(_ended(row(status="QUEUE", outcome="queued")))
+
+    def test_plain(self):
+        """Control and invisible characters print as escapes; printable text is kept."""
+        self.assertEqual(plain("V1\x1b[2J\r\nman_id 9: fake\u202e\x7f"),
+                         "V1\\x1b[2J\\r\\nman_id 9: fake\\u202e\\x7f")
+        self.assertEqual(plain("Local/8600051@default → é"), "Local/8600051@default → é")
+        self.assertEqual((plain(None), plain(12)), ("", "12"))
+
+    def test_traceEscaped(self):
+        """A trace prints a row's control characters escaped: one line stays one line."""
+        lines = _lines(row(callerid="V1\x1b[31m", cmd_lines=("Channel: x\r\nman_id 1: fake",),
+                           outcome="sent", claimed_at="2024-01-30 17:22:53.100",
+                           answer="ok\x1b]0;title\x07"))
+        text = "\n".join(lines)
+        self.assertNotIn("\x1b", text)
+        self.assertNotIn("\r", text)
+        self.assertEqual(len(text.splitlines()), len(lines))
+        self.assertIn("callerid V1\\x1b[31m", text)
+        self.assertIn("Channel: x\\r\\nman_id 1: fake", text)
+
+    def test_traceInTimeOrder(self):
+        """A trace lists what happened in time order: a synchronous Originate's call is
+        UPDATED while it rings, before Asterisk answers the action."""
+        lines = _lines(row(status="DEAD", outcome="sent", claimed_at="2024-01-30 17:22:53.100",
+                           sending_at="2024-01-30 17:22:53.102",
+                           updated_at="2024-01-30 17:22:54.010", channel="SIP/c-1",
+                           answered_at="2024-01-30 17:23:01.500", answer="Originate successfully"
+                           " queued", call_answered_at="2024-01-30 17:23:01.500",
+                           dead_at="2024-01-30 17:23:30.000", hangup_cause="16"))
+        said = [line.split()[0] for line in lines[3:]]
+        self.assertEqual(said, ["claimed", "sent", "UPDATED", "answer", "call", "DEAD",
+                                "outcome"])

@@ -128,6 +128,14 @@ def selectRows(cursor, dialect: Dialect, *, server_ip: Optional[str] = None,
     return [RowView.fromRow(row) for row in cursor.fetchall()]
 
 
+def selectServing(cursor, dialect: Dialect, server_ip: str, within: float) -> List[str]:
+    """The acqs instances whose heartbeat for C{server_ip} is at most C{within} seconds old."""
+    cursor.execute(dialect.sql(
+        "SELECT instance FROM acqs_instance WHERE server_ip = %s AND heartbeat_at >= {ago}"
+        " ORDER BY instance"), (server_ip, dialect.agoParameter(within)))
+    return [instance for (instance,) in cursor.fetchall()]
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class SendTimes:
     """Rows marked sending after a point: how long after their entry_date, and the new point."""
