@@ -143,7 +143,7 @@ def acqsServices(
                          "answers and call updates", delay=WRITE_WINDOW)
     listener = Listener(reactor, endpoint, factory(settings.listen_user,
                                                    settings.listen_secret, "call"),
-                        store, settings.server_ip, tracker, writes=writes)
+                        store, settings.server_ip, tracker, writes=writes, name=settings.ami)
 
     def answered(action, result, sentAt) -> None:
         if result.callAnswered:

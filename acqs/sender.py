@@ -20,7 +20,7 @@ oldest first to make room.
 
 When AMI cannot be reached or refuses the login, claiming pauses, the rows
 waiting for a session go back to NEW, and one session at a time probes AMI
-(every C{probeInterval} seconds; backing off to 30 s while the login is
+(every C{probeInterval} seconds; backing off to a minute while the login is
 refused for a bad secret) until one logs in: claiming then resumes at once.  A failed
 database mark, or a claim found lost to another claimant, is not an AMI
 failure: the row is released, or left to its claimant.
@@ -42,7 +42,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .actions import Action, refusal, rowAction
-from .ami.errors import LoginFailed
+from .ami.outage import LOGIN_REFUSED, cause, refusedLoginDelay
 from .batching import BatchWriter
 from .metrics import NO_OBSERVER, Observer
 from .session import ActionSession, ClaimLost, MarkFailed, NotSent
@@ -51,10 +51,6 @@ from .store.records import SendResult
 
 SessionOpener = Callable[[], ActionSession]
 
-MAX_PAUSE = 30.0
-# Asterisk's answer to a bad user or secret; others ("Asterisk is shutting
-# down") pass soon.
-BAD_LOGIN = "Authentication failed"
 # While AMI stays unreachable, how often it is said again (seconds).
 DOWN_REMINDER = 60.0
 
@@ -142,6 +138,9 @@ class Sender(Service):
         self._probeFailures = 0
         self._reminded = 0.0
         self.amiDownSince: Optional[float] = None
+        self.amiCause: Optional[str] = None  # why (acqs.ami.outage), while down
+        self.amiError: Optional[str] = None
+        self.amiReachedAt: Optional[float] = None  # the last login of a send session
         self.claimError: Optional[str] = None
         self.claimFailingSince: Optional[float] = None
         self.sent = 0
@@ -327,10 +326,11 @@ class Sender(Service):
         if not ok:
             self._amiFailed(session.loginError)
             return
+        self.amiReachedAt = self._clock.seconds()
         if self.amiDownSince is not None:
             self.log.info("AMI answers again after {outage:.1f} s; claiming again",
                           outage=self._clock.seconds() - self.amiDownSince)
-            self.amiDownSince = None
+            self.amiDownSince = self.amiCause = self.amiError = None
             self._probeFailures = 0
         self._pump()
         self._scheduleRetirement(session)
@@ -428,6 +428,7 @@ class Sender(Service):
             return
         now = self._clock.seconds()
         reason = str(error) or repr(error)
+        self.amiCause, self.amiError = cause(error), reason
         if self.amiDownSince is None:
             self.amiDownSince = self._reminded = now
             self.log.error("AMI unreachable ({reason}); claiming paused until it answers",
@@ -441,9 +442,12 @@ class Sender(Service):
                           outage=now - self.amiDownSince, reason=reason)
         self._probeFailures += 1
         delay = self._probeInterval
-        if isinstance(error, LoginFailed) and error.reason == BAD_LOGIN:
-            delay = min(MAX_PAUSE, 2.0 ** (self._probeFailures - 1))
-            self.log.warn("AMI refused the login; trying again in {delay:g} s", delay=delay)
+        if self.amiCause == LOGIN_REFUSED:
+            delay = refusedLoginDelay(self._probeFailures)
+            if self._probeFailures == 1:
+                self.log.warn("AMI refused the send user's login (its secret?); trying again"
+                              " in {delay:g} s, then less often, up to once a minute",
+                              delay=delay)
         self._probe = self._clock.callLater(delay, self._probeNow)
 
     def _probeNow(self) -> None:

@@ -24,7 +24,8 @@ class KeepaliveTests(TestCase):
             AMIFactory("listener", "listenersecret", reactor, events="on", timeout=1),
             scratchSQLite(self).openStore(), SERVER, CallTracker(),
             pingInterval=0.2, pingTimeout=0.2,
-            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=0.5, jitter=lambda: 0))
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=0.5, jitter=lambda: 0),
+            refusedPolicy=lambda refusals: 0.1)
         self.listener.startService()
         self.addCleanup(self.listener.stopService)
 
