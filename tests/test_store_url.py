@@ -142,7 +142,8 @@ class TypoTests(SynchronousTestCase):
         """mysql://user:pw/host (the @ left out): the error hides what stands as the port."""
         with self.assertRaises(ValueError) as caught:
             parseURL("mysql://cron:s3cr3t/asterisk")
-        self.assertEqual(str(caught.exception), "bad port in database URL mysql://cron:***/asterisk")
+        self.assertEqual(str(caught.exception),
+                         "bad port in database URL mysql://cron:***/asterisk")
 
     def test_sqlitePathKept(self):
         """An SQLite path holding : and @ is a path, not a password."""
