@@ -269,9 +269,10 @@ class Sender(Service):
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
             self.claimError = self.claimFailingSince = None
+        claimedAt = self._clock.seconds()
         for row in rows:
             try:
-                self._take(row)
+                self._take(row, claimedAt)
             except Exception:
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
                 self.releases.add(((row.man_id, row.claim), "acqs failed to queue the row"))
@@ -279,8 +280,8 @@ class Sender(Service):
         self._pump()
         return len(rows)
 
-    def _take(self, row) -> None:
-        action = rowAction(row, self._allowed)  # the claim refused what it refuses
+    def _take(self, row, claimedAt: float) -> None:
+        action = rowAction(row, self._allowed, claimedAt)  # the claim refused what it refuses
         if action.ignored:
             self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
                           " 'Name: value' header lines", man_id=action.man_id,
