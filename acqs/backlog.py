@@ -69,7 +69,7 @@ class NewRowsWatch(Service):
 
         return Deferred.fromCoroutine(look())
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Optional[Deferred]:
         super().stopService()
         if self._loop.running:
             self._loop.stop()

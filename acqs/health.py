@@ -209,7 +209,7 @@ def examine(
 
 def _cause(status: dict, prefix: str) -> str:
     cause, error = status.get(f"{prefix}_cause"), status.get(f"{prefix}_error")
-    said = CAUSES.get(cause, "")
+    said = CAUSES.get(str(cause), "")
     if said and error:
         return f": {said} ({error})"
     return f": {said or error}" if said or error else ""
@@ -357,6 +357,7 @@ def _summary(status: dict) -> str:
     shown = (
         f"{key}={value}"
         for key, value in sorted(status.items())
-        if key not in ("pid", "time") and isinstance(value, (bool, int, float, str))
+        if key not in ("pid", "time") and not key.endswith(("_at", "_since"))
+        and isinstance(value, (bool, int, float, str))
     )
     return " ".join([f"pid={status['pid']}", *shown])

@@ -54,7 +54,8 @@ class Options(usage.Options):
         except usage.UsageError as e:
             if getattr(self, "parent", None) is None:
                 raise
-            raise SystemExit(f"twistd acqs: {e} (twistd acqs --help lists the options)")
+            raise SystemExit(
+                f"twistd acqs: {e} (twistd acqs --help lists the options)") from None
 
     def postOptions(self):
         self.settings = loadSettings(self, self.environ, self.astguiclientPath)

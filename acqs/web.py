@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from .health import DEGRADED_, HEALTHY_, UNHEALTHY_, Problem, judge, verdict
+from .health import UNHEALTHY_, Problem, judge, verdict
 from .metrics import AcqsCollector, InsertToSend, Metrics
 from .store.interfaces import StoreUnavailable
 from .store.reads import RowView
@@ -258,7 +258,8 @@ def render(status: Dict[str, object], problems: List[Problem], rows: List[RowVie
         ("up", f"{_duration(now - started)} (since {_localTime(started)})"
          if isinstance(started, (int, float)) else "not known"),
         ("AMI", status.get("ami")),
-        ("listener connected", _link(status, "listener", status.get("listener_connected"))),
+        ("listener connected", _link(status, "listener",
+                                     bool(status.get("listener_connected")))),
         ("sender reaches AMI", _sender(status)),
         ("claims succeed", claims),
         ("database", status.get("database") or "not known yet"),

@@ -32,7 +32,7 @@ class VersionTests(SynchronousTestCase):
         try:
             installed = metadata.version("acqs")
         except metadata.PackageNotFoundError:
-            raise SkipTest("acqs is not installed in this Python")
+            raise SkipTest("acqs is not installed in this Python") from None
         self.assertEqual(installed, __version__)
 
 
