@@ -79,7 +79,7 @@ def _withoutRetries(event: dict) -> None:
 class QuietClientService(ClientService):
     """
     A C{ClientService} that does not log each retry: while AMI is down that
-    line came every second (about 750 KB of log an hour); the listener says
+    line came every second (about 760 KB of log an hour); the listener says
     itself what fails, and reminds once a minute.
     """
 

@@ -169,7 +169,7 @@ dl { display: grid; grid-template-columns: repeat(3, max-content minmax(0, 1fr))
      gap: 1px 10px; margin: 0; }
 dt { font-weight: bold; white-space: nowrap; }
 dd { margin: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-dd.no { color: #b00020; }
+dd.no, .bad { color: #b00020; }
 table { border-collapse: collapse; width: 100%; table-layout: fixed; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 1px 4px; text-align: left; white-space: nowrap;
          overflow: hidden; text-overflow: ellipsis; }
