@@ -330,6 +330,14 @@ class CronLineTests(SynchronousTestCase):
 
         return read(".logged"), read(".restarted")
 
+    def test_readmeAgrees(self):
+        """README.rst gives the very line etc/acqs-health.cron holds."""
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(here, "etc", "acqs-health.cron")) as f:
+            [line] = [line.strip() for line in f if line.startswith("* * * * * root ")]
+        with open(os.path.join(here, "README.rst"), encoding="utf-8") as f:
+            self.assertIn(f"\n    {line}\n", f.read())
+
     def test_restartsOnlyWhenUnhealthy(self):
         """The cron line restarts acqs on exit 2 (unhealthy, not running) only; a degraded
         (1) or undecided (3) acqs is logged, never restarted."""
