@@ -8,7 +8,11 @@ L{BatchWriter}, so a slow or absent database never stalls the AMI reader.
 It logs in for call events only and asks Asterisk to filter them down to
 L{EVENTS} (where Asterisk cannot, it skips the others itself).
 The link is a C{ClientService} with a Ping keepalive; after a lost
-connection the first attempt is immediate, later ones come every second.
+connection the first attempt is immediate, the next after 0.5 s, later ones
+every second; after a refused login (a wrong secret) 1, 2, 4 ... s, then
+once a minute.  The listener logs the first failure and then once a minute
+while it lasts (not ClientService's line for every retry), and keeps its
+cause (L{acqs.ami.outage}) for the status page, health and metrics.
 After every (re)connection, and after every refresh of the tracked calls
 from the database, the channels live on Asterisk are listed and reconciled:
 calls that rang or hung up while nobody was listening are caught up, and
@@ -18,16 +22,19 @@ that may have missed it, brings that catch-up forward.
 """
 
 import random
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
+from .ami.outage import LOGIN_REFUSED, cause, refusedLoginDelay
 from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
 from .correlate import CallTracker, readEvent
@@ -40,7 +47,7 @@ EVENTS = ("Newstate", "Hangup", "OriginateResponse")
 # events (a regex searched in each event's text; lists an action asks for
 # are not filtered).  Of the ~75 events of a VICIdial call, 8 come through.
 EVENT_FILTER = f"^Event: ({'|'.join(EVENTS)})[[:space:]]"
-# While the listener cannot log in, how often it says so (seconds).
+# While the listener cannot connect or log in, how often it says so (seconds).
 LOGIN_REMINDER = 60.0
 # How long after an unseen call's answer the catch-up runs (seconds): time
 # for the call's events, which may follow the answer, to arrive.
@@ -64,7 +71,43 @@ def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=ran
     return delay
 
 
+def _withoutRetries(event: dict) -> None:
+    if not str(event.get("log_format", "")).startswith("Scheduling retry"):
+        globalLogPublisher(event)
+
+
+class QuietClientService(ClientService):
+    """
+    A C{ClientService} that does not log each retry: while AMI is down that
+    line came every second (about 760 KB of log an hour); the listener says
+    itself what fails, and reminds once a minute.
+    """
+
+    _log = Logger(observer=_withoutRetries)
+
+
+@implementer(IStreamClientEndpoint)
+class _Watched:
+    """An endpoint that tells C{failed} why each connection attempt failed."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, failed: Callable[[Failure], None]):
+        self._endpoint = endpoint
+        self._failed = failed
+
+    def connect(self, factory) -> Deferred:
+        def failed(failure: Failure) -> Failure:
+            self._failed(failure)
+            return failure
+
+        return self._endpoint.connect(factory).addErrback(failed)
+
+
 class Listener(Service):
+    """
+    @ivar cause: why the link is down (one of L{acqs.ami.outage.CAUSES}), or
+        None while it is up or not tried yet; C{error} says it in a sentence.
+    """
+
     log = Logger()
 
     def __init__(
@@ -83,7 +126,9 @@ class Listener(Service):
         maxPending: int = 100_000,
         stopTimeout: float = 10.0,
         retryPolicy=None,
+        refusedPolicy: Callable[[int], float] = refusedLoginDelay,
         writes: Optional[BatchWriter] = None,
+        name: str = "AMI",
     ):
         self._clock = clock
         self._endpoint = endpoint
@@ -96,6 +141,8 @@ class Listener(Service):
         self._ringWindow = ringWindow
         self._stopTimeout = stopTimeout
         self._retryPolicy = retryPolicy or reconnectPolicy()
+        self._refusedPolicy = refusedPolicy
+        self._name = name  # of the endpoint, in log lines
         # Shared with the sender (see Sender's writes), or its own.
         self.updates = writes if writes is not None else BatchWriter(
             clock, lambda batch: store.applyUpdates(serverIP, batch), "call updates",
@@ -111,7 +158,11 @@ class Listener(Service):
         self._refreshed = False
         self._catchUp = None  # a catch-up brought forward for unseen answered calls
         self._loginFailures = 0  # in a row
-        self._loginFailedAt = -LOGIN_REMINDER
+        self._refusals = 0  # logins refused in a row (a wrong secret)
+        self._failedAt: Optional[float] = None  # when the failures began to be said
+        self._saidAt = -LOGIN_REMINDER
+        self.cause: Optional[str] = None
+        self.error: Optional[str] = None
         self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
         # Counted for acqs.metrics: links after the first, events handed to
@@ -126,15 +177,47 @@ class Listener(Service):
         # NoTransition when a connection it is preparing, or has rejected,
         # closes.  It connects; the login follows, and login failures count
         # in the retry delay as failed connections would.
-        self._client = ClientService(
-            self._endpoint, self._factory, clock=self._clock,
-            retryPolicy=lambda attempt: self._retryPolicy(attempt + self._loginFailures),
+        self._client = QuietClientService(
+            _Watched(self._endpoint, self._connectFailed), self._factory, clock=self._clock,
+            retryPolicy=self._delay,
         )
         self._client.startService()
         self._awaitConnection()
         self._refreshing = self._refresher.start(self._refreshInterval, now=True)
 
     # The connection
+
+    def _delay(self, attempt: int) -> float:
+        if self._refusals:
+            return self._refusedPolicy(self._refusals)
+        return self._retryPolicy(attempt + self._loginFailures)
+
+    def _failed(self, error: BaseException, what: str) -> None:
+        """Keep why the link is down; say it the first time, then once a minute."""
+        self.cause, self.error = cause(error), str(error) or repr(error)
+        now = self._clock.seconds()
+        if not self.running or now - self._saidAt < LOGIN_REMINDER:
+            return
+        self._saidAt = now
+        if self._failedAt is None:
+            self._failedAt = now
+            if self.cause == LOGIN_REFUSED:
+                self.log.error("AMI listener cannot log in to {where} as {user} ({reason});"
+                               " trying again in 1 s, then less often, up to once a minute",
+                               where=self._name, user=self._factory.username,
+                               reason=self.error)
+            else:
+                self.log.error("AMI listener cannot {what} {where} ({reason}); trying again"
+                               " every second", what=what, where=self._name,
+                               reason=self.error)
+        else:
+            self.log.warn("AMI listener still cannot {what} {where} after {outage:.0f} s"
+                          " ({reason})", what=what, where=self._name,
+                          outage=now - self._failedAt, reason=self.error)
+
+    def _connectFailed(self, failure: Failure) -> None:
+        if not failure.check(CancelledError):
+            self._failed(failure.value, "connect to")
 
     def _awaitConnection(self) -> None:
         self._client.whenConnected().addCallbacks(
@@ -152,13 +235,13 @@ class Listener(Service):
             await self._factory.prepare(protocol)  # closes the connection if it fails
         except Exception as e:
             self._loginFailures += 1
-            now = self._clock.seconds()
-            if self.running and now - self._loginFailedAt >= LOGIN_REMINDER:
-                self._loginFailedAt = now
-                self.log.error("AMI listener cannot log in ({reason}); trying again",
-                               reason=str(e) or repr(e))
+            self._refusals = self._refusals + 1 if cause(e) == LOGIN_REFUSED else 0
+            self._failed(e, "log in to")
             return
-        self._loginFailures, self._loginFailedAt = 0, -LOGIN_REMINDER
+        outage = None if self._failedAt is None else self._clock.seconds() - self._failedAt
+        self._loginFailures = self._refusals = 0
+        self._failedAt, self._saidAt = None, -LOGIN_REMINDER
+        self.cause = self.error = None
         Deferred.fromCoroutine(self._filter(protocol))
         for name in EVENTS:
             protocol.registerEvent(name, self._event)
@@ -171,8 +254,13 @@ class Listener(Service):
         if self.connectedAt is not None:
             self.reconnects += 1
         self.connectedAt = self._clock.seconds()
-        self.log.info("Listening to AMI {version} as {user}",
-                      version=protocol.amiVersion, user=self._factory.username)
+        if outage is None:
+            self.log.info("Listening to AMI {version} as {user}",
+                          version=protocol.amiVersion, user=self._factory.username)
+        else:
+            self.log.info("Listening to AMI {version} as {user}, after {outage:.0f} s",
+                          version=protocol.amiVersion, user=self._factory.username,
+                          outage=outage)
         if self._refreshed:
             self._reconcile(protocol)
 

@@ -30,7 +30,7 @@ When AMI cannot be reached, refuses the login, or answers that it did not
 run an action (Asterisk shutting down), claiming pauses, the rows waiting
 for a session go back to NEW (so do rows a claim brings meanwhile), and one
 session at a time probes AMI (every C{probeInterval} seconds; backing off
-to 30 s while the login is refused for a bad secret) until one logs in:
+to a minute while the login is refused for a bad secret) until one logs in:
 claiming then resumes at once.  A failed database mark, or a claim found
 lost to another claimant, is not an AMI failure: the row is released, or
 left to its claimant.
@@ -52,22 +52,20 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .actions import Action, refusal, rowAction
-from .ami.errors import LoginFailed
+from .ami.outage import LOGIN_REFUSED, SHUTTING_DOWN, cause, refusedLoginDelay
 from .batching import BatchWriter
 from .metrics import NO_OBSERVER, Observer
-from .session import ActionSession, ClaimLost, MarkFailed, NotSent
+from .session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from .store.interfaces import IQueueStore, StoreUnavailable
 from .store.records import SendResult
 
 SessionOpener = Callable[[], ActionSession]
 
+# The longest pause in replacing warm sessions that end right after login (seconds).
 MAX_PAUSE = 30.0
 # An idle session that ends by itself within this many seconds of its login
 # counts as a failure: warm sessions are then replaced after a pause.
 SHORT_LIFE = 1.0
-# Asterisk's answer to a bad user or secret; others ("Asterisk is shutting
-# down") pass soon.
-BAD_LOGIN = "Authentication failed"
 # While AMI stays unreachable, how often it is said again (seconds).
 DOWN_REMINDER = 60.0
 
@@ -158,6 +156,9 @@ class Sender(Service):
         self._warmFailures = 0
         self._reminded = 0.0
         self.amiDownSince: Optional[float] = None
+        self.amiCause: Optional[str] = None  # why (acqs.ami.outage), while down
+        self.amiError: Optional[str] = None
+        self.amiReachedAt: Optional[float] = None  # the last login of a send session
         self.claimError: Optional[str] = None
         self.claimFailingSince: Optional[float] = None
         self.sent = 0
@@ -289,9 +290,10 @@ class Sender(Service):
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
             self.claimError = self.claimFailingSince = None
+        claimedAt = self._clock.seconds()
         for row in rows:
             try:
-                self._take(row)
+                self._take(row, claimedAt)
             except Exception:
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
                 self._releaseNow(row.man_id, row.claim, row.action, "acqs failed to queue the row")
@@ -312,13 +314,13 @@ class Sender(Service):
             if session in self._overdue:
                 self._retire(session)
 
-    def _take(self, row) -> None:
+    def _take(self, row, claimedAt: float) -> None:
         """
         Queue a claimed row; one the claim marked goes out at once on an idle
         session, or back to NEW if none is left.  While AMI is down or acqs
         stops, every row goes back.
         """
-        action = rowAction(row, self._allowed)  # the claim refused what it refuses
+        action = rowAction(row, self._allowed, claimedAt)  # the claim refused what it refuses
         if action.ignored:
             self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
                           " 'Name: value' header lines", man_id=action.man_id,
@@ -381,10 +383,11 @@ class Sender(Service):
         if not ok:
             self._amiFailed(session.loginError)
             return
+        self.amiReachedAt = self._clock.seconds()
         if self.amiDownSince is not None:
             self.log.info("AMI answers again after {outage:.1f} s; claiming again",
                           outage=self._clock.seconds() - self.amiDownSince)
-            self.amiDownSince = None
+            self.amiDownSince = self.amiCause = self.amiError = None
             self._probeFailures = 0
         self._pump()
         self._scheduleRetirement(session)
@@ -507,6 +510,8 @@ class Sender(Service):
             return
         now = self._clock.seconds()
         reason = str(error) or repr(error)
+        self.amiCause = SHUTTING_DOWN if isinstance(error, NotRun) else cause(error)
+        self.amiError = reason
         if self.amiDownSince is None:
             self.amiDownSince = self._reminded = now
             self.log.error("AMI unreachable ({reason}); claiming paused until it answers",
@@ -520,9 +525,12 @@ class Sender(Service):
                           outage=now - self.amiDownSince, reason=reason)
         self._probeFailures += 1
         delay = self._probeInterval
-        if isinstance(error, LoginFailed) and error.reason == BAD_LOGIN:
-            delay = min(MAX_PAUSE, 2.0 ** (self._probeFailures - 1))
-            self.log.warn("AMI refused the login; trying again in {delay:g} s", delay=delay)
+        if self.amiCause == LOGIN_REFUSED:
+            delay = refusedLoginDelay(self._probeFailures)
+            if self._probeFailures == 1:
+                self.log.warn("AMI refused the send user's login (its secret?); trying again"
+                              " in {delay:g} s, then less often, up to once a minute",
+                              delay=delay)
         self._probe = self._clock.callLater(delay, self._probeNow)
 
     def _probeNow(self) -> None:

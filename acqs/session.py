@@ -239,6 +239,8 @@ class ActionSession:
         sentAt = self._clock.seconds()
         sending = protocol.sendAction(action.name, action.headers, answering,
                                       actionID=actionID)
+        if action.claimedAt is not None:
+            self._metrics.written(sentAt - action.claimedAt)
         # Asterisk reads the Logoff only once it answered the action.
         bye = protocol.logoff(answering + self._timeout) if logoff else None
         try:
@@ -249,7 +251,8 @@ class ActionSession:
             answer = result(False, e.reason)
         except Exception as e:
             why = "acqs stopped before Asterisk answered" if self._abandoned else f"no answer: {e}"
-            answer = result(False, why)
+            self._metrics.unanswered(action.name)  # not Asterisk's Error: nothing came
+            return result(False, why), bye
         else:
             answer = result(True, _answerText(response))
         self._metrics.answered(action.name, answer.answered, self._clock.seconds() - sentAt)

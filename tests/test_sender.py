@@ -21,6 +21,7 @@ from acqs.ami.message import Message
 from acqs.sender import MAX_PAUSE, SHORT_LIFE, Sender
 from acqs.session import ClaimLost, MarkFailed, NotRun, NotSent
 from acqs.store.interfaces import IQueueStore, StoreUnavailable
+from acqs.store.reads import NewRows
 from acqs.store.records import (
     CMD_LINE_COLUMNS,
     NEW,
@@ -181,6 +182,10 @@ class MemoryStore:
 
     def sendTimes(self, server_ip, instance, after):
         return succeed(None)
+
+    def newRows(self, server_ip):
+        new = self._new()
+        return succeed(NewRows(len(new), new[0].man_id if new else None))
 
 
 class FakeSession:
@@ -510,7 +515,7 @@ class AMIFailureTests(SenderTestCase):
         self.assertEqual([self.store.status(m) for m in ids], [SENT] * 3)
 
     def test_badLoginBacksOff(self):
-        """While AMI refuses the login (a bad secret) probes back off: 1, 2, 4 ... 30 s."""
+        """While AMI refuses the login (a bad secret) probes back off: 1, 2, 4 ... 60 s."""
         self.failedSession(badLogin())
         for session in self.sessions[1:]:
             session.failLogin(badLogin())
@@ -523,12 +528,12 @@ class AMIFailureTests(SenderTestCase):
                 waited += 0.5
             probes.append(waited)
             self.sessions[-1].failLogin(badLogin())
-        self.assertEqual(probes, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+        self.assertEqual(probes, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0])
 
     def test_notRunReleased(self):
         """An action Asterisk did not run (it shuts down) goes back to NEW, attempts
-        counted and the reason kept, and counts as an AMI failure: claiming pauses and
-        AMI is probed."""
+        counted and the reason kept, and counts as an AMI failure, named so: claiming
+        pauses and AMI is probed."""
         sender = self.start(probeInterval=0.5)
         man_id = self.store.insert()
         self.advance(0)
@@ -540,7 +545,7 @@ class AMIFailureTests(SenderTestCase):
         self.assertEqual((row.status, row.attempts), (NEW, 1))
         self.assertEqual(row.reason,
                          "not sent: Asterisk did not run it: Asterisk is shutting down")
-        self.assertEqual(sender.amiDownSince, 0)
+        self.assertEqual((sender.amiDownSince, sender.amiCause), (0, "shutting_down"))
         opened = len(self.sessions)
         self.advance(0.5)
         self.assertEqual(len(self.sessions), opened + 1)  # a probe

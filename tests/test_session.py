@@ -1,11 +1,13 @@
 """Tests for acqs.session: one action over its own short-lived AMI session."""
 
+import attr
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from acqs.actions import Action, rowAction
 from acqs.ami.protocol import AMIFactory
+from acqs.metrics import Observer
 from acqs.session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from acqs.simulator import Simulator
 from acqs.simulator.memory import MemoryNetwork
@@ -173,6 +175,51 @@ class SendTests(SessionTestCase):
         self.advance(5)
         result = self.successResultOf(session.answered)
         self.assertEqual((result.answered, result.text[:10]), (False, "no answer:"))
+
+    def test_noAnswerIsNotAnError(self):
+        """Asterisk's Error and no answer at all are told apart to the metrics: an Error
+        counts as an answer (N), a timeout as none, never timed as an answer."""
+        said = []
+
+        class Recording(Observer):
+            def answered(self, action, success, seconds):
+                said.append(("answered", action, success))
+
+            def unanswered(self, action):
+                said.append(("unanswered", action))
+
+        factory = AMIFactory("sender", "sendersecret", self.clock, events="off", timeout=5)
+        for action, mark in ((Action(8, "NoSuchAction", ()), self.mark),
+                             (Action(9, "Hangup", (("Channel", "SIP/x-1"),)),
+                              self.unresponsiveOnceMarked)):
+            session = ActionSession(self.clock, self.network.endpoint(), factory, 0, 5,
+                                    metrics=Recording())
+            session.send(action, mark)
+            self.advance(6)
+            self.assertFalse(self.successResultOf(session.answered).answered)
+        self.assertEqual(said, [("answered", "NoSuchAction", False), ("unanswered", "Hangup")])
+
+    def test_claimToWritten(self):
+        """The time from the row's claim to its action written is told to the metrics."""
+        written = []
+
+        class Recording(Observer):
+            def written(self, seconds):
+                written.append(seconds)
+
+        factory = AMIFactory("sender", "sendersecret", self.clock, events="off", timeout=5)
+        session = ActionSession(self.clock, self.network.endpoint(), factory, 0, 5,
+                                metrics=Recording())
+        self.network.flush()
+        self.clock.advance(100)  # logged in, waiting for a row
+        marked = Deferred()
+        session.send(attr.evolve(ORIGINATE, claimedAt=99.5), lambda: marked)
+        self.network.flush()
+        self.clock.advance(0.25)  # the mark's commit
+        marked.callback(True)
+        self.network.flush()
+        self.successResultOf(session.answered)
+        self.assertEqual(written, [0.75])
 
     def test_syncOriginateWaitsForTheCall(self):
         """A synchronous Originate ringing longer than the timeout still gets its answer."""

@@ -10,12 +10,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import time
+from datetime import datetime, timedelta
 from functools import partial
 
 from twisted.internet import reactor
 
 from acqs.store import IQueueStore, StoreUnavailable
 from acqs.store.dialects import STATEMENTS_KEPT, MySQLDialect, SQLiteDialect
+from acqs.store.reads import NewRows
 from acqs.store.records import (
     CallDead,
     CallEnded,
@@ -919,6 +921,25 @@ class QueueStoreTests:
         with self.assertRaises(StoreUnavailable) as caught:
             await store.claim(SERVER, 10, "box1")
         self.assertIn("acqs initdb --db", str(caught.exception))
+
+    # -- reads for operators -------------------------------------------------
+
+    async def test_newRows(self):
+        """newRows counts this server's NEW rows and gives the oldest's man_id and age by
+        its entry_date; other servers' rows and claimed rows do not count."""
+        old = self.db.insertAction(SERVER, "Hangup", "HL1",
+                                   entry_date=(datetime.now() - timedelta(seconds=90))
+                                   .strftime("%Y-%m-%d %H:%M:%S"))
+        later = self.db.insertActions(SERVER, 3)
+        self.db.insertAction("10.9.9.9", "Hangup", "ELSEWHERE")
+        found = await self.store.newRows(SERVER)
+        self.assertEqual((found.count, found.oldest), (4, old))
+        self.assertTrue(89 <= found.age < 120, found.age)
+        await self.store.claim(SERVER, 2, "box1")
+        found = await self.store.newRows(SERVER)
+        self.assertEqual((found.count, found.oldest), (2, later[1]))
+        await self.store.claim(SERVER, 10, "box1")
+        self.assertEqual(await self.store.newRows(SERVER), NewRows(0, None, None))
 
 
 class MariaDBQueueStoreTests(QueueStoreTests, TestCase):

@@ -123,6 +123,12 @@ class IQueueStore(Interface):
     def recentRows(server_ip: str, limit: int = 50):
         """Fires with the newest C{limit} rows of C{server_ip} as L{RowView}s, newest first."""
 
+    def newRows(server_ip: str):
+        """
+        Fires with the L{NewRows} of C{server_ip}: how many rows wait as NEW,
+        the oldest's man_id and age; one indexed read.
+        """
+
     def sendTimes(server_ip: str, instance: str, after):
         """
         Fires with the L{SendTimes} of the rows C{instance} marked sending

@@ -249,6 +249,11 @@ class SQLQueueStore:
             t, t.dialect, server_ip=server_ip, limit=limit))
 
     @_deferred
+    async def newRows(self, server_ip: str):
+        """The L{NewRows} of C{server_ip}: how many wait as NEW, and the oldest."""
+        return await self._run(lambda txn: reads.selectNewRows(txn, self._dialect, server_ip))
+
+    @_deferred
     async def sendTimes(self, server_ip: str, instance: str, after):
         """The L{SendTimes} of the rows C{instance} marked sending after C{after}."""
         return await self._run(lambda t: reads.selectSendTimes(
