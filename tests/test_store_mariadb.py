@@ -20,6 +20,7 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from acqs.store import StoreUnavailable, openStore
+from acqs.store.dialects import claimLockName
 from acqs.store.records import SendResult
 
 from .databases import mysqlConnection, scratchMySQL
@@ -300,7 +301,8 @@ class OutageTests(TestCase):
         [man_id] = db.insertActions(SERVER, 1)
         holder = db.connect()
         self.addCleanup(holder.close)
-        holder.cursor().execute("SELECT GET_LOCK(%s, 1)", (f"acqs-claim-{SERVER}",))
+        lock = claimLockName(SERVER, db.url.database)
+        holder.cursor().execute("SELECT GET_LOCK(%s, 1)", (lock,))
         observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         claiming = store.claim(SERVER, 10, "box1")
         await deferLater(reactor, 0.3, lambda: None)
@@ -308,13 +310,39 @@ class OutageTests(TestCase):
         with self.assertRaises(StoreUnavailable):
             await claiming
         self.assertEqual(db.status(man_id), "NEW")
-        holder.cursor().execute("SELECT RELEASE_LOCK(%s)", (f"acqs-claim-{SERVER}",))
+        holder.cursor().execute("SELECT RELEASE_LOCK(%s)", (lock,))
         [row] = await store.claim(SERVER, 10, "box1")
         self.assertEqual(row.man_id, man_id)
         [down] = logged(observer, LogLevel.error)
         [back] = logged(observer, LogLevel.info)
         self.assertIn("unavailable", down)
         self.assertIn("is back after", back)
+
+    async def test_claimLockPerDatabase(self):
+        """Serialised claims on one server IP wait for claims in the same database only:
+        two VICIdial databases on one MariaDB never hold up each other's claims."""
+        db = scratchMySQL(self, engine="MyISAM")
+        other = scratchMySQL(self, engine="MyISAM")
+        [man_id] = db.insertActions(SERVER, 1)
+        holder = other.connect()
+        self.addCleanup(holder.close)
+        cursor = holder.cursor()
+        cursor.execute("SELECT GET_LOCK(%s, 1)", (claimLockName(SERVER, other.url.database),))
+        started = time.monotonic()
+        [row] = await db.openStore().claim(SERVER, 10, "box1")
+        self.assertEqual(row.man_id, man_id)
+        self.assertLess(time.monotonic() - started, 5)  # not the 10 s lock timeout
+        cursor.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()",
+                       (claimLockName(SERVER, other.url.database),))
+        self.assertEqual(cursor.fetchone(), (1,))
+
+    def test_claimLockNameFits(self):
+        """A lock name fits GET_LOCK's 64 characters, whatever the database's name."""
+        self.assertEqual(claimLockName("10.10.11.12", "asterisk"),
+                         "acqs-claim-10.10.11.12@asterisk")
+        long = claimLockName("255.255.255.255", "d" * 64)
+        self.assertLessEqual(len(long), 64)
+        self.assertNotEqual(long, claimLockName("255.255.255.255", "d" * 63 + "e"))
 
     async def test_outageLoggedOnce(self):
         """An outage is logged once as it starts and once as it ends; no text shows the secret."""

@@ -9,6 +9,7 @@ rows and serialise claims.
 """
 
 import contextlib
+import hashlib
 import re
 import sqlite3
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -323,14 +324,14 @@ class MySQLDialect(Dialect):
         return {name.lower(): width for name, width in cursor.fetchall()}
 
     def lockClaims(self, txn, server_ip):
-        txn.execute("SELECT GET_LOCK(%s, %s)", (_claimLockName(server_ip), CLAIM_LOCK_TIMEOUT))
+        txn.execute(f"SELECT GET_LOCK({_CLAIM_LOCK}, %s)", (server_ip, CLAIM_LOCK_TIMEOUT))
         if txn.fetchone()[0] != 1:
             raise pymysql.err.OperationalError(
                 0, f"another claim on {server_ip} held its lock for over {CLAIM_LOCK_TIMEOUT} s"
             )
 
     def unlockClaims(self, txn, server_ip, commit):
-        release = "SELECT RELEASE_LOCK(%s)", (_claimLockName(server_ip),)
+        release = f"SELECT RELEASE_LOCK({_CLAIM_LOCK})", (server_ip,)
         if commit:
             txn.connection.commit()
             txn.execute(*release)
@@ -441,5 +442,22 @@ def _errno(error: Exception) -> Optional[int]:
     return error.args[0] if error.args and isinstance(error.args[0], int) else None
 
 
-def _claimLockName(server_ip: str) -> str:
-    return f"acqs-claim-{server_ip}"
+# GET_LOCK names are the server's, not a database's, and at most 64
+# characters: the claim lock of a server IP names its database too (hashed
+# when long), so that two VICIdial databases on one MariaDB never wait for
+# each other's claims.
+_DATABASE_IN_LOCK = 64 - len("acqs-claim-") - 15 - len("@")
+
+
+def claimLockName(server_ip: str, database: str) -> str:
+    """The name of the lock that serialises claims on C{server_ip}'s rows in C{database}."""
+    if len(database) > _DATABASE_IN_LOCK:
+        database = hashlib.md5(database.encode()).hexdigest()
+    return f"acqs-claim-{server_ip}@{database}"
+
+
+# The same name, made by the server for the connection's database.
+_CLAIM_LOCK = (
+    "CONCAT('acqs-claim-', %s, '@', IF(CHAR_LENGTH(DATABASE()) <= {0}, DATABASE(),"
+    " MD5(DATABASE())))".format(_DATABASE_IN_LOCK)
+)
