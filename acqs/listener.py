@@ -32,10 +32,10 @@ from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
 from .correlate import CallTracker, readEvent
 from .store.interfaces import IQueueStore
-from .store.records import CallEnded, CallUpdated
+from .store.records import CallDialing, CallEnded, CallMoved, CallUpdated
 
 # The events whose rules update rows; all others are skipped unparsed.
-EVENTS = ("Newstate", "Hangup", "OriginateResponse")
+EVENTS = ("Newstate", "Hangup", "OriginateResponse", "Rename")
 # Asked of Asterisk (10 and later) after login: send this session only those
 # events (a regex searched in each event's text; lists an action asks for
 # are not filtered).  Of the ~75 events of a VICIdial call, 8 come through.
@@ -221,7 +221,11 @@ class Listener(Service):
                 return
         elif name == "Newstate":
             state = message.peek("ChannelStateDesc")
-            if state is not None and state not in ("Ringing", "Up"):
+            if state is not None and state not in ("Ringing", "Up") and state[:7] != "Dialing":
+                return
+        elif name == "Rename":
+            newName = message.peek("Newname")
+            if newName is not None and not self.tracker.tracksChannel(newName):
                 return
         self.parsed += 1
         event = readEvent(message)
@@ -234,6 +238,14 @@ class Listener(Service):
             self.log.info("callerid {callerid} UPDATED: channel {channel}, uniqueid {uniqueid}",
                           callerid=update.callerid, channel=update.channel,
                           uniqueid=update.uniqueid)
+        elif isinstance(update, CallDialing):
+            self.log.info("callerid {callerid} dialing: channel {channel}, uniqueid {uniqueid}",
+                          callerid=update.callerid, channel=update.channel,
+                          uniqueid=update.uniqueid)
+        elif isinstance(update, CallMoved):
+            self.log.info("uniqueid {uniqueid}: the call on {channel} goes on as {newUniqueid}",
+                          uniqueid=update.uniqueid, channel=update.channel,
+                          newUniqueid=update.newUniqueid)
         elif isinstance(update, CallEnded):
             self.log.warn("callerid {callerid} DEAD: {reason}", callerid=update.callerid,
                           reason=update.reason)

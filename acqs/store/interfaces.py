@@ -77,8 +77,9 @@ class IQueueStore(Interface):
 
     def applyUpdates(server_ip: str, updates: Sequence):
         """
-        Apply L{CallUpdated}, L{CallDead} and L{CallEnded} updates of
-        C{server_ip}'s rows, in order.  Fires with the number of row changes.
+        Apply L{CallUpdated}, L{CallDialing}, L{CallMoved}, L{CallDead} and
+        L{CallEnded} updates of C{server_ip}'s rows, in order.  Fires with
+        the number of row changes.
         """
 
     def recoverStranded(server_ip: str, instance: str, staleAfter: float):

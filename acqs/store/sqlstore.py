@@ -59,7 +59,9 @@ from .interfaces import IQueueStore, StoreUnavailable
 from .records import (
     ActionRow,
     CallDead,
+    CallDialing,
     CallEnded,
+    CallMoved,
     CallUpdated,
     Claim,
     Recovery,
@@ -171,8 +173,9 @@ class SQLQueueStore:
     async def record(self, server_ip: str, items: Sequence):
         results = [i for i in items if isinstance(i, SendResult)]
         updates = [i for i in items if not isinstance(i, SendResult)]
+        kinds = (CallUpdated, CallDialing, CallMoved, CallDead, CallEnded)
         for update in updates:
-            if not isinstance(update, (CallUpdated, CallDead, CallEnded)):
+            if not isinstance(update, kinds):
                 raise TypeError(f"not a send result or call update: {update!r}")
         changes = await self._run(calls.record, server_ip, results, updates)
         self._settled(r.man_id for r in results)
