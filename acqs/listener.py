@@ -5,8 +5,13 @@ updates.
 Events are read and correlated in memory (L{CallTracker}); only events of
 calls acqs is waiting for produce updates, and those queue in an ordered
 L{BatchWriter}, so a slow or absent database never stalls the AMI reader.
-It logs in for call events only and asks Asterisk to filter them down to
-L{EVENTS} (where Asterisk cannot, it skips the others itself).
+The Perl listener's other duties (DTMF, peer and phone status, CPD and SIP
+hangup causes) go to VICIdial's tables through a L{DutyWriter} of their
+own.  It logs in for call, DTMF and system events and asks Asterisk to
+filter them down to the ones it reads (L{CALL_EVENTS} and those of the
+duties that are on); where Asterisk cannot (before 10, or a user without
+the system write class, as VICIdial's C{listencron}), it skips the others
+itself, unparsed.
 The link is a C{ClientService} with a Ping keepalive; after a lost
 connection the first attempt is immediate, later ones come every second.
 After every (re)connection, and after every refresh of the tracked calls
@@ -31,20 +36,32 @@ from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
 from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
 from .correlate import CallTracker, readEvent
+from .duties import EVENTS as DUTY_EVENTS
+from .dutywriter import DutyWriter
 from .store.interfaces import IQueueStore
 from .store.records import CallDialing, CallEnded, CallMoved, CallUpdated
 
-# The events whose rules update rows; all others are skipped unparsed.
-EVENTS = ("Newstate", "Hangup", "OriginateResponse", "Rename")
-# Asked of Asterisk (10 and later) after login: send this session only those
-# events (a regex searched in each event's text; lists an action asks for
-# are not filtered).  Of the ~75 events of a VICIdial call, 8 come through.
-EVENT_FILTER = f"^Event: ({'|'.join(EVENTS)})[[:space:]]"
+# The events whose rules move vicidial_manager rows; those of the duties are
+# DUTY_EVENTS; all others are skipped unparsed.
+CALL_EVENTS = ("Newstate", "Hangup", "OriginateResponse", "Rename")
+# The classes the listener logs in for (Asterisk 1.4 knows no dtmf, and
+# ignores it): call progress, DTMF, and peer status (system).
+EVENT_MASK = "call,dtmf,system"
 # While the listener cannot log in, how often it says so (seconds).
 LOGIN_REMINDER = 60.0
 # How long after an unseen call's answer the catch-up runs (seconds): time
 # for the call's events, which may follow the answer, to arrive.
 UNSEEN_CATCH_UP = 1.0
+
+
+def eventFilter(names) -> str:
+    """
+    The Filter asked of Asterisk (10 and later) after login: send this
+    session only the events C{names} (a regex searched in each event's
+    text; lists an action asks for are not filtered).  Of the ~75 events of
+    a VICIdial call, 8 come through.
+    """
+    return f"^Event: ({'|'.join(names)})[[:space:]]"
 
 
 def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=random.random):
@@ -102,6 +119,7 @@ class Listener(Service):
             maxPending=maxPending,
         )
         self._ownsUpdates = writes is None
+        self.duties = DutyWriter(clock, store, serverIP, maxPending=maxPending)
         self.protocol: Optional[AMIProtocol] = None
         self._client: Optional[ClientService] = None
         self._refresher = LoopingCall(self._refresh)
@@ -159,9 +177,9 @@ class Listener(Service):
                                reason=str(e) or repr(e))
             return
         self._loginFailures, self._loginFailedAt = 0, -LOGIN_REMINDER
+        self.duties.forget()
         Deferred.fromCoroutine(self._filter(protocol))
-        for name in EVENTS:
-            protocol.registerEvent(name, self._event)
+        self.subscribe(protocol)
         keepalive = LoopingCall(self._ping, protocol)
         keepalive.clock = self._clock
         keepalive.start(self._pingInterval, now=False)
@@ -176,18 +194,32 @@ class Listener(Service):
         if self._refreshed:
             self._reconcile(protocol)
 
+    def subscribe(self, protocol: AMIProtocol) -> None:
+        """Hand the events the listener reads on C{protocol} to its rules."""
+        for name in CALL_EVENTS:
+            protocol.registerEvent(name, self._event)
+        for name in DUTY_EVENTS:
+            protocol.registerEvent(name, self.duties.event)
+
     async def _filter(self, protocol: AMIProtocol) -> None:
+        try:  # the events of duties that are off need not come
+            await self.duties.find().addTimeout(self._pingTimeout, self._clock)
+        except Exception as e:
+            self.log.info("Not known yet which VICIdial duties are on ({reason}): their events"
+                          " are let through", reason=str(e) or repr(e))
+        names = CALL_EVENTS + tuple(self.duties.eventNames())
         try:
-            await protocol.sendAction("Filter", [("Operation", "Add"), ("Filter", EVENT_FILTER)],
+            await protocol.sendAction("Filter", [("Operation", "Add"),
+                                                 ("Filter", eventFilter(names))],
                                       self._pingTimeout)
         except AMIError as e:  # Asterisk before 10, or no write permission for system
             if self.filtered is not False:
                 self.log.info("Asterisk does not filter events for the listener ({reason});"
-                              " it reads every call event", reason=e.reason)
+                              " it skips the events it does not read itself", reason=e.reason)
             self.filtered = False
         except ActionTimeout as e:
             self.log.warn("Asterisk did not answer the listener's Filter ({reason});"
-                          " it reads every call event", reason=str(e))
+                          " it skips the events it does not read itself", reason=str(e))
         except AMIConnectionLost:
             pass  # the link went: its loss is logged, and the next login asks again
         else:
@@ -282,6 +314,12 @@ class Listener(Service):
                 return
             self.tracker.refresh(tracked)
             self._refreshed = True
+            if self.duties.plan is None and self.protocol is not None:
+                try:
+                    await self.duties.find()
+                except Exception as e:
+                    self.log.warn("Cannot find out which VICIdial duties are on: {reason}",
+                                  reason=str(e))
             if self.protocol is not None:
                 self._reconcile(self.protocol)
 
@@ -334,3 +372,9 @@ class Listener(Service):
                            count=len(self.updates))
         if self._ownsUpdates:
             self.updates.stop()
+        try:
+            await self.duties.whenIdle().addTimeout(self._stopTimeout, self._clock)
+        except Exception:
+            self.log.error("Stopped with {count} VICIdial duty rows not written",
+                           count=len(self.duties.writes))
+        self.duties.stop()

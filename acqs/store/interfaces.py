@@ -108,6 +108,21 @@ class IQueueStore(Interface):
         claimed, sent within C{ringWindow} seconds, or whose call is live.
         """
 
+    def dutyColumns():
+        """
+        Fires with the columns of the VICIdial tables that the listener's
+        duties write (L{acqs.store.duties}), by lower-case table name, for
+        the tables that exist.
+        """
+
+    def writeDuties(server_ip: str, rows: Sequence, now: float):
+        """
+        Write the listener's duty rows of C{server_ip} (L{acqs.store.duties}),
+        stamped with the database's time when each reached acqs: C{now} is
+        the clock's time, as their C{at}, when the call is made.  Fires with
+        a L{DutyWritten}.
+        """
+
     def prune(server_ip: str, keepHours, batch: int):
         """
         Delete up to C{batch} acqs_action records whose vicidial_manager row

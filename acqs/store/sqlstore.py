@@ -52,7 +52,7 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import calls, pruning, reads, recovery, sending
+from . import calls, duties, pruning, reads, recovery, sending
 from .claims import WAIT_STEP, underClaimLock, waitThenClaim
 from .dialects import Dialect
 from .interfaces import IQueueStore, StoreUnavailable
@@ -223,6 +223,14 @@ class SQLQueueStore:
     @_deferred
     async def trackedCalls(self, server_ip: str, ringWindow: float):
         return await self._run(calls.trackedCalls, server_ip, ringWindow)
+
+    @_deferred
+    async def dutyColumns(self):
+        return await self._run(duties.findColumns)
+
+    @_deferred
+    async def writeDuties(self, server_ip: str, rows: Sequence, now: float):
+        return await self._run(duties.writeDuties, server_ip, list(rows), now)
 
     @_deferred
     async def prune(self, server_ip: str, keepHours: Optional[float] = None,
