@@ -19,11 +19,15 @@ from the database, the channels live on Asterisk are listed and reconciled:
 calls that rang or hung up while nobody was listening are caught up, and
 answered calls of which nothing was seen and no channel is left ended.  A
 synchronous Originate answered while its call was never seen, by a listener
-that may have missed it, brings that catch-up forward.
+that may have missed it, brings that catch-up forward.  The list is
+CoreShowChannels (Status on Asterisk 1.4); where that is refused, as to
+VICIdial's C{listencron} (C{write = command}), C{core show channels
+concise}, which catches up hangups but, having no caller ID names, never
+ends a call unseen.
 """
 
 import random
-from typing import Optional
+from typing import Optional, Tuple
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
@@ -35,7 +39,7 @@ from twisted.logger import Logger
 from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
 from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
-from .correlate import CallTracker, readEvent
+from .correlate import CallTracker, readConcise, readEvent
 from .duties import EVENTS as DUTY_EVENTS
 from .dutywriter import DutyWriter
 from .store.interfaces import IQueueStore
@@ -47,6 +51,8 @@ CALL_EVENTS = ("Newstate", "Hangup", "OriginateResponse", "Rename")
 # The classes the listener logs in for (Asterisk 1.4 knows no dtmf, and
 # ignores it): call progress, DTMF, and peer status (system).
 EVENT_MASK = "call,dtmf,system"
+# The CLI command that lists live channels where CoreShowChannels is refused.
+CONCISE = "core show channels concise"
 # While the listener cannot log in, how often it says so (seconds).
 LOGIN_REMINDER = 60.0
 # How long after an unseen call's answer the catch-up runs (seconds): time
@@ -133,9 +139,16 @@ class Listener(Service):
         self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
         # Counted for acqs.metrics: links after the first, events handed to
-        # the listener, events read in full.
-        self.reconnects = self.events = self.parsed = 0
+        # the listener, events read in full, catch-ups done.
+        self.reconnects = self.events = self.parsed = self.caughtUp = 0
         self.filtered: Optional[bool] = None  # whether Asterisk filters the events
+        # How the listener catches up (CoreShowChannels, Status, CONCISE;
+        # None: it cannot), and what it said of it last.
+        self.catchUp: Optional[str] = None
+        self._catchUpSaid: Optional[tuple] = None
+        # The link that refused the native list, and how.
+        self._refused: Optional[Tuple[AMIProtocol, str]] = None
+        self._listFailing = False
 
     def startService(self) -> None:
         super().startService()
@@ -329,26 +342,87 @@ class Listener(Service):
         async def reconcile():
             before = self.tracker.uniqueids()
             unseen = self.tracker.unseenAnswered()
-            try:
-                if (protocol.amiVersion or "").startswith("1.0"):
-                    result = await protocol.sendAction("Status", listEnd="StatusComplete")
-                else:
-                    result = await protocol.sendAction("CoreShowChannels")
-            except Exception as e:
-                self.log.warn("Cannot list live channels to catch up: {reason}", reason=str(e))
+            listed = await self._liveChannels(protocol)
+            if listed is None:
                 return
-            if not isinstance(result, ListResult):
-                self.log.warn("Live channel list came back without a list; not catching up")
-                return
-            live = [e for e in map(readEvent, result.events) if e is not None]
-            updates = self.tracker.reconcile(before, live, unseen)
+            live, named = listed
+            updates = self.tracker.reconcile(before, live, unseen if named else frozenset())
             if updates:
                 self.log.info("Caught up with {count} calls that moved while nobody listened",
                               count=len(updates))
             for update in updates:
                 self._apply(update)
+            self.caughtUp += 1
 
         return Deferred.fromCoroutine(reconcile())
+
+    async def _liveChannels(self, protocol: AMIProtocol):
+        """
+        The live channels as L{ChannelEvent}s, and whether their list has
+        caller ID names (an empty one needs none); None if there is no list.
+        """
+        old = (protocol.amiVersion or "").startswith("1.0")
+        native = "Status" if old else "CoreShowChannels"
+        if self._refused is None or self._refused[0] is not protocol:
+            try:
+                result = await protocol.sendAction(native, listEnd="StatusComplete" if old
+                                                   else None)
+            except AMIError as e:  # refused, e.g. to a user with write = command only
+                self._refused = (protocol, f"{native} is refused to {self._factory.username}"
+                                           f" ({e.reason})")
+            except Exception as e:
+                self._listFailed(str(e))
+                return None
+            else:
+                if not isinstance(result, ListResult):
+                    self._listFailed(f"{native} came back without a list")
+                    return None
+                self._catchingUpWith(native, "")
+                live = [e for e in map(readEvent, result.events) if e is not None]
+                return live, not result.events or any("CallerIDName" in e for e in result.events)
+        refused = self._refused[1]
+        if old:
+            self._catchingUpWith(None, f"{refused}, and Asterisk 1.4's channel list has no"
+                                       " uniqueids")
+            return None
+        try:
+            lines = await protocol.command(CONCISE)
+        except AMIError as e:
+            self._catchingUpWith(None, f"{refused}, and so is Command ({e.reason})")
+            return None
+        except Exception as e:
+            self._listFailed(str(e))
+            return None
+        live = readConcise(lines)
+        if live is None:
+            self._listFailed(f"{CONCISE!r} printed something else: {lines[:1]}")
+            return None
+        self._catchingUpWith(CONCISE, refused)
+        return live, not live
+
+    def _catchingUpWith(self, way: Optional[str], why: str) -> None:
+        """Say how the listener catches up, once (and again when that changes)."""
+        if self._listFailing:
+            self._listFailing = False
+            self.log.info("Listing live channels works again")
+        self.catchUp = way
+        if (way, why) == self._catchUpSaid:
+            return
+        self._catchUpSaid = (way, why)
+        if way is None:
+            self.log.warn("The listener cannot catch up with calls that move while nobody"
+                          " listens: {why}", why=why)
+        elif way == CONCISE:
+            self.log.info("The listener catches up with {way!r}: {why}; it catches up hangups,"
+                          " but that list has no caller ID names, so it never ends a call it"
+                          " did not see", way=way, why=why)
+        else:
+            self.log.info("The listener catches up with {way}", way=way)
+
+    def _listFailed(self, reason: str) -> None:
+        if not self._listFailing:
+            self._listFailing = True
+            self.log.warn("Cannot list live channels to catch up: {reason}", reason=reason)
 
     # Stopping
 
