@@ -1,14 +1,19 @@
 """
 The listener's duty rows in VICIdial 2.14's own tables (MyISAM), on the
 real MariaDB: what each row writes, in how many statements, and what a
-database without those tables, or a duty that cannot write, does.
+database without those tables, or a duty that cannot write, does; and the
+listener's duty writer over them.
 """
 
 import time
 from datetime import datetime
 
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
+from acqs.ami.message import Message
+from acqs.dutywriter import DutyWriter
 from acqs.store.duties import (
     CpdRow,
     DtmfRow,
@@ -198,3 +203,63 @@ class NoVICIdialTablesTests(TestCase):
         self.assertEqual(plan["phone_status"], "phones has no peer_status, ping_time")
 
 
+
+
+class DutyWriterTests(TestCase):
+    """The listener's duty writer on the real reactor and MariaDB."""
+
+    def setUp(self):
+        from twisted.internet import reactor
+
+        self.db = scratchMySQL(self)
+        createVICIdialTables(self.db)
+        self.duties = DutyWriter(reactor, self.db.openStore(), SERVER, delay=0)
+        self.addCleanup(self.duties.stop)
+        self.observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def said(self, level):
+        return [formatEvent(e) for e in self.observer if e["log_level"] == level]
+
+    def peerStatus(self, peer, status):
+        return Message([("Event", "PeerStatus"), ("ChannelType", "SIP"), ("Peer", peer),
+                        ("PeerStatus", status)])
+
+    async def test_misfitsSaidOnce(self):
+        """Values that do not fit are said once per kind, however many events carry them."""
+        await self.duties.find()
+        for peer in ("SIP/1001", "SIP/1002", "SIP/1003"):
+            self.duties.event(self.peerStatus(peer, "Rejected"))
+        await self.duties.whenIdle()
+        self.assertEqual(self.said(LogLevel.warn), [
+            "VICIdial duties: vicidial_peer_event_log.event_type has no 'Rejected': written"
+            " UNKNOWN, with PeerStatus=Rejected in data (said once)",
+            "VICIdial duties: phones.peer_status has no 'Rejected': the phone keeps its status"
+            " (said once)"])
+        self.assertEqual(self.duties.written, 3)
+
+    async def test_failingDutyStops(self):
+        """A duty whose writes fail for good is stopped and said once; its rows count as
+        dropped, and the other duties go on."""
+        await self.duties.find()
+        self.db.execute("DROP TABLE vicidial_peer_event_log")
+        self.duties.event(self.peerStatus("SIP/1001", "Reachable"))
+        await self.duties.whenIdle()
+        self.duties.event(self.peerStatus("SIP/1002", "Reachable"))
+        self.duties.event(Message([("Event", "DTMFBegin"), ("Channel", "SIP/a-1"),
+                                   ("Uniqueid", "1.1"), ("Digit", "5"),
+                                   ("Direction", "Received")]))
+        await self.duties.whenIdle()
+        [error] = self.said(LogLevel.error)
+        self.assertIn("VICIdial duty peer event log stopped: writing failed", error)
+        self.assertEqual((self.duties.dropped, self.duties.written), (1, 3))
+        self.assertTrue(self.duties.snapshot()["peer_events"].startswith("writing failed"))
+        self.assertEqual(self.db.rows("SELECT COUNT(*) FROM vicidial_dtmf_log"), [(1,)])
+
+    async def test_unknownPlanFoundOnWrite(self):
+        """Rows that come before the duties are known wait, and are written once they are."""
+        self.duties.event(self.peerStatus("SIP/1001", "Reachable"))
+        self.assertIsNone(self.duties.plan)
+        await self.duties.whenIdle()
+        self.assertIsNotNone(self.duties.plan)
+        self.assertEqual(self.db.rows("SELECT event_type FROM vicidial_peer_event_log"),
+                         [("REACHABLE",)])
