@@ -196,6 +196,7 @@ def snapshotOf(
             "updates_pending": len(listener.updates),
             "updates_dropped": listener.updates.dropped,
             "duties": listener.duties.snapshot(),
+            "catch_up": listener.catchUp,
             "duty_rows_written": listener.duties.written,
             "duty_rows_dropped": listener.duties.dropped,
             "recovered_rows": housekeeper.recovered,

@@ -109,6 +109,7 @@ class StockListencronTests(CatchUpMixin, TestCase):
             " refused to listencron (Permission denied); it catches up hangups, but that list"
             " has no caller ID names, so it never ends a call it did not see"])
         self.assertEqual(self.said("Cannot list live channels"), [])
+        self.assertEqual(self.listener.catchUp, "core show channels concise")
 
     async def test_liveAnsweredCallNeverDead(self):
         """An answered call the listener never saw, still up, is not ended by a list without

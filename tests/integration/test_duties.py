@@ -9,6 +9,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
+from acqs.app import snapshotOf
 from acqs.listener import Listener
 from acqs.simulator import User
 
@@ -84,6 +85,20 @@ class Asterisk22Tests(DutiesTestsMixin, TestCase):
                                             "|")])
         await eventually(lambda: self.db.rows("SELECT peer_status FROM phones")
                          == [("REACHABLE",)])
+
+    async def test_statusSnapshot(self):
+        """The status file's snapshot shows each duty on, and the rows written."""
+        channel = await self.liveCall()
+        self.sim.dtmf(channel, "9")
+        await eventually(lambda: len(self.dtmfRows()) == 2)
+        services = {type(s).__name__: s for s in self.acqs}
+        snapshot = snapshotOf(self.listenerService, services["Sender"],
+                              services["Housekeeper"], self.acqs.store)()
+        self.assertEqual(snapshot["duties"], {
+            "dtmf": "on", "peer_events": "on", "phone_ip": "on", "phone_status": "on",
+            "cpd": "on", "sip_hangup_cause": "on"})
+        self.assertEqual((snapshot["duty_rows_written"], snapshot["duty_rows_dropped"]), (2, 0))
+        self.assertEqual(snapshot["catch_up"], "CoreShowChannels")
 
     async def test_saysWhichDuties(self):
         """One log line says which duties are on."""
