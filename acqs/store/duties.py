@@ -6,8 +6,8 @@ Perl listeners write to VICIdial's own tables besides vicidial_manager
 These tables are VICIdial's, never created by acqs: L{dutyPlan} says which
 duties their columns allow (L{findColumns} reads them).  A batch of duty
 rows is written by L{writeDuties} in one transaction: one multi-row INSERT
-per log table, one UPDATE for every phone the batch touches, and for each
-SIP hangup cause the updates VICIdial makes.  Times are the database's
+per log table, one UPDATE of phones for all their addresses and one for all
+their statuses, and for each SIP hangup cause the updates VICIdial makes.  Times are the database's
 clock when the event reached acqs (its C{NOW(6)} less the time the row
 waited), so batching delays no timestamp.
 
