@@ -34,7 +34,7 @@ from .config import Settings
 from .correlate import CallTracker
 from .health import StatusFile
 from .housekeeping import Housekeeper
-from .listener import Listener
+from .listener import EVENT_MASK, Listener
 from .health import pidAlive
 from .metrics import NO_OBSERVER, Metrics
 from .sender import Sender
@@ -145,7 +145,7 @@ def acqsServices(
     writes = BatchWriter(reactor, lambda batch: store.record(settings.server_ip, batch),
                          "answers and call updates", delay=WRITE_WINDOW)
     listener = Listener(reactor, endpoint, factory(settings.listen_user,
-                                                   settings.listen_secret, "call"),
+                                                   settings.listen_secret, EVENT_MASK),
                         store, settings.server_ip, tracker, writes=writes, name=settings.ami)
 
     def answered(action, result, sentAt) -> None:
@@ -218,6 +218,10 @@ def snapshotOf(
             "tracked_calls": len(listener.tracker),
             "updates_pending": len(listener.updates),
             "updates_dropped": listener.updates.dropped,
+            "duties": listener.duties.snapshot(),
+            "catch_up": listener.catchUp,
+            "duty_rows_written": listener.duties.written,
+            "duty_rows_dropped": listener.duties.dropped,
             "recovered_rows": housekeeper.recovered,
             "pruned": housekeeper.pruned,
             "database": _describe(store.serverInfo),

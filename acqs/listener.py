@@ -5,8 +5,13 @@ updates.
 Events are read and correlated in memory (L{CallTracker}); only events of
 calls acqs is waiting for produce updates, and those queue in an ordered
 L{BatchWriter}, so a slow or absent database never stalls the AMI reader.
-It logs in for call events only and asks Asterisk to filter them down to
-L{EVENTS} (where Asterisk cannot, it skips the others itself).
+The Perl listener's other duties (DTMF, peer and phone status, CPD and SIP
+hangup causes) go to VICIdial's tables through a L{DutyWriter} of their
+own.  It logs in for call, DTMF and system events and asks Asterisk to
+filter them down to the ones it reads (L{CALL_EVENTS} and those of the
+duties that are on); where Asterisk cannot (before 10, or a user without
+the system write class, as VICIdial's C{listencron}), it skips the others
+itself, unparsed.
 The link is a C{ClientService} with a Ping keepalive; after a lost
 connection the first attempt is immediate, the next after 0.5 s, later ones
 every second; after a refused login (a wrong secret) 1, 2, 4 ... s, then
@@ -18,11 +23,15 @@ from the database, the channels live on Asterisk are listed and reconciled:
 calls that rang or hung up while nobody was listening are caught up, and
 answered calls of which nothing was seen and no channel is left ended.  A
 synchronous Originate answered while its call was never seen, by a listener
-that may have missed it, brings that catch-up forward.
+that may have missed it, brings that catch-up forward.  The list is
+CoreShowChannels (Status on Asterisk 1.4); where that is refused, as to
+VICIdial's C{listencron} (C{write = command}), C{core show channels
+concise}, which catches up hangups but, having no caller ID names, never
+ends a call unseen.
 """
 
 import random
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
@@ -37,21 +46,35 @@ from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
 from .ami.outage import LOGIN_REFUSED, cause, refusedLoginDelay
 from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
-from .correlate import CallTracker, readEvent
+from .correlate import CallTracker, readConcise, readEvent
+from .duties import EVENTS as DUTY_EVENTS
+from .dutywriter import DutyWriter
 from .store.interfaces import IQueueStore
-from .store.records import CallEnded, CallUpdated
+from .store.records import CallDialing, CallEnded, CallMoved, CallUpdated
 
-# The events whose rules update rows; all others are skipped unparsed.
-EVENTS = ("Newstate", "Hangup", "OriginateResponse")
-# Asked of Asterisk (10 and later) after login: send this session only those
-# events (a regex searched in each event's text; lists an action asks for
-# are not filtered).  Of the ~75 events of a VICIdial call, 8 come through.
-EVENT_FILTER = f"^Event: ({'|'.join(EVENTS)})[[:space:]]"
+# The events whose rules move vicidial_manager rows; those of the duties are
+# DUTY_EVENTS; all others are skipped unparsed.
+CALL_EVENTS = ("Newstate", "Hangup", "OriginateResponse", "Rename")
+# The classes the listener logs in for (Asterisk 1.4 knows no dtmf, and
+# ignores it): call progress, DTMF, and peer status (system).
+EVENT_MASK = "call,dtmf,system"
+# The CLI command that lists live channels where CoreShowChannels is refused.
+CONCISE = "core show channels concise"
 # While the listener cannot connect or log in, how often it says so (seconds).
 LOGIN_REMINDER = 60.0
 # How long after an unseen call's answer the catch-up runs (seconds): time
 # for the call's events, which may follow the answer, to arrive.
 UNSEEN_CATCH_UP = 1.0
+
+
+def eventFilter(names) -> str:
+    """
+    The Filter asked of Asterisk (10 and later) after login: send this
+    session only the events C{names} (a regex searched in each event's
+    text; lists an action asks for are not filtered).  Of the ~75 events of
+    a VICIdial call, 8 come through.
+    """
+    return f"^Event: ({'|'.join(names)})[[:space:]]"
 
 
 def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=random.random):
@@ -149,6 +172,7 @@ class Listener(Service):
             maxPending=maxPending,
         )
         self._ownsUpdates = writes is None
+        self.duties = DutyWriter(clock, store, serverIP, maxPending=maxPending)
         self.protocol: Optional[AMIProtocol] = None
         self._client: Optional[ClientService] = None
         self._refresher = LoopingCall(self._refresh)
@@ -166,9 +190,16 @@ class Listener(Service):
         self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
         # Counted for acqs.metrics: links after the first, events handed to
-        # the listener, events read in full.
-        self.reconnects = self.events = self.parsed = 0
+        # the listener, events read in full, catch-ups done.
+        self.reconnects = self.events = self.parsed = self.caughtUp = 0
         self.filtered: Optional[bool] = None  # whether Asterisk filters the events
+        # How the listener catches up (CoreShowChannels, Status, CONCISE;
+        # None: it cannot), and what it said of it last.
+        self.catchUp: Optional[str] = None
+        self._catchUpSaid: Optional[tuple] = None
+        # The link that refused the native list, and how.
+        self._refused: Optional[Tuple[AMIProtocol, str]] = None
+        self._listFailing = False
 
     def startService(self) -> None:
         super().startService()
@@ -242,9 +273,9 @@ class Listener(Service):
         self._loginFailures = self._refusals = 0
         self._failedAt, self._saidAt = None, -LOGIN_REMINDER
         self.cause = self.error = None
+        self.duties.forget()
         Deferred.fromCoroutine(self._filter(protocol))
-        for name in EVENTS:
-            protocol.registerEvent(name, self._event)
+        self.subscribe(protocol)
         keepalive = LoopingCall(self._ping, protocol)
         keepalive.clock = self._clock
         keepalive.start(self._pingInterval, now=False)
@@ -264,18 +295,32 @@ class Listener(Service):
         if self._refreshed:
             self._reconcile(protocol)
 
+    def subscribe(self, protocol: AMIProtocol) -> None:
+        """Hand the events the listener reads on C{protocol} to its rules."""
+        for name in CALL_EVENTS:
+            protocol.registerEvent(name, self._event)
+        for name in DUTY_EVENTS:
+            protocol.registerEvent(name, self.duties.event)
+
     async def _filter(self, protocol: AMIProtocol) -> None:
+        try:  # the events of duties that are off need not come
+            await self.duties.find().addTimeout(self._pingTimeout, self._clock)
+        except Exception as e:
+            self.log.info("Not known yet which VICIdial duties are on ({reason}): their events"
+                          " are let through", reason=str(e) or repr(e))
+        names = CALL_EVENTS + tuple(self.duties.eventNames())
         try:
-            await protocol.sendAction("Filter", [("Operation", "Add"), ("Filter", EVENT_FILTER)],
+            await protocol.sendAction("Filter", [("Operation", "Add"),
+                                                 ("Filter", eventFilter(names))],
                                       self._pingTimeout)
         except AMIError as e:  # Asterisk before 10, or no write permission for system
             if self.filtered is not False:
                 self.log.info("Asterisk does not filter events for the listener ({reason});"
-                              " it reads every call event", reason=e.reason)
+                              " it skips the events it does not read itself", reason=e.reason)
             self.filtered = False
         except ActionTimeout as e:
             self.log.warn("Asterisk did not answer the listener's Filter ({reason});"
-                          " it reads every call event", reason=str(e))
+                          " it skips the events it does not read itself", reason=str(e))
         except AMIConnectionLost:
             pass  # the link went: its loss is logged, and the next login asks again
         else:
@@ -309,7 +354,11 @@ class Listener(Service):
                 return
         elif name == "Newstate":
             state = message.peek("ChannelStateDesc")
-            if state is not None and state not in ("Ringing", "Up"):
+            if state is not None and state not in ("Ringing", "Up") and state[:7] != "Dialing":
+                return
+        elif name == "Rename":
+            newName = message.peek("Newname")
+            if newName is not None and not self.tracker.tracksChannel(newName):
                 return
         self.parsed += 1
         event = readEvent(message)
@@ -322,6 +371,14 @@ class Listener(Service):
             self.log.info("callerid {callerid} UPDATED: channel {channel}, uniqueid {uniqueid}",
                           callerid=update.callerid, channel=update.channel,
                           uniqueid=update.uniqueid)
+        elif isinstance(update, CallDialing):
+            self.log.info("callerid {callerid} dialing: channel {channel}, uniqueid {uniqueid}",
+                          callerid=update.callerid, channel=update.channel,
+                          uniqueid=update.uniqueid)
+        elif isinstance(update, CallMoved):
+            self.log.info("uniqueid {uniqueid}: the call on {channel} goes on as {newUniqueid}",
+                          uniqueid=update.uniqueid, channel=update.channel,
+                          newUniqueid=update.newUniqueid)
         elif isinstance(update, CallEnded):
             self.log.warn("callerid {callerid} DEAD: {reason}", callerid=update.callerid,
                           reason=update.reason)
@@ -358,6 +415,12 @@ class Listener(Service):
                 return
             self.tracker.refresh(tracked)
             self._refreshed = True
+            if self.duties.plan is None and self.protocol is not None:
+                try:
+                    await self.duties.find()
+                except Exception as e:
+                    self.log.warn("Cannot find out which VICIdial duties are on: {reason}",
+                                  reason=str(e))
             if self.protocol is not None:
                 self._reconcile(self.protocol)
 
@@ -367,26 +430,87 @@ class Listener(Service):
         async def reconcile():
             before = self.tracker.uniqueids()
             unseen = self.tracker.unseenAnswered()
-            try:
-                if (protocol.amiVersion or "").startswith("1.0"):
-                    result = await protocol.sendAction("Status", listEnd="StatusComplete")
-                else:
-                    result = await protocol.sendAction("CoreShowChannels")
-            except Exception as e:
-                self.log.warn("Cannot list live channels to catch up: {reason}", reason=str(e))
+            listed = await self._liveChannels(protocol)
+            if listed is None:
                 return
-            if not isinstance(result, ListResult):
-                self.log.warn("Live channel list came back without a list; not catching up")
-                return
-            live = [e for e in map(readEvent, result.events) if e is not None]
-            updates = self.tracker.reconcile(before, live, unseen)
+            live, named = listed
+            updates = self.tracker.reconcile(before, live, unseen if named else frozenset())
             if updates:
                 self.log.info("Caught up with {count} calls that moved while nobody listened",
                               count=len(updates))
             for update in updates:
                 self._apply(update)
+            self.caughtUp += 1
 
         return Deferred.fromCoroutine(reconcile())
+
+    async def _liveChannels(self, protocol: AMIProtocol):
+        """
+        The live channels as L{ChannelEvent}s, and whether their list has
+        caller ID names (an empty one needs none); None if there is no list.
+        """
+        old = (protocol.amiVersion or "").startswith("1.0")
+        native = "Status" if old else "CoreShowChannels"
+        if self._refused is None or self._refused[0] is not protocol:
+            try:
+                result = await protocol.sendAction(native, listEnd="StatusComplete" if old
+                                                   else None)
+            except AMIError as e:  # refused, e.g. to a user with write = command only
+                self._refused = (protocol, f"{native} is refused to {self._factory.username}"
+                                           f" ({e.reason})")
+            except Exception as e:
+                self._listFailed(str(e))
+                return None
+            else:
+                if not isinstance(result, ListResult):
+                    self._listFailed(f"{native} came back without a list")
+                    return None
+                self._catchingUpWith(native, "")
+                live = [e for e in map(readEvent, result.events) if e is not None]
+                return live, not result.events or any("CallerIDName" in e for e in result.events)
+        refused = self._refused[1]
+        if old:
+            self._catchingUpWith(None, f"{refused}, and Asterisk 1.4's channel list has no"
+                                       " uniqueids")
+            return None
+        try:
+            lines = await protocol.command(CONCISE)
+        except AMIError as e:
+            self._catchingUpWith(None, f"{refused}, and so is Command ({e.reason})")
+            return None
+        except Exception as e:
+            self._listFailed(str(e))
+            return None
+        live = readConcise(lines)
+        if live is None:
+            self._listFailed(f"{CONCISE!r} printed something else: {lines[:1]}")
+            return None
+        self._catchingUpWith(CONCISE, refused)
+        return live, not live
+
+    def _catchingUpWith(self, way: Optional[str], why: str) -> None:
+        """Say how the listener catches up, once (and again when that changes)."""
+        if self._listFailing:
+            self._listFailing = False
+            self.log.info("Listing live channels works again")
+        self.catchUp = way
+        if (way, why) == self._catchUpSaid:
+            return
+        self._catchUpSaid = (way, why)
+        if way is None:
+            self.log.warn("The listener cannot catch up with calls that move while nobody"
+                          " listens: {why}", why=why)
+        elif way == CONCISE:
+            self.log.info("The listener catches up with {way!r}: {why}; it catches up hangups,"
+                          " but that list has no caller ID names, so it never ends a call it"
+                          " did not see", way=way, why=why)
+        else:
+            self.log.info("The listener catches up with {way}", way=way)
+
+    def _listFailed(self, reason: str) -> None:
+        if not self._listFailing:
+            self._listFailing = True
+            self.log.warn("Cannot list live channels to catch up: {reason}", reason=reason)
 
     # Stopping
 
@@ -410,3 +534,9 @@ class Listener(Service):
                            count=len(self.updates))
         if self._ownsUpdates:
             self.updates.stop()
+        try:
+            await self.duties.whenIdle().addTimeout(self._stopTimeout, self._clock)
+        except Exception:
+            self.log.error("Stopped with {count} VICIdial duty rows not written",
+                           count=len(self.duties.writes))
+        self.duties.stop()

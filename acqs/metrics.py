@@ -187,6 +187,12 @@ class AcqsCollector:
                      len(listener.updates))
         yield _counter("acqs_updates_dropped", "Call updates dropped (too many waited)",
                        listener.updates.dropped)
+        yield _counter("acqs_duty_rows_written",
+                       "Rows of the Perl listener's other duties written to VICIdial's tables",
+                       listener.duties.written)
+        yield _counter("acqs_duty_rows_dropped",
+                       "Duty rows not written (a duty's writes failed, or too many waited)",
+                       listener.duties.dropped)
         yield _gauge("acqs_ami_sessions", "Send sessions open, lingering ones included",
                      sender.sessionCount)
         yield _gauge("acqs_ami_sessions_lingering", "Send sessions lingering after their action",

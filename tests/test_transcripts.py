@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from acqs.ami import protocol as protocolModule
 from acqs.ami.errors import AMIError
 from acqs.ami.protocol import AMIProtocol, ListResult
-from acqs.simulator import Races, Simulator
+from acqs.simulator import DEFAULT_DIALPLAN, Exten, Races, Simulator
 
 DATA = FilePath(__file__).sibling("data").child("asterisk22")
 # Captures of what acqs' design rests on, not of flows the simulator plays (facts/capture_facts.py).
@@ -457,3 +457,121 @@ class ComparisonTests(SynchronousTestCase):
         e = self.assertRaises(self.failureException, assertCompatible, self, "x", self.real,
                               swapped, "listener")
         self.assertIn("order differs", str(e))
+
+
+# A synchronous Originate holds its session (facts/originate_sync_*)
+
+_TIMES = re.compile(r"^\s*([\d.]+) (\S+)\s+([<>]) (\w+): (\S+)(?: ActionID: (cap-\d+))?")
+# [acqs-facts] 8600040 is Busy(): the call fails at once.
+FACTS_DIALPLAN = DEFAULT_DIALPLAN.withContext("acqs-facts", {"8600040": Exten(answer=False)})
+
+
+class SyncOriginateTests(SynchronousTestCase):
+    """
+    The simulator answers a synchronous Originate, and the actions queued
+    behind it on its session, when Asterisk 22 did: replays the actions of
+    the facts captures at the times they were sent and compares when each
+    response came.
+    """
+
+    TOLERANCE = 0.02  # seconds; the captures' clock has 1 ms steps, Asterisk's threads jitter
+
+    def replay(self, flow: str) -> Tuple[dict, dict]:
+        """
+        C{(real, simulated)}: seconds at which each ActionID was answered,
+        and (as C{"hangup"}) when the listener saw the first Hangup.
+        """
+        sends, real = [], {}
+        for line in FACTS.child(flow + ".times").getContent().decode().splitlines():
+            m = _TIMES.match(line)
+            if m is None:
+                continue
+            at, role, way, kind, name, action = m.groups()
+            if way == ">":
+                sends.append((float(at), role, int(action.split("-")[1])))
+            elif kind == "Response" and action is not None:
+                real[action] = float(at)
+            elif (kind, name, role) == ("Event", "Hangup", "listener"):
+                real.setdefault("hangup", float(at))
+        raw = {}
+        for role in {role for _, role, _ in sends}:
+            for number, data, _ in parseSent(FACTS.child(f"{flow}.{role}.sent").getContent()):
+                raw[number] = self.ourChannels(flow, data)
+        clock = Clock()
+        simulator = Simulator(clock, dialplan=FACTS_DIALPLAN)
+        clients: Dict[str, Tuple[_Client, iosim.IOPump]] = {}
+        read: Dict[str, int] = {}
+        seen: dict = {}
+
+        def pump():
+            while any([pump.flush() for _, pump in clients.values()]):
+                pass
+            for role, (client, _) in clients.items():
+                data = bytes(client.received)
+                end = data.rfind(b"\r\n\r\n") + 4
+                if end <= read.get(role, 0):
+                    continue
+                start = read.get(role, data.index(b"\r\n") + 2)
+                read[role] = end
+                for m in parseTranscript(b"\r\n" + data[start:end])[1]:
+                    if m[0][0] == "Response" and value(m, "ActionID"):
+                        seen.setdefault(value(m, "ActionID"), clock.seconds())
+                    elif m[0] == ("Event", "Hangup") and role == "listener":
+                        seen.setdefault("hangup", clock.seconds())
+
+        for at, role, number in sorted(sends):
+            while clock.seconds() < at - 1e-9:
+                clock.advance(min(0.001, at - clock.seconds()))
+                pump()
+            if role not in clients:
+                client = _Client()
+                server = simulator.factory.buildProtocol(None)
+                clients[role] = (client, iosim.connect(
+                    server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client),
+                    greet=False))
+            clients[role][0].transport.write(raw[number])
+            pump()
+        while clock.seconds() < max(real.values()) + 1:
+            clock.advance(0.001)
+            pump()
+        return real, seen
+
+    @staticmethod
+    def ourChannels(flow: str, data: bytes) -> bytes:
+        """Real channel counters in an action, as the simulator (counting from 1) names them."""
+        seen: List[str] = []
+        for m in _COUNTER.finditer(FACTS.child(flow + ".listener.ami").getContent().decode()):
+            if m.group(1) not in seen:
+                seen.append(m.group(1))
+        return _COUNTER.sub(lambda m: f"-{seen.index(m.group(1)) + 1:08x}",
+                            data.decode()).encode()
+
+    def assertAnsweredAsReal(self, flow: str) -> dict:
+        real, simulated = self.replay(flow)
+        self.assertEqual(set(simulated), set(real), flow)
+        for action, at in sorted(real.items()):
+            self.assertLessEqual(abs(simulated[action] - at), self.TOLERANCE,
+                                 f"{flow}: {action} answered at {simulated[action]:.3f} s,"
+                                 f" Asterisk 22 at {at:.3f} s")
+        return simulated
+
+    def test_queue(self):
+        """The Hangup, Ping and Logoff written behind a sync Originate are answered only
+        when it is, 3 s later as the call answers; another session's Ping at once."""
+        answered = self.assertAnsweredAsReal("originate_sync_queue")
+        self.assertEqual({answered[a] for a in ("cap-5", "cap-6", "cap-7", "cap-8")},
+                         {answered["cap-5"]})
+
+    def test_timeout(self):
+        """A sync Originate nobody answers fails at its Timeout; the Ping behind waits."""
+        self.assertAnsweredAsReal("originate_sync_timeout")
+
+    def test_busy(self):
+        """A sync Originate refused at once fails at once; the Ping behind follows."""
+        self.assertAnsweredAsReal("originate_sync_busy")
+
+    def test_heldHangupTakesEffectAfterTheOriginate(self):
+        """The held call's Hangup, queued behind the sync Originate, hangs it up only then."""
+        real, simulated = self.replay("originate_sync_queue")
+        self.assertLessEqual(abs(simulated["hangup"] - real["hangup"]), self.TOLERANCE)
+        self.assertGreater(simulated["hangup"], simulated["cap-5"] - self.TOLERANCE)

@@ -67,6 +67,11 @@ _HANGUP_WEIGHTS = (7, 3)
 # (a missing exten or context, or the dialled channel hung up before answering).
 REASON_FAILED, REASON_RINGING, REASON_ANSWERED = 0, 3, 4
 
+# What a masquerade moves from the old channel to the one that takes its place.
+_MASQUERADED = ("callerIDNum", "callerIDName", "connectedLineNum", "connectedLineName",
+                "accountCode", "language", "variables", "farEnd", "localPeer", "localSide",
+                "created", "answered", "callID")
+
 _DIAL_VARIABLES = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME",
                    "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS",
                    "PROGRESSTIME", "PROGRESSTIME_MS")
@@ -292,6 +297,7 @@ class _Dial:
         pbx._setVar(caller, "DIALSTATUS", status)
         if self.callee is not None:
             pbx._emit("DialEnd", caller, self.callee, (("DialStatus", status),))
+        self.returned()
         caller.dial = None
         caller.waiting = None
         if not caller.gone and not caller.hangupRequested:
@@ -308,6 +314,12 @@ class _Dial:
         pbx._setVar(self.caller, "DIALEDTIME", str(int(dialled)))
         pbx._setVar(self.caller, "DIALEDTIME_MS", str(int(dialled * 1000)))
         pbx._setVar(self.caller, "DIALSTATUS", "ANSWER" if self.answered is not None else "CANCEL")
+        self.returned()
+
+    def returned(self) -> None:
+        """Dial() returns to the caller's dialplan (printed as Dial's End in 1.6 - 11)."""
+        self.pbx._emit("DialReturned", self.caller, fields=(
+            ("DialStatus", self.caller.variables.get("DIALSTATUS", "")),))
 
 
 class PBX:
@@ -957,11 +969,17 @@ class PBX:
         if ch.gone:
             return
         self._cancel(ch)
-        partner = self._bridgePartner(ch)
+        old = ch
+        if not ch.runningPBX and self._names.masquerades:
+            ch = self._asyncGoto(old)
+        partner = self._bridgePartner(old)
         if partner is not None:
-            self._clearBridgePeers(ch, partner)
-            self._leaveBridge(ch)
+            self._clearBridgePeers(old, partner)
+            self._leaveBridge(old)
             self._leaveBridge(partner)
+        if old is not ch:
+            self._soon(self._destroy, old, NORMAL_CLEARING)  # whoever held the zombie
+        if partner is not None:
             if partner.runningPBX:
                 self._soon(self._callerDialReturns, partner)
             else:
@@ -978,6 +996,37 @@ class PBX:
         else:
             ch.dialer = None
             self._startPBX(ch, context, exten, priority)
+
+    def _asyncGoto(self, ch: Channel) -> Channel:
+        """
+        Asterisk 1.4 - 11 redirect a channel that runs no dialplan by
+        masquerading it into a new one (ast_async_goto): C{AsyncGoto/<name>}
+        takes its name, technology, caller ID and CDR with a new uniqueid;
+        the old channel, renamed C{<name><MASQ>} and then
+        C{AsyncGoto/<name><ZOMBIE>}, is left for its holder to hang up.
+        Returns the new channel.
+        """
+        name = ch.name
+        new = self._newChannel(f"AsyncGoto/{name}", ch.tech, ch.context, ch.exten,
+                               ch.stateCode, ch.linkedid)
+        self._emit("Masquerade", fields=(("Clone", name), ("CloneState", ch.state),
+                                         ("Original", new.name), ("OriginalState", new.state)))
+        self._rename(ch, f"{name}<MASQ>")
+        self._rename(new, name)
+        for attribute in _MASQUERADED:
+            setattr(new, attribute, getattr(ch, attribute))
+        ch.callerIDNum = ch.callerIDName = ch.connectedLineNum = ch.connectedLineName = ""
+        ch.localPeer, ch.localSide, ch.farEnd = None, 0, None
+        if new.localPeer is not None:
+            new.localPeer.localPeer = new
+        self._rename(ch, f"AsyncGoto/{name}<ZOMBIE>")
+        return new
+
+    def _rename(self, ch: Channel, name: str) -> None:
+        self._emit("Rename", ch, fields=(("Newname", name),))
+        self.channels.pop(ch.name, None)
+        ch.name = name
+        self.channels[name] = ch
 
     def muteConferenceUser(self, number: str, user: str, muted: bool) -> bool:
         """(Un)mute user C{user} (a number, or C{all}) of a conference."""

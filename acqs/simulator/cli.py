@@ -1,6 +1,6 @@
 """
 The CLI commands the simulator answers through the Command action:
-C{core show version}, C{core show channels}, C{core show uptime
+C{core show version}, C{core show channels [concise]}, C{core show uptime
 [seconds]}, C{meetme list <conf> [concise]}, C{meetme (un)mute|kick <conf>
 <user|all>}.  Anything else gets Asterisk's "No such command" line.
 
@@ -59,6 +59,8 @@ def run(command: str, pbx: PBX, dialect: Dialect, now: float,
         return True, [dialect.version]
     if lowered == ["core", "show", "channels"]:
         return True, _channels(pbx, dialect)
+    if lowered == ["core", "show", "channels", "concise"]:
+        return True, [dialect.concise(ch, now) for ch in pbx.channels.values()]
     if lowered[:3] == ["core", "show", "uptime"] and len(lowered) <= 4:
         up = now - pbx.startTime
         if lowered[3:] == ["seconds"]:

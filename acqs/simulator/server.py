@@ -10,7 +10,7 @@ reads no further action and keeps its events, which follow the response.
 Events reach a session only once it has logged in, and only those of a
 class both its user may read and its C{Events:} mask asks for (on when the
 header is absent), that pass the filters its C{Filter} actions added
-(L{acqs.simulator.filters}; Asterisk 22 only).  List events are part of the response, so an
+(L{acqs.simulator.filters}; Asterisk 10 and later).  List events are part of the response, so an
 C{Events: off} session gets them too.
 
 Simplified: permissions are checked per action class only (no ACLs, no
@@ -319,8 +319,8 @@ class AMISession(Protocol):
         sim = self._sim
         if sim.dialect.hasFullyBooted:
             up = int(sim._clock.seconds() - sim.pbx.startTime)
-            rendered = sim.dialect.renderBytes(Event("FullyBooted", fields=(
-                ("Uptime", str(up)), ("LastReload", str(up)), ("Status", "Fully Booted"))))
+            rendered = sim.dialect.renderBytes(Event("FullyBooted",
+                                                     fields=sim.dialect.fullyBooted(up)))
             if rendered is not None:
                 self.sendEvent(*rendered)
         sim._securityEvent("SuccessfulAuth", self, self.username)
@@ -354,7 +354,7 @@ class AMISession(Protocol):
 
     def _action_events(self, message: Message) -> None:
         self._setEventMask(message.get("EventMask") or "")
-        self._reply(self._respond(message, *self._sim.dialect.eventsResponse(bool(self._wanted))))
+        self._reply(self._sim.dialect.eventsResponse(message.get("ActionID"), bool(self._wanted)))
 
     def _action_filter(self, message: Message) -> None:
         if (message.get("Operation") or "").strip().lower() != "add":
@@ -557,8 +557,8 @@ class Simulator:
        them (C{vicibox-ast01-1796107644.1}, longer than vicidial_manager's
        20 characters);
      - C{testEvents}: print C{TestEvent}s, as the captured Debian build
-       (compiled with the test framework) does; False for a production-like
-       stream;
+       of 22 (compiled with the test framework) does; False for a
+       production-like stream (the default of the other dialects);
      - L{dropAll} (of one user, or all), L{sendGarbage}, L{flood}, L{hangup}.
     """
 
@@ -567,9 +567,9 @@ class Simulator:
     def __init__(self, clock: IReactorTime, *,
                  users: Union[Mapping[str, str], Iterable[User]] = DEFAULT_USERS,
                  dialect: str = "asterisk22", dialplan: Dialplan = DEFAULT_DIALPLAN,
-                 seed: int = 0):
+                 seed: int = 0, vicidialPatches: bool = False):
         self._clock = clock
-        self.dialect: Dialect = makeDialect(dialect)
+        self.dialect: Dialect = makeDialect(dialect, vicidialPatches)
         self.users: Dict[str, User] = makeUsers(users)
         self.actions: List[Tuple[Optional[str], Message]] = []
         self.actionTimes: List[float] = []
@@ -580,10 +580,11 @@ class Simulator:
         self.failOriginates = False
         self.unresponsive = False
         self.shuttingDown = False
-        self.testEvents = True
+        self.testEvents = self.dialect.testFramework
         self.meetmeLoaded = True
         self.onAction: Optional[Callable[[Optional[str], Message], None]] = None
         self.onEvent: Optional[Callable[[Event], None]] = None
+        self._keys: list = []  # DTMFEnd timers of digits still pressed
         self._sessionIDs = itertools.count(0x7F5860000F40, 0x1010)
         self._challenges = random.Random(seed)
         self.pbx = PBX(clock, dialplan, self._publish, self.dialect, seed=seed)
@@ -615,6 +616,10 @@ class Simulator:
         for session in list(self.sessions):
             session.transport.loseConnection()
         self.pbx.stop()
+        for timer in self._keys:
+            if timer.active():
+                timer.cancel()
+        self._keys = []
 
     # Events
 
@@ -648,6 +653,88 @@ class Simulator:
         else:
             fields += list(extra) + [("SessionTV", "1970-01-01T00:00:00.000+0000")]
         self._publish(Event(name, fields=tuple(fields)))
+
+    # Events from outside the calls: keypads, phones, SIP responses
+
+    def _live(self, name: str) -> Channel:
+        ch = self.pbx.find(name)
+        if ch is None:
+            raise KeyError(name)
+        return ch
+
+    def _inject(self, name: str, fields: Sequence[Header],
+                channel: Optional[Channel] = None) -> None:
+        self._publish(Event(name, channel, fields=tuple(fields)))
+
+    def dtmf(self, channel: str, digit: str, direction: str = "Received",
+             durationMs: int = 100) -> None:
+        """
+        Digit C{digit} is keyed on the live C{channel}: C{DTMFBegin} now and
+        C{DTMFEnd} C{durationMs} later (12+), two C{DTMF} events (1.6 - 11)
+        or nothing (1.4).  The end is not printed if the channel is gone by then.
+        """
+        ch = self._live(channel)
+        if len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+        if direction not in ("Received", "Sent"):
+            raise ValueError(f"direction is Received or Sent, not {direction!r}")
+        self._inject("DTMFBegin", (("Digit", digit), ("Direction", direction)), ch)
+        end = (("Digit", digit), ("DurationMs", str(durationMs)), ("Direction", direction))
+        self._keys = [t for t in self._keys if t.active()]
+        self._keys.append(self._clock.callLater(durationMs / 1000.0, self._keyReleased, ch, end))
+
+    def _keyReleased(self, ch: Channel, fields: Sequence[Header]) -> None:
+        if not ch.gone:
+            self._inject("DTMFEnd", fields, ch)
+
+    def peerStatus(self, channelType: str, peer: str, status: str, address: Optional[str] = None,
+                   port: Optional[int] = None, cause: Optional[str] = None,
+                   time: Optional[int] = None, pingTime: Optional[int] = None,
+                   maxPing: Optional[int] = None) -> None:
+        """
+        A C{PeerStatus} of C{channelType/peer} (C{peer} without the
+        technology) with the headers this version prints of those given;
+        C{pingTime}/C{maxPing} need C{vicidialPatches}.  ValueError for what
+        the version cannot print (chan_sip on 22, PJSIP before 13, a status
+        the driver never sends, details PJSIP never gives).
+        """
+        def text(value) -> Optional[str]:
+            return None if value is None else str(value)
+
+        self._inject("PeerStatus", self.dialect.peerStatus(channelType, peer, status, (
+            ("Cause", cause), ("Address", address), ("Port", text(port)), ("Time", text(time)),
+            ("PingTime", text(pingTime)), ("MaxPing", text(maxPing)))))
+
+    def peerRegistered(self, channelType: str, peer: str, host: str) -> None:
+        """VICIdial's C{PeerRegistered}: C{peer} registered from C{host} (ip:port)."""
+        self._inject("PeerRegistered", self.dialect.peerRegistered(channelType, peer, host))
+
+    def rtpDisconnect(self, channel: str, lastRx: int) -> None:
+        """VICIdial's C{SIPRTPDisconnect}: no RTP on C{channel} since C{lastRx}."""
+        self._inject("SIPRTPDisconnect", self.dialect.rtpDisconnect(channel, str(lastRx)))
+
+    def criticalTimeout(self, kind: str, callID: str, seqNo: int, host: str,
+                        timeout: int) -> None:
+        """VICIdial's C{SIPCriticalTimeout}: a SIP transaction to C{host} timed out."""
+        self._inject("SIPCriticalTimeout", self.dialect.criticalTimeout(
+            kind, callID, str(seqNo), host, str(timeout)))
+
+    def cpdResult(self, channel: Optional[str], result: str, detailed: str = "",
+                  callID: str = "", referenceID: str = "", campaign: str = "") -> None:
+        """
+        VICIdial's C{CPD-Result} (NetBorder call progress detection) for the
+        live C{channel}, or for a SIP dialog without one (C{None}: UNKNOWN).
+        """
+        ch = self._live(channel) if channel is not None else None
+        self._inject("CPD-Result", self.dialect.cpdResult(ch, result, detailed, callID,
+                                                          referenceID, campaign))
+
+    def sipHangupCause(self, channel: str, code: int, reason: str) -> None:
+        """VICIdial's C{SIP-Hangup-Cause}: the live C{channel} got SIP response C{code}."""
+        ch = self._live(channel)
+        if not 400 <= code <= 900:
+            raise ValueError(f"the patch reports SIP responses 400-900 only, not {code}")
+        self._inject("SIP-Hangup-Cause", self.dialect.sipHangupCause(ch, code, reason))
 
     # Test-side controls
 

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import re
 import sqlite3
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Sequence, Tuple
 
 import pymysql
 from twisted.enterprise import adbapi
@@ -50,6 +50,10 @@ _MYSQL_NO_SUCH_COLUMN = 1054
 _MYSQL_SYNTAX = 1064
 # The connection died: server gone away, lost during a query, a killed one.
 _MYSQL_GONE = (2006, 2013, 2055, 1927)
+# A statement that may succeed later: lock wait timeout, server shutting
+# down, too many connections; and every client-side error (2000 and up).
+_MYSQL_TRANSIENT = (1205, 1053, 1040)
+_MYSQL_CLIENT_ERRORS = 2000
 
 
 class PooledConnection(adbapi.Connection):
@@ -170,6 +174,10 @@ class Dialect:
         """Whether C{error} says that a table or column does not exist."""
         return False
 
+    def transient(self, error: Exception) -> bool:
+        """Whether the same statement may succeed later (a lost connection, a lock)."""
+        return self.gone(error) or self.retryable(error)
+
     def probe(self, txn) -> ServerInfo:
         """What the server is and can do; C{engine} None if there is no table yet."""
         raise NotImplementedError()
@@ -202,6 +210,15 @@ class Dialect:
     def widths(self, cursor, table: str) -> Dict[str, Optional[int]]:
         """C{{column: declared character width}} of C{table} (None where it has none)."""
         raise NotImplementedError()
+
+    def columnsOf(self, cursor, tables: Sequence[str]) -> Dict[str, FrozenSet[str]]:
+        """The lower-case column names of those of C{tables} that exist."""
+        found = {}
+        for table in tables:
+            columns, _ = self.describe(cursor, table)
+            if columns:
+                found[table] = frozenset(columns)
+        return found
 
     def createTables(self, connection, statements: Sequence[str]) -> None:
         cursor = connection.cursor()
@@ -268,6 +285,11 @@ class MySQLDialect(Dialect):
     def missingSchema(self, error):
         return _errno(error) in (_MYSQL_NO_SUCH_TABLE, _MYSQL_NO_SUCH_COLUMN)
 
+    def transient(self, error):
+        code = _errno(error)
+        return (super().transient(error) or code in _MYSQL_TRANSIENT
+                or (code is not None and code >= _MYSQL_CLIENT_ERRORS))
+
     def probe(self, txn) -> ServerInfo:
         txn.execute(
             "SELECT VERSION(), (SELECT ENGINE FROM information_schema.TABLES"
@@ -322,6 +344,16 @@ class MySQLDialect(Dialect):
             "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
         return {name.lower(): width for name, width in cursor.fetchall()}
+
+    def columnsOf(self, cursor, tables):
+        names = ", ".join(["%s"] * len(tables))
+        cursor.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+            f" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})", tuple(tables))
+        found: Dict[str, set] = {}
+        for table, column in cursor.fetchall():
+            found.setdefault(table.lower(), set()).add(column.lower())
+        return {table: frozenset(columns) for table, columns in found.items()}
 
     def lockClaims(self, txn, server_ip):
         txn.execute(f"SELECT GET_LOCK({_CLAIM_LOCK}, %s)", (server_ip, CLAIM_LOCK_TIMEOUT))
@@ -409,6 +441,9 @@ class SQLiteDialect(Dialect):
 
     def missingSchema(self, error):
         return "no such table" in str(error) or "no such column" in str(error)
+
+    def transient(self, error):
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
     def describe(self, cursor, table):
         cursor.execute(f"PRAGMA table_info({table})")

@@ -77,8 +77,9 @@ class IQueueStore(Interface):
 
     def applyUpdates(server_ip: str, updates: Sequence):
         """
-        Apply L{CallUpdated}, L{CallDead} and L{CallEnded} updates of
-        C{server_ip}'s rows, in order.  Fires with the number of row changes.
+        Apply L{CallUpdated}, L{CallDialing}, L{CallMoved}, L{CallDead} and
+        L{CallEnded} updates of C{server_ip}'s rows, in order.  Fires with
+        the number of row changes.
         """
 
     def recoverStranded(server_ip: str, instance: str, staleAfter: float):
@@ -105,6 +106,21 @@ class IQueueStore(Interface):
         """
         Fires with the L{TrackedCalls} of C{server_ip}: Originate rows
         claimed, sent within C{ringWindow} seconds, or whose call is live.
+        """
+
+    def dutyColumns():
+        """
+        Fires with the columns of the VICIdial tables that the listener's
+        duties write (L{acqs.store.duties}), by lower-case table name, for
+        the tables that exist.
+        """
+
+    def writeDuties(server_ip: str, rows: Sequence, now: float):
+        """
+        Write the listener's duty rows of C{server_ip} (L{acqs.store.duties}),
+        stamped with the database's time when each reached acqs: C{now} is
+        the clock's time, as their C{at}, when the call is made.  Fires with
+        a L{DutyWritten}.
         """
 
     def prune(server_ip: str, keepHours, batch: int):

@@ -63,7 +63,7 @@ class KeepaliveTests(TestCase):
 
     async def test_unansweredFilterLogged(self):
         """An Asterisk that never answers the listener's Filter is logged once, as a
-        warning, and the listener stays on its link, reading every call event."""
+        warning, and the listener stays on its link, skipping the events it does not read."""
         observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.patch(AMISession, "_action_filter", lambda session, message: None)
         protocol = await eventually(lambda: self.listener.protocol)
@@ -71,8 +71,8 @@ class KeepaliveTests(TestCase):
                                          if "did not answer the listener's Filter"
                                          in formatEvent(e)])
         self.assertEqual(said, ["Asterisk did not answer the listener's Filter (AMI action"
-                                " Filter got no response within 0.2 s); it reads every call"
-                                " event"])
+                                " Filter got no response within 0.2 s); it skips the events it"
+                                " does not read itself"])
         self.assertEqual([e["log_level"] for e in observer
                           if "did not answer" in formatEvent(e)], [LogLevel.warn])
         await deferLater(reactor, 0.6, lambda: None)  # three Pings later
