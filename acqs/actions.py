@@ -58,6 +58,7 @@ class Action:
     actionID: Optional[str] = None
     callerid: str = ""
     marked: bool = False  # the claim marked it sending already
+    claimedAt: Optional[float] = None  # when its claim came back (acqs' clock)
 
     @property
     def callAnswered(self) -> bool:
@@ -107,11 +108,12 @@ def refusal(row: ActionRow, allowed: Optional[Collection[str]] = None) -> Option
     return action.reason if isinstance(action, Refusal) else None
 
 
-def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
-              ) -> Union[Action, Refusal]:
+def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None,
+              claimedAt: Optional[float] = None) -> Union[Action, Refusal]:
     """
     The action a claimed row asks for, or why it cannot be sent; with
-    C{allowed} (lower-case names), only those actions are sent.
+    C{allowed} (lower-case names), only those actions are sent; claimed at
+    C{claimedAt} (clock seconds).
     """
 
     def refuse(reason: str) -> Refusal:
@@ -158,4 +160,4 @@ def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None
     except UnsafeHeader as e:
         return refuse(str(e))
     return Action(row.man_id, name, tuple(headers), tuple(ignored), meetme, row.claim, actionID,
-                  row.callerid, row.marked)
+                  row.callerid, row.marked, claimedAt)

@@ -6,9 +6,10 @@ Wiring: the acqs service tree for a L{Settings}.
     ├── Listener      persistent AMI session → call updates
     ├── Sender        claims rows → one short-lived AMI session per action
     ├── Housekeeper   heartbeat, recovery of stranded rows
+    ├── NewRowsWatch  how many rows wait as NEW, and since when the oldest
     ├── StatusFile    the JSON status read by ``acqs health``
-    ├── InsertToSend  (--metrics) the INSERT→send times, read from the database
-    └── WebService    (--metrics) /metrics for Prometheus, / the status page
+    ├── InsertToSend  (--metrics) the entry_date→send times, read from the database
+    └── WebService    (--metrics) /metrics, /health, / the status page
 
 The listener starts first so that it is listening before the first action
 goes out; the sender stops first so that its results are written while the
@@ -25,13 +26,15 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
+from ._version import __version__
 from .ami.protocol import AMIFactory
+from .backlog import NewRowsWatch
 from .batching import BatchWriter
 from .config import Settings
 from .correlate import CallTracker
 from .health import StatusFile
 from .housekeeping import Housekeeper
-from .listener import Listener
+from .listener import EVENT_MASK, Listener
 from .health import pidAlive
 from .metrics import NO_OBSERVER, Metrics
 from .sender import Sender
@@ -39,7 +42,7 @@ from .session import ActionSession
 from .store import InstanceConflict, StoreUnavailable, openStore, registerInstance
 from .store.interfaces import IQueueStore
 from .store.url import parseURL
-from .web import webServices
+from .web import WebService, webServices
 
 
 # How long the first of the answers and call updates waits for others, to be
@@ -142,8 +145,8 @@ def acqsServices(
     writes = BatchWriter(reactor, lambda batch: store.record(settings.server_ip, batch),
                          "answers and call updates", delay=WRITE_WINDOW)
     listener = Listener(reactor, endpoint, factory(settings.listen_user,
-                                                   settings.listen_secret, "call"),
-                        store, settings.server_ip, tracker, writes=writes)
+                                                   settings.listen_secret, EVENT_MASK),
+                        store, settings.server_ip, tracker, writes=writes, name=settings.ami)
 
     def answered(action, result, sentAt) -> None:
         if result.callAnswered:
@@ -160,19 +163,26 @@ def acqsServices(
                     stopTimeout=settings.action_timeout, metrics=metrics)
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
                               settings.stale_after, keepHours=settings.keep_hours)
+    newRows = NewRowsWatch(reactor, store, settings.server_ip)
     services: List[IService] = [Writer(reactor, writes, settings.action_timeout), listener,
-                                sender, housekeeper]
-    snapshot = snapshotOf(listener, sender, housekeeper, store)
+                                sender, housekeeper, newRows]
+    web: List[WebService] = []
+    snapshot = snapshotOf(listener, sender, housekeeper, store, newRows,
+                          started=reactor.seconds(), ami=settings.ami,
+                          metricsError=lambda: web[0].error if web else None)
     if settings.status_file:
         services.append(StatusFile(reactor, settings.status_file, snapshot))
     if settings.metrics:
         services.extend(webServices(reactor, settings.metrics, metrics, listener, sender,
-                                    housekeeper, store, snapshot, _describe))
+                                    housekeeper, store, snapshot, _describe, newRows))
+        web.extend(s for s in services if isinstance(s, WebService))
     return services
 
 
 def snapshotOf(
-    listener: Listener, sender: Sender, housekeeper: Housekeeper, store: IQueueStore
+    listener: Listener, sender: Sender, housekeeper: Housekeeper, store: IQueueStore,
+    newRows: NewRowsWatch, started: float, ami: str,
+    metricsError: Callable[[], Optional[str]] = lambda: None,
 ) -> Callable[[], Dict[str, object]]:
     """What the status file reports, for ``acqs health`` and operators."""
 
@@ -180,24 +190,42 @@ def snapshotOf(
         return {
             "server_ip": sender.serverIP,
             "instance": sender.instance,
+            "version": __version__,
+            "started_at": started,
+            "ami": ami,
             "listener_connected": listener.protocol is not None,
             "listener_down_since": listener.downSince,
+            "listener_cause": listener.cause,
+            "listener_error": listener.error,
             "store_ok": housekeeper.healthy is not False,
             "store_down_since": housekeeper.downSince,
+            "store_error": housekeeper.error,
             "claims_ok": sender.claimFailingSince is None,
             "claims_failing_since": sender.claimFailingSince,
             "claim_error": sender.claimError,
             "ami_ok": sender.amiDownSince is None,
             "ami_down_since": sender.amiDownSince,
+            "ami_cause": sender.amiCause,
+            "ami_error": sender.amiError,
+            "ami_reached": sender.amiReachedAt is not None,
+            "new_rows": newRows.rows,
+            "new_oldest_age": newRows.oldestAge,
+            "new_waiting_since": newRows.waitingSince,
+            "new_seen_at": newRows.lookedAt,
             "sessions": sender.sessionCount,
             "backlog": sender.backlogCount,
             "sent": sender.sent,
             "tracked_calls": len(listener.tracker),
             "updates_pending": len(listener.updates),
             "updates_dropped": listener.updates.dropped,
+            "duties": listener.duties.snapshot(),
+            "catch_up": listener.catchUp,
+            "duty_rows_written": listener.duties.written,
+            "duty_rows_dropped": listener.duties.dropped,
             "recovered_rows": housekeeper.recovered,
             "pruned": housekeeper.pruned,
             "database": _describe(store.serverInfo),
+            "metrics_error": metricsError(),
         }
 
     return snapshot

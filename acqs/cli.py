@@ -17,12 +17,29 @@ L{parser}.
 
 import argparse
 import sys
-from typing import List, Optional, TextIO
+from typing import List, NoReturn, Optional, TextIO
 
 from . import health, rowscli
+from ._version import __version__
 from .store.dialects import dialectFor
 from .store.schema import initdb
 from .store.url import DatabaseURL, parseURL
+
+
+# sysexits' EX_USAGE: the command line is wrong.  Subcommands whose codes
+# follow another convention set their parser's usageStatus (health: Nagios'
+# UNKNOWN).
+USAGE = 64
+
+
+class Parser(argparse.ArgumentParser):
+    """Exits with its C{usageStatus} (L{USAGE} unless set) on a usage error, not 2."""
+
+    usageStatus = USAGE
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usageStatus, f"{self.prog}: error: {message}\n")
 
 
 def _databaseURL(text: str) -> DatabaseURL:
@@ -74,11 +91,12 @@ def initdbCommand(arguments, out: TextIO, err: TextIO) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog="acqs",
         description="Asterisk Central Queue System: administration commands "
         "(the daemon itself runs as: twistd acqs).",
     )
+    top.add_argument("--version", action="version", version=f"acqs {__version__}")
     subcommands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     command = subcommands.add_parser(
         "initdb",

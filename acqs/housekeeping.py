@@ -54,6 +54,7 @@ class Housekeeper(Service):
         self._prunedAt: Optional[float] = None
         self.healthy: Optional[bool] = None  # unknown until the first round
         self.downSince: Optional[float] = None  # when the database began failing
+        self.error: Optional[str] = None  # why, while it fails
         self.recovered = 0
         self.pruned = 0
 
@@ -77,10 +78,10 @@ class Housekeeper(Service):
             if self.healthy is not False:
                 self.log.error("Housekeeping failed: {reason}", reason=str(e))
                 self.downSince = self._clock.seconds()
-            self.healthy = False
+            self.healthy, self.error = False, str(e) or repr(e)
             return
         self.healthy = True
-        self.downSince = None
+        self.downSince = self.error = None
         self.recovered += len(recovery.requeued) + len(recovery.unknown)  # the store logs them
 
     async def _prune(self) -> None:

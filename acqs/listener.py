@@ -5,46 +5,76 @@ updates.
 Events are read and correlated in memory (L{CallTracker}); only events of
 calls acqs is waiting for produce updates, and those queue in an ordered
 L{BatchWriter}, so a slow or absent database never stalls the AMI reader.
-It logs in for call events only and asks Asterisk to filter them down to
-L{EVENTS} (where Asterisk cannot, it skips the others itself).
+The Perl listener's other duties (DTMF, peer and phone status, CPD and SIP
+hangup causes) go to VICIdial's tables through a L{DutyWriter} of their
+own.  It logs in for call, DTMF and system events and asks Asterisk to
+filter them down to the ones it reads (L{CALL_EVENTS} and those of the
+duties that are on); where Asterisk cannot (before 10, or a user without
+the system write class, as VICIdial's C{listencron}), it skips the others
+itself, unparsed.
 The link is a C{ClientService} with a Ping keepalive; after a lost
-connection the first attempt is immediate, later ones come every second.
+connection the first attempt is immediate, the next after 0.5 s, later ones
+every second; after a refused login (a wrong secret) 1, 2, 4 ... s, then
+once a minute.  The listener logs the first failure and then once a minute
+while it lasts (not ClientService's line for every retry), and keeps its
+cause (L{acqs.ami.outage}) for the status page, health and metrics.
 After every (re)connection, and after every refresh of the tracked calls
 from the database, the channels live on Asterisk are listed and reconciled:
 calls that rang or hung up while nobody was listening are caught up, and
 answered calls of which nothing was seen and no channel is left ended.  A
 synchronous Originate answered while its call was never seen, by a listener
-that may have missed it, brings that catch-up forward.
+that may have missed it, brings that catch-up forward.  The list is
+CoreShowChannels (Status on Asterisk 1.4); where that is refused, as to
+VICIdial's C{listencron} (C{write = command}), C{core show channels
+concise}, which catches up hangups but, having no caller ID names, never
+ends a call unseen.
 """
 
 import random
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
+from .ami.outage import LOGIN_REFUSED, cause, refusedLoginDelay
 from .ami.protocol import AMIFactory, AMIProtocol, ListResult
 from .batching import BatchWriter
-from .correlate import CallTracker, readEvent
+from .correlate import CallTracker, readConcise, readEvent
+from .duties import EVENTS as DUTY_EVENTS
+from .dutywriter import DutyWriter
 from .store.interfaces import IQueueStore
-from .store.records import CallEnded, CallUpdated
+from .store.records import CallDialing, CallEnded, CallMoved, CallUpdated
 
-# The events whose rules update rows; all others are skipped unparsed.
-EVENTS = ("Newstate", "Hangup", "OriginateResponse")
-# Asked of Asterisk (10 and later) after login: send this session only those
-# events (a regex searched in each event's text; lists an action asks for
-# are not filtered).  Of the ~75 events of a VICIdial call, 8 come through.
-EVENT_FILTER = f"^Event: ({'|'.join(EVENTS)})[[:space:]]"
-# While the listener cannot log in, how often it says so (seconds).
+# The events whose rules move vicidial_manager rows; those of the duties are
+# DUTY_EVENTS; all others are skipped unparsed.
+CALL_EVENTS = ("Newstate", "Hangup", "OriginateResponse", "Rename")
+# The classes the listener logs in for (Asterisk 1.4 knows no dtmf, and
+# ignores it): call progress, DTMF, and peer status (system).
+EVENT_MASK = "call,dtmf,system"
+# The CLI command that lists live channels where CoreShowChannels is refused.
+CONCISE = "core show channels concise"
+# While the listener cannot connect or log in, how often it says so (seconds).
 LOGIN_REMINDER = 60.0
 # How long after an unseen call's answer the catch-up runs (seconds): time
 # for the call's events, which may follow the answer, to arrive.
 UNSEEN_CATCH_UP = 1.0
+
+
+def eventFilter(names) -> str:
+    """
+    The Filter asked of Asterisk (10 and later) after login: send this
+    session only the events C{names} (a regex searched in each event's
+    text; lists an action asks for are not filtered).  Of the ~75 events of
+    a VICIdial call, 8 come through.
+    """
+    return f"^Event: ({'|'.join(names)})[[:space:]]"
 
 
 def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=random.random):
@@ -64,7 +94,43 @@ def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=ran
     return delay
 
 
+def _withoutRetries(event: dict) -> None:
+    if not str(event.get("log_format", "")).startswith("Scheduling retry"):
+        globalLogPublisher(event)
+
+
+class QuietClientService(ClientService):
+    """
+    A C{ClientService} that does not log each retry: while AMI is down that
+    line came every second (about 760 KB of log an hour); the listener says
+    itself what fails, and reminds once a minute.
+    """
+
+    _log = Logger(observer=_withoutRetries)
+
+
+@implementer(IStreamClientEndpoint)
+class _Watched:
+    """An endpoint that tells C{failed} why each connection attempt failed."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, failed: Callable[[Failure], None]):
+        self._endpoint = endpoint
+        self._failed = failed
+
+    def connect(self, factory) -> Deferred:
+        def failed(failure: Failure) -> Failure:
+            self._failed(failure)
+            return failure
+
+        return self._endpoint.connect(factory).addErrback(failed)
+
+
 class Listener(Service):
+    """
+    @ivar cause: why the link is down (one of L{acqs.ami.outage.CAUSES}), or
+        None while it is up or not tried yet; C{error} says it in a sentence.
+    """
+
     log = Logger()
 
     def __init__(
@@ -83,7 +149,9 @@ class Listener(Service):
         maxPending: int = 100_000,
         stopTimeout: float = 10.0,
         retryPolicy=None,
+        refusedPolicy: Callable[[int], float] = refusedLoginDelay,
         writes: Optional[BatchWriter] = None,
+        name: str = "AMI",
     ):
         self._clock = clock
         self._endpoint = endpoint
@@ -96,12 +164,15 @@ class Listener(Service):
         self._ringWindow = ringWindow
         self._stopTimeout = stopTimeout
         self._retryPolicy = retryPolicy or reconnectPolicy()
+        self._refusedPolicy = refusedPolicy
+        self._name = name  # of the endpoint, in log lines
         # Shared with the sender (see Sender's writes), or its own.
         self.updates = writes if writes is not None else BatchWriter(
             clock, lambda batch: store.applyUpdates(serverIP, batch), "call updates",
             maxPending=maxPending,
         )
         self._ownsUpdates = writes is None
+        self.duties = DutyWriter(clock, store, serverIP, maxPending=maxPending)
         self.protocol: Optional[AMIProtocol] = None
         self._client: Optional[ClientService] = None
         self._refresher = LoopingCall(self._refresh)
@@ -111,13 +182,24 @@ class Listener(Service):
         self._refreshed = False
         self._catchUp = None  # a catch-up brought forward for unseen answered calls
         self._loginFailures = 0  # in a row
-        self._loginFailedAt = -LOGIN_REMINDER
+        self._refusals = 0  # logins refused in a row (a wrong secret)
+        self._failedAt: Optional[float] = None  # when the failures began to be said
+        self._saidAt = -LOGIN_REMINDER
+        self.cause: Optional[str] = None
+        self.error: Optional[str] = None
         self.connectedAt: Optional[float] = None  # when the link last came up
         self.downSince: Optional[float] = None  # when the link went, or started
         # Counted for acqs.metrics: links after the first, events handed to
-        # the listener, events read in full.
-        self.reconnects = self.events = self.parsed = 0
+        # the listener, events read in full, catch-ups done.
+        self.reconnects = self.events = self.parsed = self.caughtUp = 0
         self.filtered: Optional[bool] = None  # whether Asterisk filters the events
+        # How the listener catches up (CoreShowChannels, Status, CONCISE;
+        # None: it cannot), and what it said of it last.
+        self.catchUp: Optional[str] = None
+        self._catchUpSaid: Optional[tuple] = None
+        # The link that refused the native list, and how.
+        self._refused: Optional[Tuple[AMIProtocol, str]] = None
+        self._listFailing = False
 
     def startService(self) -> None:
         super().startService()
@@ -126,15 +208,47 @@ class Listener(Service):
         # NoTransition when a connection it is preparing, or has rejected,
         # closes.  It connects; the login follows, and login failures count
         # in the retry delay as failed connections would.
-        self._client = ClientService(
-            self._endpoint, self._factory, clock=self._clock,
-            retryPolicy=lambda attempt: self._retryPolicy(attempt + self._loginFailures),
+        self._client = QuietClientService(
+            _Watched(self._endpoint, self._connectFailed), self._factory, clock=self._clock,
+            retryPolicy=self._delay,
         )
         self._client.startService()
         self._awaitConnection()
         self._refreshing = self._refresher.start(self._refreshInterval, now=True)
 
     # The connection
+
+    def _delay(self, attempt: int) -> float:
+        if self._refusals:
+            return self._refusedPolicy(self._refusals)
+        return self._retryPolicy(attempt + self._loginFailures)
+
+    def _failed(self, error: BaseException, what: str) -> None:
+        """Keep why the link is down; say it the first time, then once a minute."""
+        self.cause, self.error = cause(error), str(error) or repr(error)
+        now = self._clock.seconds()
+        if not self.running or now - self._saidAt < LOGIN_REMINDER:
+            return
+        self._saidAt = now
+        if self._failedAt is None:
+            self._failedAt = now
+            if self.cause == LOGIN_REFUSED:
+                self.log.error("AMI listener cannot log in to {where} as {user} ({reason});"
+                               " trying again in 1 s, then less often, up to once a minute",
+                               where=self._name, user=self._factory.username,
+                               reason=self.error)
+            else:
+                self.log.error("AMI listener cannot {what} {where} ({reason}); trying again"
+                               " every second", what=what, where=self._name,
+                               reason=self.error)
+        else:
+            self.log.warn("AMI listener still cannot {what} {where} after {outage:.0f} s"
+                          " ({reason})", what=what, where=self._name,
+                          outage=now - self._failedAt, reason=self.error)
+
+    def _connectFailed(self, failure: Failure) -> None:
+        if not failure.check(CancelledError):
+            self._failed(failure.value, "connect to")
 
     def _awaitConnection(self) -> None:
         self._client.whenConnected().addCallbacks(
@@ -152,16 +266,16 @@ class Listener(Service):
             await self._factory.prepare(protocol)  # closes the connection if it fails
         except Exception as e:
             self._loginFailures += 1
-            now = self._clock.seconds()
-            if self.running and now - self._loginFailedAt >= LOGIN_REMINDER:
-                self._loginFailedAt = now
-                self.log.error("AMI listener cannot log in ({reason}); trying again",
-                               reason=str(e) or repr(e))
+            self._refusals = self._refusals + 1 if cause(e) == LOGIN_REFUSED else 0
+            self._failed(e, "log in to")
             return
-        self._loginFailures, self._loginFailedAt = 0, -LOGIN_REMINDER
+        outage = None if self._failedAt is None else self._clock.seconds() - self._failedAt
+        self._loginFailures = self._refusals = 0
+        self._failedAt, self._saidAt = None, -LOGIN_REMINDER
+        self.cause = self.error = None
+        self.duties.forget()
         Deferred.fromCoroutine(self._filter(protocol))
-        for name in EVENTS:
-            protocol.registerEvent(name, self._event)
+        self.subscribe(protocol)
         keepalive = LoopingCall(self._ping, protocol)
         keepalive.clock = self._clock
         keepalive.start(self._pingInterval, now=False)
@@ -171,23 +285,42 @@ class Listener(Service):
         if self.connectedAt is not None:
             self.reconnects += 1
         self.connectedAt = self._clock.seconds()
-        self.log.info("Listening to AMI {version} as {user}",
-                      version=protocol.amiVersion, user=self._factory.username)
+        if outage is None:
+            self.log.info("Listening to AMI {version} as {user}",
+                          version=protocol.amiVersion, user=self._factory.username)
+        else:
+            self.log.info("Listening to AMI {version} as {user}, after {outage:.0f} s",
+                          version=protocol.amiVersion, user=self._factory.username,
+                          outage=outage)
         if self._refreshed:
             self._reconcile(protocol)
 
+    def subscribe(self, protocol: AMIProtocol) -> None:
+        """Hand the events the listener reads on C{protocol} to its rules."""
+        for name in CALL_EVENTS:
+            protocol.registerEvent(name, self._event)
+        for name in DUTY_EVENTS:
+            protocol.registerEvent(name, self.duties.event)
+
     async def _filter(self, protocol: AMIProtocol) -> None:
+        try:  # the events of duties that are off need not come
+            await self.duties.find().addTimeout(self._pingTimeout, self._clock)
+        except Exception as e:
+            self.log.info("Not known yet which VICIdial duties are on ({reason}): their events"
+                          " are let through", reason=str(e) or repr(e))
+        names = CALL_EVENTS + tuple(self.duties.eventNames())
         try:
-            await protocol.sendAction("Filter", [("Operation", "Add"), ("Filter", EVENT_FILTER)],
+            await protocol.sendAction("Filter", [("Operation", "Add"),
+                                                 ("Filter", eventFilter(names))],
                                       self._pingTimeout)
         except AMIError as e:  # Asterisk before 10, or no write permission for system
             if self.filtered is not False:
                 self.log.info("Asterisk does not filter events for the listener ({reason});"
-                              " it reads every call event", reason=e.reason)
+                              " it skips the events it does not read itself", reason=e.reason)
             self.filtered = False
         except ActionTimeout as e:
             self.log.warn("Asterisk did not answer the listener's Filter ({reason});"
-                          " it reads every call event", reason=str(e))
+                          " it skips the events it does not read itself", reason=str(e))
         except AMIConnectionLost:
             pass  # the link went: its loss is logged, and the next login asks again
         else:
@@ -221,7 +354,11 @@ class Listener(Service):
                 return
         elif name == "Newstate":
             state = message.peek("ChannelStateDesc")
-            if state is not None and state not in ("Ringing", "Up"):
+            if state is not None and state not in ("Ringing", "Up") and state[:7] != "Dialing":
+                return
+        elif name == "Rename":
+            newName = message.peek("Newname")
+            if newName is not None and not self.tracker.tracksChannel(newName):
                 return
         self.parsed += 1
         event = readEvent(message)
@@ -234,6 +371,14 @@ class Listener(Service):
             self.log.info("callerid {callerid} UPDATED: channel {channel}, uniqueid {uniqueid}",
                           callerid=update.callerid, channel=update.channel,
                           uniqueid=update.uniqueid)
+        elif isinstance(update, CallDialing):
+            self.log.info("callerid {callerid} dialing: channel {channel}, uniqueid {uniqueid}",
+                          callerid=update.callerid, channel=update.channel,
+                          uniqueid=update.uniqueid)
+        elif isinstance(update, CallMoved):
+            self.log.info("uniqueid {uniqueid}: the call on {channel} goes on as {newUniqueid}",
+                          uniqueid=update.uniqueid, channel=update.channel,
+                          newUniqueid=update.newUniqueid)
         elif isinstance(update, CallEnded):
             self.log.warn("callerid {callerid} DEAD: {reason}", callerid=update.callerid,
                           reason=update.reason)
@@ -270,6 +415,12 @@ class Listener(Service):
                 return
             self.tracker.refresh(tracked)
             self._refreshed = True
+            if self.duties.plan is None and self.protocol is not None:
+                try:
+                    await self.duties.find()
+                except Exception as e:
+                    self.log.warn("Cannot find out which VICIdial duties are on: {reason}",
+                                  reason=str(e))
             if self.protocol is not None:
                 self._reconcile(self.protocol)
 
@@ -279,26 +430,87 @@ class Listener(Service):
         async def reconcile():
             before = self.tracker.uniqueids()
             unseen = self.tracker.unseenAnswered()
-            try:
-                if (protocol.amiVersion or "").startswith("1.0"):
-                    result = await protocol.sendAction("Status", listEnd="StatusComplete")
-                else:
-                    result = await protocol.sendAction("CoreShowChannels")
-            except Exception as e:
-                self.log.warn("Cannot list live channels to catch up: {reason}", reason=str(e))
+            listed = await self._liveChannels(protocol)
+            if listed is None:
                 return
-            if not isinstance(result, ListResult):
-                self.log.warn("Live channel list came back without a list; not catching up")
-                return
-            live = [e for e in map(readEvent, result.events) if e is not None]
-            updates = self.tracker.reconcile(before, live, unseen)
+            live, named = listed
+            updates = self.tracker.reconcile(before, live, unseen if named else frozenset())
             if updates:
                 self.log.info("Caught up with {count} calls that moved while nobody listened",
                               count=len(updates))
             for update in updates:
                 self._apply(update)
+            self.caughtUp += 1
 
         return Deferred.fromCoroutine(reconcile())
+
+    async def _liveChannels(self, protocol: AMIProtocol):
+        """
+        The live channels as L{ChannelEvent}s, and whether their list has
+        caller ID names (an empty one needs none); None if there is no list.
+        """
+        old = (protocol.amiVersion or "").startswith("1.0")
+        native = "Status" if old else "CoreShowChannels"
+        if self._refused is None or self._refused[0] is not protocol:
+            try:
+                result = await protocol.sendAction(native, listEnd="StatusComplete" if old
+                                                   else None)
+            except AMIError as e:  # refused, e.g. to a user with write = command only
+                self._refused = (protocol, f"{native} is refused to {self._factory.username}"
+                                           f" ({e.reason})")
+            except Exception as e:
+                self._listFailed(str(e))
+                return None
+            else:
+                if not isinstance(result, ListResult):
+                    self._listFailed(f"{native} came back without a list")
+                    return None
+                self._catchingUpWith(native, "")
+                live = [e for e in map(readEvent, result.events) if e is not None]
+                return live, not result.events or any("CallerIDName" in e for e in result.events)
+        refused = self._refused[1]
+        if old:
+            self._catchingUpWith(None, f"{refused}, and Asterisk 1.4's channel list has no"
+                                       " uniqueids")
+            return None
+        try:
+            lines = await protocol.command(CONCISE)
+        except AMIError as e:
+            self._catchingUpWith(None, f"{refused}, and so is Command ({e.reason})")
+            return None
+        except Exception as e:
+            self._listFailed(str(e))
+            return None
+        live = readConcise(lines)
+        if live is None:
+            self._listFailed(f"{CONCISE!r} printed something else: {lines[:1]}")
+            return None
+        self._catchingUpWith(CONCISE, refused)
+        return live, not live
+
+    def _catchingUpWith(self, way: Optional[str], why: str) -> None:
+        """Say how the listener catches up, once (and again when that changes)."""
+        if self._listFailing:
+            self._listFailing = False
+            self.log.info("Listing live channels works again")
+        self.catchUp = way
+        if (way, why) == self._catchUpSaid:
+            return
+        self._catchUpSaid = (way, why)
+        if way is None:
+            self.log.warn("The listener cannot catch up with calls that move while nobody"
+                          " listens: {why}", why=why)
+        elif way == CONCISE:
+            self.log.info("The listener catches up with {way!r}: {why}; it catches up hangups,"
+                          " but that list has no caller ID names, so it never ends a call it"
+                          " did not see", way=way, why=why)
+        else:
+            self.log.info("The listener catches up with {way}", way=way)
+
+    def _listFailed(self, reason: str) -> None:
+        if not self._listFailing:
+            self._listFailing = True
+            self.log.warn("Cannot list live channels to catch up: {reason}", reason=reason)
 
     # Stopping
 
@@ -322,3 +534,9 @@ class Listener(Service):
                            count=len(self.updates))
         if self._ownsUpdates:
             self.updates.stop()
+        try:
+            await self.duties.whenIdle().addTimeout(self._stopTimeout, self._clock)
+        except Exception:
+            self.log.error("Stopped with {count} VICIdial duty rows not written",
+                           count=len(self.duties.writes))
+        self.duties.stop()

@@ -2,16 +2,18 @@
 Prometheus metrics of one acqs, in a registry of its own.
 
 Most numbers are read from the services when Prometheus scrapes
-(L{AcqsCollector}): sessions, the backlog, the listener's link, pending
-and dropped updates, recovered rows, the store's errors.  What must be seen
-as it happens goes through an L{Observer}: the sender tells it the rows it
-claims and releases, its sessions how long connecting, logging in and
-answering took.  The sender and sessions get L{NO_OBSERVER}, which ignores
-it all, when metrics are off.
+(L{AcqsCollector}): sessions, the backlog, the rows waiting as NEW, the AMI
+links and why one is down, pending and dropped updates, recovered rows, the
+store's errors.  What must be seen as it happens goes through an
+L{Observer}: the sender tells it the rows it claims and releases, its
+sessions how long connecting, logging in and answering took, and how long
+after its claim each action was written.  The sender and sessions get
+L{NO_OBSERVER}, which ignores it all, when metrics are off.
 
 Labels stay few: an action is named as the allowlist (or VICIdial) spells
-it, any other name is C{other}; a response is Y or N.  Never a callerid or
-a man_id.
+it, any other name is C{other}; a response is Y (Success), N (another
+answer) or C{none} (no answer came: a timeout, a lost connection); a cause
+is one of L{acqs.ami.outage.CAUSES}.  Never a callerid or a man_id.
 """
 
 from typing import Iterable, Optional
@@ -27,6 +29,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from .actions import VICIDIAL_ACTIONS
+from .ami.outage import CAUSES
 from .store.interfaces import StoreUnavailable
 
 OTHER = "other"
@@ -34,7 +37,9 @@ OTHER = "other"
 # Originate is answered once its call is, after its ring time.
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # entry_date has whole seconds only.
-INSERT_BUCKETS = (0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300)
+ENTRY_DATE_BUCKETS = (0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300)
+# A response label for an action that got no answer at all.
+NO_ANSWER = "none"
 
 
 class Observer:
@@ -53,10 +58,16 @@ class Observer:
         """A send session's greeting and login took C{seconds}."""
 
     def answered(self, action: str, success: bool, seconds: float) -> None:
-        """Asterisk answered C{action} (Success or not) after C{seconds}, or gave no answer."""
+        """Asterisk answered C{action} (Success or not) after C{seconds}."""
+
+    def unanswered(self, action: str) -> None:
+        """C{action} was written but no answer came (a timeout, a lost connection)."""
+
+    def written(self, seconds: float) -> None:
+        """An action was written to AMI C{seconds} after the claim of its row came back."""
 
     def sent(self, seconds: float) -> None:
-        """A row was marked sending C{seconds} after its entry_date."""
+        """A row was marked sending C{seconds} after its entry_date (whole seconds)."""
 
 
 NO_OBSERVER = Observer()
@@ -76,7 +87,8 @@ class Metrics(Observer):
         self._claimed = Counter("acqs_actions_claimed", "Rows claimed to be sent",
                                 ["action"], registry=r)
         self._sent = Counter("acqs_actions_sent",
-                             "Actions written to AMI, by Asterisk's answer (Y: Success)",
+                             "Actions written to AMI, by Asterisk's answer (Y: Success,"
+                             " N: another answer, none: no answer came)",
                              ["action", "response"], registry=r)
         self._released = Counter("acqs_actions_released",
                                  "Claimed rows given back to NEW, not sent", ["action"],
@@ -90,10 +102,15 @@ class Metrics(Observer):
         self._answer = Histogram("acqs_ami_answer_seconds",
                                  "Time from writing an action to Asterisk's answer",
                                  ["action"], buckets=STEP_BUCKETS, registry=r)
-        self._insertToSend = Histogram(
-            "acqs_insert_to_send_seconds",
-            "Time from a row's entry_date to its mark of sending (database clock)",
-            buckets=INSERT_BUCKETS, registry=r)
+        self._claimToSend = Histogram(
+            "acqs_claim_to_send_seconds",
+            "Time from the claim that took a row (as it came back) to its action written"
+            " to AMI, on acqs' clock", buckets=STEP_BUCKETS, registry=r)
+        self._entryDateToSend = Histogram(
+            "acqs_entry_date_to_send_whole_seconds",
+            "Time from a row's entry_date, which has whole seconds only (so up to 1 s"
+            " over), to its mark of sending, on the database's clock",
+            buckets=ENTRY_DATE_BUCKETS, registry=r)
         ProcessCollector(registry=r)
 
     def action(self, name: str) -> str:
@@ -117,8 +134,14 @@ class Metrics(Observer):
         self._sent.labels(name, "Y" if success else "N").inc()
         self._answer.labels(name).observe(seconds)
 
+    def unanswered(self, action: str) -> None:
+        self._sent.labels(self.action(action), NO_ANSWER).inc()
+
+    def written(self, seconds: float) -> None:
+        self._claimToSend.observe(max(0.0, seconds))
+
     def sent(self, seconds: float) -> None:
-        self._insertToSend.observe(max(0.0, seconds))
+        self._entryDateToSend.observe(max(0.0, seconds))
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -132,12 +155,13 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 class AcqsCollector:
     """The numbers the services keep, read at each scrape."""
 
-    def __init__(self, listener, sender, housekeeper, store, describe):
+    def __init__(self, listener, sender, housekeeper, store, describe, newRows):
         self._listener = listener
         self._sender = sender
         self._housekeeper = housekeeper
         self._store = store
         self._describe = describe  # ServerInfo -> text, or None
+        self._newRows = newRows  # acqs.backlog.NewRowsWatch
 
     def describe(self):
         return []  # read at scrape time only: nothing to check at registration
@@ -163,14 +187,39 @@ class AcqsCollector:
                      len(listener.updates))
         yield _counter("acqs_updates_dropped", "Call updates dropped (too many waited)",
                        listener.updates.dropped)
+        yield _counter("acqs_duty_rows_written",
+                       "Rows of the Perl listener's other duties written to VICIdial's tables",
+                       listener.duties.written)
+        yield _counter("acqs_duty_rows_dropped",
+                       "Duty rows not written (a duty's writes failed, or too many waited)",
+                       listener.duties.dropped)
         yield _gauge("acqs_ami_sessions", "Send sessions open, lingering ones included",
                      sender.sessionCount)
         yield _gauge("acqs_ami_sessions_lingering", "Send sessions lingering after their action",
                      sender.lingeringCount)
         yield _gauge("acqs_backlog_rows", "Claimed rows waiting for a send session",
                      sender.backlogCount)
-        yield _gauge("acqs_ami_up", "1 while the sender reaches AMI",
+        yield _gauge("acqs_ami_up", "1 while the sender reaches AMI (or has not tried yet)",
                      sender.amiDownSince is None)
+        causes = GaugeMetricFamily(
+            "acqs_ami_down_cause",
+            "1 for why an AMI link is down (unreachable, no_answer, not_asterisk,"
+            " login_refused: check the user and secret, login_failed, shutting_down);"
+            " 0 otherwise",
+            labels=["link", "cause"])
+        down = {"listener": listener.cause if listener.protocol is None else None,
+                "sender": sender.amiCause if sender.amiDownSince is not None else None}
+        for link, now in down.items():
+            for cause in CAUSES:
+                causes.add_metric([link, cause], float(now == cause))
+        yield causes
+        if self._newRows.rows is not None:
+            yield _gauge("acqs_new_rows", "Rows of this server waiting as NEW in the database",
+                         self._newRows.rows)
+            yield _gauge("acqs_new_oldest_age_seconds",
+                         "Age of the oldest row waiting as NEW, by its entry_date (whole"
+                         " seconds, database clock); 0 when none waits",
+                         self._newRows.oldestAge or 0)
         yield _gauge("acqs_claims_ok", "1 while claiming rows succeeds",
                      sender.claimFailingSince is None)
         yield _counter("acqs_claim_failures", "Claim rounds that failed", sender.claimFailures)
@@ -191,7 +240,8 @@ class InsertToSend(Service):
     """
     Observes, every C{interval} seconds, how long after its entry_date each
     row this instance sent was marked sending, both as the database has
-    them (so no clock but the database's and the GUI client's counts).
+    them (so no clock but the database's and the GUI client's counts): in
+    whole seconds, as entry_date has no fraction.
     """
 
     log = Logger()

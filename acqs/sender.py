@@ -16,14 +16,24 @@ connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
 wait logged in for rows to come (each still carries one action only).
 While claimed rows wait for a session, lingering sessions are logged off
-oldest first to make room.
+oldest first to make room.  An idle session that ends by itself within
+C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
+only after a pause, longer each time, as probes back off.
 
-When AMI cannot be reached or refuses the login, claiming pauses, the rows
-waiting for a session go back to NEW, and one session at a time probes AMI
-(every C{probeInterval} seconds; backing off to 30 s while the login is
-refused for a bad secret) until one logs in: claiming then resumes at once.  A failed
-database mark, or a claim found lost to another claimant, is not an AMI
-failure: the row is released, or left to its claimant.
+A claim that does not wait in the database marks its first rows SENT itself
+(a transaction less), as many as sessions wait logged in as it starts; the
+sessions are kept for them, and a row marked so goes out at once on one, or
+back to NEW at once if none is left.  Nothing is marked for a claim that
+waits: the sessions counted on might be gone when the wait ends.
+
+When AMI cannot be reached, refuses the login, or answers that it did not
+run an action (Asterisk shutting down), claiming pauses, the rows waiting
+for a session go back to NEW (so do rows a claim brings meanwhile), and one
+session at a time probes AMI (every C{probeInterval} seconds; backing off
+to a minute while the login is refused for a bad secret) until one logs in:
+claiming then resumes at once.  A failed database mark, or a claim found
+lost to another claimant, is not an AMI failure: the row is released, or
+left to its claimant.
 
 As VICIdial's sender, which exits when no listener runs, acqs claims
 nothing while its listener is not connected (C{ready()} false): a call
@@ -42,19 +52,20 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .actions import Action, refusal, rowAction
-from .ami.errors import LoginFailed
+from .ami.outage import LOGIN_REFUSED, SHUTTING_DOWN, cause, refusedLoginDelay
 from .batching import BatchWriter
 from .metrics import NO_OBSERVER, Observer
-from .session import ActionSession, ClaimLost, MarkFailed, NotSent
+from .session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from .store.interfaces import IQueueStore, StoreUnavailable
 from .store.records import SendResult
 
 SessionOpener = Callable[[], ActionSession]
 
+# The longest pause in replacing warm sessions that end right after login (seconds).
 MAX_PAUSE = 30.0
-# Asterisk's answer to a bad user or secret; others ("Asterisk is shutting
-# down") pass soon.
-BAD_LOGIN = "Authentication failed"
+# An idle session that ends by itself within this many seconds of its login
+# counts as a failure: warm sessions are then replaced after a pause.
+SHORT_LIFE = 1.0
 # While AMI stays unreachable, how often it is said again (seconds).
 DOWN_REMINDER = 60.0
 
@@ -128,11 +139,12 @@ class Sender(Service):
         # sessions move on, so that no step scans them all.
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._connecting: "OrderedDict[ActionSession, None]" = OrderedDict()
-        self._idleSessions: "OrderedDict[ActionSession, None]" = OrderedDict()
+        # Logged in, waiting for a row: when each logged in.
+        self._idleSessions: "OrderedDict[ActionSession, float]" = OrderedDict()
         self._sending: "OrderedDict[ActionSession, None]" = OrderedDict()  # awaiting answers
         self._done: "OrderedDict[ActionSession, None]" = OrderedDict()  # answered: lingering
         self._retirements = {}  # idle session -> the call that retires it
-        self._reserved = set()  # idle sessions a claim in progress will give rows to
+        self._reserved = set()  # idle sessions a claim in progress may mark rows for
         self._overdue = set()  # reserved sessions whose idle time ran out meanwhile
         self._loop = LoopingCall(self._round)
         self._loop.clock = clock
@@ -140,8 +152,13 @@ class Sender(Service):
         self._stopping = False
         self._probe = None  # the delayed call of the next probe
         self._probeFailures = 0
+        self._warmHold = None  # the delayed call that ends a pause in replacing warm sessions
+        self._warmFailures = 0
         self._reminded = 0.0
         self.amiDownSince: Optional[float] = None
+        self.amiCause: Optional[str] = None  # why (acqs.ami.outage), while down
+        self.amiError: Optional[str] = None
+        self.amiReachedAt: Optional[float] = None  # the last login of a send session
         self.claimError: Optional[str] = None
         self.claimFailingSince: Optional[float] = None
         self.sent = 0
@@ -160,6 +177,11 @@ class Sender(Service):
     @property
     def backlogCount(self) -> int:
         return len(self._backlog)
+
+    @property
+    def idleCount(self) -> int:
+        """Sessions logged in, waiting for a row."""
+        return len(self._idleSessions)
 
     @property
     def lingeringCount(self) -> int:
@@ -242,16 +264,19 @@ class Sender(Service):
         """
         Claim up to C{room} rows, first waiting up to C{wait} seconds in the
         database for one, and queue them; how many, or None if claiming
-        failed.  As many as sessions wait logged in are marked by the claim
-        itself (one transaction less), and those sessions kept for them.
+        failed.
         """
-        ready = [s for s in self._idleSessions if s not in self._reserved]
+        # Sessions counted on before a wait may be gone when it ends: marks
+        # are for claims that do not wait, and for sessions idle as they start.
+        ready = [] if self._waitsInDatabase(wait) else [
+            s for s in self._idleSessions if s not in self._reserved][:room]
         self._reserved.update(ready)
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
                                            refuse=lambda row: refusal(row, self._allowed),
                                            wait=wait)
         except Exception as e:
+            self._unreserve(ready)
             self.claimFailures += 1
             if self.claimFailingSince is None:
                 self.claimFailingSince = self._clock.seconds()
@@ -261,35 +286,65 @@ class Sender(Service):
                     self.log.failure("Claiming rows failed")
             self.claimError = str(e) or repr(e)
             return None
-        finally:
-            self._reserved.difference_update(ready)
-            for session in ready:
-                if session in self._overdue:
-                    self._retire(session)
         if self.claimFailingSince is not None:
             self.log.info("Claiming rows again after {outage:.1f} s",
                           outage=self._clock.seconds() - self.claimFailingSince)
             self.claimError = self.claimFailingSince = None
+        claimedAt = self._clock.seconds()
         for row in rows:
             try:
-                self._take(row)
+                self._take(row, claimedAt)
             except Exception:
                 self.log.failure("man_id {man_id}: could not queue the row", man_id=row.man_id)
-                self.releases.add(((row.man_id, row.claim), "acqs failed to queue the row"))
-                self._metrics.released(row.action)
+                self._releaseNow(row.man_id, row.claim, row.action, "acqs failed to queue the row")
+        # Only now: a session that was given a row is no longer idle, and stays.
+        self._unreserve(ready)
         self._pump()
         return len(rows)
 
-    def _take(self, row) -> None:
-        action = rowAction(row, self._allowed)  # the claim refused what it refuses
+    def _waitsInDatabase(self, wait: float) -> bool:
+        """Whether a claim told to wait C{wait} seconds may wait in the database."""
+        info = self._store.serverInfo
+        return wait > 0 and (info is None or info.waits)
+
+    def _unreserve(self, sessions: Sequence[ActionSession]) -> None:
+        """A claim is done with C{sessions}: those whose idle time ran out meanwhile retire."""
+        self._reserved.difference_update(sessions)
+        for session in sessions:
+            if session in self._overdue:
+                self._retire(session)
+
+    def _take(self, row, claimedAt: float) -> None:
+        """
+        Queue a claimed row; one the claim marked goes out at once on an idle
+        session, or back to NEW if none is left.  While AMI is down or acqs
+        stops, every row goes back.
+        """
+        action = rowAction(row, self._allowed, claimedAt)  # the claim refused what it refuses
         if action.ignored:
             self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
                           " 'Name: value' header lines", man_id=action.man_id,
                           action=action.name, columns=", ".join(action.ignored))
         if action.originates:
             self._onOriginate(row.callerid)
-        self._backlog.append(action)
         self._metrics.claimed(action.name)
+        if self._stopping:
+            self._releaseNow(action.man_id, action.claim, action.name,
+                             "acqs stopped before sending it")
+        elif self.amiDownSince is not None:
+            self._releaseNow(action.man_id, action.claim, action.name,
+                             "not sent: AMI unreachable when it was claimed")
+        elif not action.marked:
+            self._backlog.append(action)
+        elif self._idleSessions:
+            self._give(next(iter(self._idleSessions)), action)
+        else:
+            self._releaseNow(action.man_id, action.claim, action.name,
+                             "not sent: its AMI session ended before it went out")
+
+    def _releaseNow(self, man_id: int, claim: str, name: str, reason: str) -> None:
+        self.releases.add(((man_id, claim), reason))
+        self._metrics.released(name)
 
     # Sessions
 
@@ -300,7 +355,8 @@ class Sender(Service):
         while self._backlog and self._idleSessions:
             self._give(next(iter(self._idleSessions)), self._backlog.popleft())
         if self.amiDownSince is None:
-            wanted = (len(self._backlog) + self._warm - len(self._idleSessions)
+            warm = self._warm if self._warmHold is None else 0
+            wanted = (len(self._backlog) + warm - len(self._idleSessions)
                       - len(self._connecting))
             while (wanted > 0 and len(self._connecting) < self._maxConnecting
                    and len(self._sessions) < self._maxSessions):
@@ -323,14 +379,15 @@ class Sender(Service):
     def _loggedIn(self, ok: bool, session: ActionSession) -> None:
         self._connecting.pop(session, None)
         if ok and session.idle:
-            self._idleSessions[session] = None
+            self._idleSessions[session] = self._clock.seconds()
         if not ok:
             self._amiFailed(session.loginError)
             return
+        self.amiReachedAt = self._clock.seconds()
         if self.amiDownSince is not None:
             self.log.info("AMI answers again after {outage:.1f} s; claiming again",
                           outage=self._clock.seconds() - self.amiDownSince)
-            self.amiDownSince = None
+            self.amiDownSince = self.amiCause = self.amiError = None
             self._probeFailures = 0
         self._pump()
         self._scheduleRetirement(session)
@@ -387,8 +444,7 @@ class Sender(Service):
             self.log.warn("man_id {man_id} {action} not sent: {reason}; left to it",
                           man_id=action.man_id, action=action.name, reason=reason)
             return
-        self.releases.add(((action.man_id, action.claim), f"not sent: {reason}"))
-        self._metrics.released(action.name)
+        self._releaseNow(action.man_id, action.claim, action.name, f"not sent: {reason}")
         if failure.check(MarkFailed):
             self.log.error("man_id {man_id} {action} not sent, back to NEW: {reason}",
                            man_id=action.man_id, action=action.name, reason=reason)
@@ -397,18 +453,44 @@ class Sender(Service):
 
     def _closed(self, _: object, session: ActionSession) -> None:
         self._wake()
+        idleSince = self._idleSessions.get(session)
         for sessions in (self._sessions, self._connecting, self._idleSessions, self._sending,
                          self._done):
             sessions.pop(session, None)
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
             call.cancel()
+        if idleSince is not None and not self._stopping:  # it ended by itself, while idle
+            self._idleEnded(self._clock.seconds() - idleSince)
+        self._pump()
+
+    # Warm sessions that do not last
+
+    def _idleEnded(self, life: float) -> None:
+        """
+        An idle session ended by itself C{life} seconds after its login.  Soon
+        after it is a failure (AMI, or a proxy, that closes logged-in sessions
+        at once): warm sessions are replaced only after a pause, longer each
+        time (as probes), so that such a peer is not sent logins in a loop.
+        """
+        if life >= SHORT_LIFE:
+            self._warmFailures = 0
+            return
+        if self._warmHold is not None:
+            return  # one failure per pause
+        self._warmFailures += 1
+        delay = min(MAX_PAUSE, self._probeInterval * 2.0 ** (self._warmFailures - 1))
+        self.log.warn("An idle AMI session ended {life:.3f} s after its login; replacing warm"
+                      " sessions in {delay:g} s", life=life, delay=delay)
+        self._warmHold = self._clock.callLater(delay, self._warmHoldEnds)
+
+    def _warmHoldEnds(self) -> None:
+        self._warmHold = None
         self._pump()
 
     def _releaseBacklog(self, reason: str) -> None:
         for action in self._backlog:
-            self.releases.add(((action.man_id, action.claim), reason))
-            self._metrics.released(action.name)
+            self._releaseNow(action.man_id, action.claim, action.name, reason)
         self._backlog.clear()
 
     def _release(self, items: Sequence) -> Deferred:
@@ -428,6 +510,8 @@ class Sender(Service):
             return
         now = self._clock.seconds()
         reason = str(error) or repr(error)
+        self.amiCause = SHUTTING_DOWN if isinstance(error, NotRun) else cause(error)
+        self.amiError = reason
         if self.amiDownSince is None:
             self.amiDownSince = self._reminded = now
             self.log.error("AMI unreachable ({reason}); claiming paused until it answers",
@@ -441,9 +525,12 @@ class Sender(Service):
                           outage=now - self.amiDownSince, reason=reason)
         self._probeFailures += 1
         delay = self._probeInterval
-        if isinstance(error, LoginFailed) and error.reason == BAD_LOGIN:
-            delay = min(MAX_PAUSE, 2.0 ** (self._probeFailures - 1))
-            self.log.warn("AMI refused the login; trying again in {delay:g} s", delay=delay)
+        if self.amiCause == LOGIN_REFUSED:
+            delay = refusedLoginDelay(self._probeFailures)
+            if self._probeFailures == 1:
+                self.log.warn("AMI refused the send user's login (its secret?); trying again"
+                              " in {delay:g} s, then less often, up to once a minute",
+                              delay=delay)
         self._probe = self._clock.callLater(delay, self._probeNow)
 
     def _probeNow(self) -> None:
@@ -463,8 +550,9 @@ class Sender(Service):
             self._loop.stop()
         self._wake()
         await self._looping
-        if self._probe is not None and self._probe.active():
-            self._probe.cancel()
+        for call in (self._probe, self._warmHold):
+            if call is not None and call.active():
+                call.cancel()
         self._pump()
         sessions = list(self._sessions)
         for session in sessions:

@@ -9,6 +9,8 @@ logoff are driven by the clock.  Nothing is ever sent before the mark is
 committed, so a row never marked was certainly not sent; and once the mark
 is asked for, the action goes out (unless the connection is already gone,
 when it certainly was not written, or the mark says the claim was lost).
+An action Asterisk answers "Asterisk is shutting down" never ran (Asterisk
+answers every action so, unread, while it shuts down): not sent either.
 """
 
 from typing import Callable, Optional
@@ -24,6 +26,9 @@ from .metrics import NO_OBSERVER, Observer
 from .store.records import SendResult
 
 TEXT_WIDTH = 255
+# Asterisk's answer to every action while it shuts down, given before it
+# looks at the action (main/manager.c, process_message).
+SHUTTING_DOWN = "Asterisk is shutting down"
 
 
 class NotSent(Exception):
@@ -36,6 +41,10 @@ class MarkFailed(NotSent):
 
 class ClaimLost(NotSent):
     """The mark found the row no longer claimed by this claim: someone else has it."""
+
+
+class NotRun(NotSent):
+    """Asterisk answered that it did not run the action: it is shutting down."""
 
 
 def _answerText(response) -> str:
@@ -188,6 +197,10 @@ class ActionSession:
         # Without a linger the Logoff goes right behind the action: Asterisk
         # answers them in order, and one round trip is saved.
         result, bye = await self._send(protocol, logoff=self._linger <= 0 or self._stopping)
+        if isinstance(result, NotRun):
+            self.answered.errback(result)
+            await (bye or protocol.logoff(self._timeout))
+            return
         self.answered.callback(result)
         if bye is None and not self._stopping:
             self._lingerCall = self._clock.callLater(self._linger, lambda: self._step.callback(None))
@@ -213,8 +226,8 @@ class ActionSession:
             self.action = self.action.withMeetmeUser(user)
 
     async def _send(self, protocol: AMIProtocol, logoff: bool):
-        """Send the action (and a Logoff behind it, if C{logoff}): its result, and the
-        Logoff's Deferred or None."""
+        """Send the action (and a Logoff behind it, if C{logoff}): its result (L{NotRun} if
+        Asterisk did not run it), and the Logoff's Deferred or None."""
         action = self.action
         actionID = action.actionID or nextActionID()
         answering = action.answerTimeout(self._timeout)
@@ -226,15 +239,20 @@ class ActionSession:
         sentAt = self._clock.seconds()
         sending = protocol.sendAction(action.name, action.headers, answering,
                                       actionID=actionID)
+        if action.claimedAt is not None:
+            self._metrics.written(sentAt - action.claimedAt)
         # Asterisk reads the Logoff only once it answered the action.
         bye = protocol.logoff(answering + self._timeout) if logoff else None
         try:
             response = await sending
         except AMIError as e:
+            if e.reason == SHUTTING_DOWN:
+                return NotRun(f"Asterisk did not run it: {e.reason}"), bye
             answer = result(False, e.reason)
         except Exception as e:
             why = "acqs stopped before Asterisk answered" if self._abandoned else f"no answer: {e}"
-            answer = result(False, why)
+            self._metrics.unanswered(action.name)  # not Asterisk's Error: nothing came
+            return result(False, why), bye
         else:
             answer = result(True, _answerText(response))
         self._metrics.answered(action.name, answer.answered, self._clock.seconds() - sentAt)

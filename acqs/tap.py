@@ -43,6 +43,20 @@ class Options(usage.Options):
     astguiclientPath = ASTGUICLIENT_CONF
     environ = os.environ
 
+    def parseOptions(self, options=None):
+        """
+        Under twistd, a bad setting stops acqs with its one sentence on
+        stderr: twistd itself would print the whole usage before it, which
+        systemd would log at every restart.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            raise SystemExit(
+                f"twistd acqs: {e} (twistd acqs --help lists the options)") from None
+
     def postOptions(self):
         self.settings = loadSettings(self, self.environ, self.astguiclientPath)
 

@@ -1,8 +1,10 @@
 """
-What acqs serves with C{--metrics}: C{/metrics} for Prometheus, and C{/}, a
-status page for people: the health judgement of C{acqs health}, the
-services' state and counters, and this server's last rows with their life
-cycle and Asterisk's answer.
+What acqs serves with C{--metrics}: C{/metrics} for Prometheus; C{/health},
+whose status code is the health judgement (200 HEALTHY or DEGRADED, 503
+UNHEALTHY) for load balancers and probes; and C{/}, a status page for
+people: the judgement of C{acqs health} with its causes, the services'
+state and counters, and this server's last rows with their life cycle and
+Asterisk's answer.
 
 The page needs no JavaScript and refreshes itself every few seconds.  Its
 rows come through the store's pool, within a timeout; when the database is
@@ -11,6 +13,7 @@ rows hold what GUI clients wrote.
 """
 
 import html
+import time
 from typing import Callable, Dict, List, Optional
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -22,7 +25,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from .health import judge
+from .health import UNHEALTHY_, Problem, judge, verdict
 from .metrics import AcqsCollector, InsertToSend, Metrics
 from .store.interfaces import StoreUnavailable
 from .store.reads import RowView
@@ -46,6 +49,30 @@ class MetricsPage(Resource):
     def render_GET(self, request) -> bytes:
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(self._registry)
+
+
+class HealthPage(Resource):
+    """
+    C{/health}: the verdict as the status code (200 HEALTHY or DEGRADED: a
+    degraded acqs still works, or will again by itself, and a probe that
+    restarted it would only lose its calls; 503 UNHEALTHY), and the verdict
+    and its problems as text.
+    """
+
+    isLeaf = True
+
+    def __init__(self, clock: IReactorTime, snapshot: Callable[[], Dict[str, object]]):
+        super().__init__()
+        self._clock = clock
+        self._snapshot = snapshot
+
+    def render_GET(self, request) -> bytes:
+        problems = judge(self._snapshot(), self._clock.seconds())
+        said = verdict(problems)
+        request.setResponseCode(503 if said == UNHEALTHY_ else 200)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return "".join(f"{line}\n" for line in [said, *map(str, problems)]).encode("utf-8")
 
 
 class StatusPage(Resource):
@@ -97,7 +124,8 @@ class StatusPage(Resource):
             problem = f"the database did not answer within {self._timeout:g} s"
         except StoreUnavailable as e:
             problem = str(e)
-        return render(status, judge(status, self._clock.seconds()), rows, problem)
+        now = self._clock.seconds()
+        return render(status, judge(status, now), rows, problem, now)
 
 
 def _e(value) -> str:
@@ -108,15 +136,44 @@ def _yes(value) -> str:
     return "yes" if value else "no"
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _localTime(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(seconds))
+
+
+# Compact: one line a row (what does not fit is cut, whole in its title), the
+# table as wide as the window and never wider, facts in columns.
 STYLE = """
-body { font: 14px sans-serif; margin: 1em 2em; color: #222; }
-h1 { font-size: 22px; margin-bottom: 0.2em; }
-.ok { color: #0a6b1f; } .bad { color: #b00020; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
+body { font: 13px sans-serif; margin: 8px 14px; color: #222; }
+h1 { font-size: 18px; margin: 0 0 4px; display: inline; }
+h2 { font-size: 14px; margin: 10px 0 4px; }
+.verdict { display: inline-block; margin-left: 12px; padding: 0 8px; border: 2px solid;
+           border-radius: 3px; font-size: 16px; font-weight: bold; }
+.HEALTHY { color: #0a6b1f; background: #dcf3e1; }
+.DEGRADED { color: #8a4700; background: #ffe9c7; }
+.UNHEALTHY { color: #b00020; background: #fde0e4; } .asof { color: #555; margin-left: 8px; }
+ul.problems { margin: 4px 0; padding: 0; list-style: none; }
+li.DEGRADED { color: #8a4700; } li.UNHEALTHY { color: #b00020; }
+dl { display: grid; grid-template-columns: repeat(3, max-content minmax(0, 1fr));
+     gap: 1px 10px; margin: 0; }
+dt { font-weight: bold; white-space: nowrap; }
+dd { margin: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+dd.no, .bad { color: #b00020; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 1px 4px; text-align: left; white-space: nowrap;
+         overflow: hidden; text-overflow: ellipsis; }
 th { background: #eee; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 2px 14px; }
-dt { font-weight: bold; } dd { margin: 0; }
 """
 
 
@@ -128,42 +185,91 @@ def _document(title: str, body: str) -> str:
 
 
 def _facts(pairs) -> str:
-    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pairs) + "</dl>"
+    """Facts as a grid; a value starting "no" is shown as bad."""
+    def fact(key, value) -> str:
+        bad = ' class="no"' if str(value).split(":")[0].split(" (")[0] == "no" else ""
+        return f'<dt>{_e(key)}</dt><dd{bad} title="{_e(value)}">{_e(value)}</dd>'
+
+    return "<dl>" + "".join(fact(k, v) for k, v in pairs) + "</dl>"
 
 
-COLUMNS = ("man_id", "entry date", "action", "callerid", "life cycle", "status", "response",
-           "channel", "uniqueid", "outcome", "Asterisk's answer", "reason")
+# Each column and its share of the width, in percent.
+# (The life cycle ends with the row's status, so it needs no column of its own.)
+COLUMNS = (("man_id", 5), ("entry date", 11), ("action", 7), ("callerid", 13),
+           ("life cycle, status", 22), ("resp", 3), ("channel", 12), ("uniqueid", 9),
+           ("outcome", 6), ("answer / reason", 12))
 
 
-def _cells(row: RowView) -> List[str]:
-    return [row.man_id, row.entry_date, row.action, row.callerid, " → ".join(row.lifeCycle),
-            row.status, row.response, row.channel, row.call, row.outcome, row.answer,
-            row.reason]
+def _cells(row: RowView) -> List[object]:
+    said = " / ".join(t for t in (row.answer, row.reason) if t)
+    life = row.lifeCycle
+    if life[-1] != row.status:  # back to NEW, say
+        life = life + [row.status]
+    return [row.man_id, row.entry_date, row.action, row.callerid, "→".join(life),
+            row.response, row.channel, row.call, row.outcome, said]
 
 
-def render(status: Dict[str, object], problems: List[str], rows: List[RowView],
-           rowsProblem: Optional[str]) -> str:
-    """The status page's HTML."""
+def _link(status: Dict[str, object], prefix: str, up: bool) -> str:
+    """How one AMI link stands: yes, or no and why."""
+    if up:
+        return "yes"
+    cause, error = status.get(f"{prefix}_cause"), status.get(f"{prefix}_error")
+    return "no" + (f": {error}" if error else f" ({cause})" if cause else "")
+
+
+def _sender(status: Dict[str, object]) -> str:
+    if status.get("ami_ok") is False:
+        return _link(status, "ami", False)
+    if status.get("ami_reached") is False:
+        return "not tried yet: no send session since start" + (
+            " (claims wait for the listener)" if status.get("listener_connected") is False
+            else "")
+    return "yes"
+
+
+def _backlog(status: Dict[str, object]) -> str:
+    rows = status.get("new_rows")
+    if rows is None:
+        return "not known (the database has not answered)"
+    if not rows:
+        return "none"
+    age = status.get("new_oldest_age")
+    return f"{rows}" + (f", the oldest inserted {age:.0f} s ago" if age is not None else "")
+
+
+def render(status: Dict[str, object], problems: List[Problem], rows: List[RowView],
+           rowsProblem: Optional[str], now: Optional[float] = None) -> str:
+    """The status page's HTML, as of C{now} (Unix seconds)."""
+    now = time.time() if now is None else now
     title = f"acqs {status.get('instance')} for {status.get('server_ip')}"
+    said = verdict(problems)
+    health = (f'<span class="verdict {said}">{said}</span>'
+              f'<span class="asof">as of {_e(_localTime(now))}</span>')
     if problems:
-        health = ('<p class="bad"><strong>UNHEALTHY</strong></p><ul>'
-                  + "".join(f'<li class="bad">{_e(p)}</li>' for p in problems) + "</ul>")
-    else:
-        health = '<p class="ok"><strong>HEALTHY</strong></p>'
-    state = _facts([
-        ("instance", status.get("instance")),
-        ("server IP", status.get("server_ip")),
+        health += ('<ul class="problems">' + "".join(
+            f'<li class="{p.level}">{_e(p.level)}: {_e(p.text)}</li>' for p in problems)
+            + "</ul>")
+    started = status.get("started_at")
+    claims = _yes(status.get("claims_ok"))
+    if not status.get("claims_ok"):
+        claims += f" ({status.get('claim_error')})"
+    facts = _facts([
+        ("version", status.get("version")),
+        ("up", f"{_duration(now - started)} (since {_localTime(started)})"
+         if isinstance(started, (int, float)) else "not known"),
+        ("AMI", status.get("ami")),
+        ("listener connected", _link(status, "listener",
+                                     bool(status.get("listener_connected")))),
+        ("sender reaches AMI", _sender(status)),
+        ("claims succeed", claims),
         ("database", status.get("database") or "not known yet"),
-        ("database reachable", _yes(status.get("store_ok"))),
-        ("AMI listener connected", _yes(status.get("listener_connected"))),
-        ("sender reaches AMI", _yes(status.get("ami_ok"))),
-        ("claims succeed", _yes(status.get("claims_ok"))
-         + ("" if status.get("claims_ok") else f" ({status.get('claim_error')})")),
-    ])
-    counters = _facts([
+        ("database reachable", _yes(status.get("store_ok"))
+         + (f": {status.get('store_error')}" if status.get("store_ok") is False
+            and status.get("store_error") else "")),
+        ("rows waiting as NEW", _backlog(status)),
         ("actions sent", status.get("sent")),
         ("send sessions open", status.get("sessions")),
-        ("rows waiting for a session", status.get("backlog")),
+        ("claimed, waiting for a session", status.get("backlog")),
         ("calls followed", status.get("tracked_calls")),
         ("updates waiting to be written", status.get("updates_pending")),
         ("updates dropped", status.get("updates_dropped")),
@@ -174,14 +280,16 @@ def render(status: Dict[str, object], problems: List[str], rows: List[RowView],
     elif not rows:
         table = f"<p>No rows of {_e(status.get('server_ip'))} yet.</p>"
     else:
-        head = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in _cells(r)) + "</tr>"
-                       for r in rows)
-        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return _document(title, (
-        f"<h1>{_e(title)}</h1>{health}<h2>State</h2>{state}<h2>Counters</h2>{counters}"
+        widths = "".join(f'<col style="width:{w}%">' for _, w in COLUMNS)
+        head = "".join(f"<th>{_e(c)}</th>" for c, _ in COLUMNS)
+        body = "".join("<tr>" + "".join(f'<td title="{_e(c)}">{_e(c)}</td>'
+                                        for c in _cells(r)) + "</tr>" for r in rows)
+        table = (f"<table><colgroup>{widths}</colgroup><thead><tr>{head}</tr></thead>"
+                 f"<tbody>{body}</tbody></table>")
+    return _document(f"{said} {title}", (
+        f"<h1>{_e(title)}</h1>{health}<h2>State</h2>{facts}"
         f"<h2>Last {ROWS} rows, newest first</h2>{table}"
-        f'<p><a href="/metrics">Prometheus metrics</a></p>'))
+        f'<p><a href="/metrics">Prometheus metrics</a> · <a href="/health">health</a></p>'))
 
 
 class QuietSite(Site):
@@ -204,6 +312,7 @@ class WebService(Service):
         self._site = site
         self._port = None
         self._listening: Optional[Deferred] = None
+        self.error: Optional[str] = None  # why it could not listen, for health
 
     def startService(self) -> None:
         super().startService()
@@ -223,6 +332,8 @@ class WebService(Service):
     def _failed(self, failure) -> None:
         if failure.check(CancelledError):
             return  # stopped while it was starting
+        self.error = (f"cannot serve metrics and the status page on {self._description}:"
+                      f" {failure.getErrorMessage()}")
         self.log.error("Cannot serve metrics on {where}: {reason}", where=self._description,
                        reason=failure.getErrorMessage())
 
@@ -234,10 +345,12 @@ class WebService(Service):
 
 
 def webServices(reactor, description: str, metrics: Metrics, listener, sender, housekeeper,
-                store, snapshot, describe) -> List[IService]:
-    """The services of C{--metrics description}: the INSERT→send watch and the web site."""
-    metrics.registry.register(AcqsCollector(listener, sender, housekeeper, store, describe))
+                store, snapshot, describe, newRows) -> List[IService]:
+    """The services of C{--metrics description}: the entry_date→send watch and the web site."""
+    metrics.registry.register(AcqsCollector(listener, sender, housekeeper, store, describe,
+                                            newRows))
     root = StatusPage(reactor, store, snapshot)
     root.putChild(b"metrics", MetricsPage(metrics.registry))
+    root.putChild(b"health", HealthPage(reactor, snapshot))
     return [InsertToSend(reactor, store, sender.serverIP, sender.instance, metrics),
             WebService(serverFromString(reactor, description), description, QuietSite(root))]

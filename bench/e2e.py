@@ -74,7 +74,10 @@ Figures, per rate:
   DB            statements per action and MariaDB CPU ms per action of the
                 SUT's user (information_schema.USER_STATISTICS; userstat is
                 switched on for the run and off again afterwards unless
-                another run is under way; NaN if someone turned it off).
+                another run is under way; NaN if someone turned it off);
+                and transactions per action: the COMMITs the server ran
+                (its Com_commit, everyone's: run on a quiet server) but the
+                driver's own, one per row.
   lost/twice/left   rows the simulator never received, received more than
                 once, and not DEAD once no row has become DEAD for --settle s.
   %CPU          of the SUT, the simulator, this driver and the whole MariaDB
@@ -359,6 +362,10 @@ class Database:
         """Statements every client sent the server so far (its Questions)."""
         return int(self.query("SHOW GLOBAL STATUS LIKE 'Questions'")[0][1])
 
+    def commits(self) -> int:
+        """COMMITs every client had the server run so far (its Com_commit)."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Com_commit'")[0][1])
+
     def userStatistics(self):
         """
         (statements, MariaDB CPU seconds) of the SUT's user so far; NaN while
@@ -597,6 +604,7 @@ class Run:
         callerids = [f"{self.prefix}{index:02d}{n:011d}" for n in range(count)]
         like = callerids[0][:9] + "%"
         statements, dbCPU = self.db.userStatistics()
+        commits = self.db.commits()
         sutCPU, simCPU, ownCPU = self.sutCPU(), self.simCPU(), driverCPU()
         serverCPU, machine, overflows = processCPU(self.db.pid), machineCPU(), listenOverflows()
         for tree in self.trees:
@@ -616,6 +624,7 @@ class Run:
         busy, total = (after - before for after, before in zip(machineCPU(), machine))
         overflows = listenOverflows() - overflows
         statementsAfter, dbCPUAfter = self.db.userStatistics()
+        commits = self.db.commits() - commits - count  # but the driver's
 
         originates, ringing = {}, {}
         for asterisk in self.asterisks:
@@ -641,6 +650,7 @@ class Run:
             cpu=1000 * sutCPU / max(len(received), 1),
             rss=max(tree.peakRSS for tree in self.trees) / 1024,
             statements=(statementsAfter - statements) / max(len(received), 1),
+            commits=commits / max(len(received), 1),
             dbCPU=1000 * (dbCPUAfter - dbCPU) / max(len(received), 1),
             lost=count - len(received),
             twice=sum(1 for c in received if len(originates[c]) > 1),
@@ -670,20 +680,22 @@ def load():
 
 def report(args, idle, results):
     print(f"{'rate':>5} {'rows':>6} {'in/s':>6} {'sent/s':>6}  {'INSERT->AMI ms':^20}"
-          f"  {'event->row ms':^13}  {'CPU ms':>6} {'RSS':>5}  {'DB':>5} {'DB ms':>5}"
+          f"  {'event->row ms':^13}  {'CPU ms':>6} {'RSS':>5}  {'DB':>5} {'DB':>5}"
+          f" {'DB ms':>5}"
           f"  {'lost':>4} {'twice':>5} {'left':>4}")
     print(f"{'/s':>5} {'':>6} {'':>6} {'':>6}  {'p50':>6} {'p95':>6} {'p99':>6}"
-          f"  {'p50':>6} {'p99':>6}  {'/act':>6} {'MB':>5}  {'st/a':>5} {'/act':>5}"
+          f"  {'p50':>6} {'p99':>6}  {'/act':>6} {'MB':>5}  {'st/a':>5} {'tx/a':>5}"
+          f" {'/act':>5}"
           f"  {'':>4} {'':>5} {'':>4}")
     for r in results:
         print(f"{r['rate']:>5g} {r['rows']:>6} {r['inserted']:>6.0f} {r['sent']:>6.0f}"
               f"  {r['ami'][0]:>6.1f} {r['ami'][1]:>6.1f} {r['ami'][2]:>6.1f}"
               f"  {r['row'][0]:>6.1f} {r['row'][1]:>6.1f}  {r['cpu']:>6.2f} {r['rss']:>5.0f}"
-              f"  {r['statements']:>5.1f} {r['dbCPU']:>5.2f}"
+              f"  {r['statements']:>5.1f} {r['commits']:>5.2f} {r['dbCPU']:>5.2f}"
               f"  {r['lost']:>4} {r['twice']:>5} {sum(r['left'].values()):>4}")
     print("in/s, sent/s: rows inserted, Originates received; CPU: the SUT's per action;"
-          " DB: its statements\nand MariaDB's CPU per action; left: not DEAD (see the module"
-          " docstring)")
+          " DB: its statements,\ntransactions and MariaDB's CPU per action; left: not DEAD"
+          " (see the module docstring)")
     print(f"\nidle ({args.idle:g} s): {idle[0]:.1f} client statements/s ({idle[1]:.1f} counting"
           f" those a wait runs in the server), SUT {idle[2]:.2f} % CPU, MariaDB"
           f" {idle[3]:.2f} % CPU")

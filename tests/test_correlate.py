@@ -11,9 +11,17 @@ from acqs.correlate import (
     ChannelEvent,
     cleanCallerID,
     isOriginatedLocalLeg,
+    readConcise,
     readEvent,
 )
-from acqs.store.records import CallDead, CallEnded, CallUpdated, TrackedCalls
+from acqs.store.records import (
+    CallDead,
+    CallDialing,
+    CallEnded,
+    CallMoved,
+    CallUpdated,
+    TrackedCalls,
+)
 
 CID = "DL40130172253cc160"
 
@@ -144,7 +152,7 @@ class TrackerTests(SynchronousTestCase):
         self.assertEqual(self.tracker.observe(e), [CallUpdated(CID, "SIP/agent-0001", "2.1")])
 
     def test_ringingOrUpOnly(self):
-        """Other states (Down, Ring, Dialing) update nothing."""
+        """Other states (Down, Ring) update nothing."""
         self.assertEqual(self.tracker.observe(newstate12("SIP/c-1", "1.1", "Ring")), [])
         self.assertEqual(self.tracker.observe(newstate12("SIP/c-1", "1.1", "Down")), [])
 
@@ -262,3 +270,201 @@ class UnseenCallTests(SynchronousTestCase):
         t = CallTracker()
         t.refresh(TrackedCalls(callerids=(CID,), uniqueids=(), answered=(CID,)))
         self.assertEqual(t.unseenAnswered(), frozenset([CID]))
+
+
+def newstate18(channel, uniqueid, state, name=CID):
+    """A Newstate as Asterisk 1.8 - 11 print it (no Linkedid)."""
+    return readEvent(event(Event="Newstate", Channel=channel, ChannelState="3",
+                           ChannelStateDesc=state, CallerIDNum="3125551234",
+                           CallerIDName=name, ConnectedLineNum="", ConnectedLineName="",
+                           Uniqueid=uniqueid))
+
+
+def rename(old, new, uniqueid):
+    """A Rename as Asterisk 1.6 - 11 print it."""
+    return readEvent(event(Event="Rename", Channel=old, Newname=new, Uniqueid=uniqueid))
+
+
+class DialingTests(SynchronousTestCase):
+    """Newstate Dialing (DAHDI, PRI, analog legs) before the leg rings."""
+
+    def setUp(self):
+        self.tracker = CallTracker()
+        self.tracker.expect(CID)
+
+    def test_dialingLegTracked(self):
+        """A dialing non-Local leg gives the row its channel and uniqueid (CallDialing); its
+        ringing then UPDATEs the row, and its hangup makes it DEAD."""
+        t = self.tracker
+        self.assertEqual(t.observe(newstate18("DAHDI/i1/3125551234-1", "5.1", "Dialing")),
+                         [CallDialing(CID, "DAHDI/i1/3125551234-1", "5.1")])
+        self.assertEqual(t.observe(newstate18("DAHDI/i1/3125551234-1", "5.1", "Ringing")),
+                         [CallUpdated(CID, "DAHDI/i1/3125551234-1", "5.1")])
+        self.assertEqual(t.observe(hangup("DAHDI/i1/3125551234-1", "5.1")),
+                         [CallDead("5.1", "DAHDI/i1/3125551234-1", "16 Normal Clearing")])
+
+    def test_failsBeforeRinging(self):
+        """A dialing leg that hangs up before it rings makes the row DEAD with its channel."""
+        t = self.tracker
+        t.observe(newstate18("DAHDI/i1/3125551234-1", "5.1", "Dialing"))
+        self.assertEqual(t.observe(hangup("DAHDI/i1/3125551234-1", "5.1", cause="34")),
+                         [CallDead("5.1", "DAHDI/i1/3125551234-1", "34 Normal Clearing")])
+
+    def test_asterisk14AndOffhook(self):
+        """Asterisk 1.4's State: Dialing and the Dialing Offhook state count as dialing."""
+        old = readEvent(event(Event="Newstate", Channel="Zap/1-1", State="Dialing",
+                              CallerID="3125551234", CallerIDName=CID, Uniqueid="5.1"))
+        self.assertEqual(self.tracker.observe(old), [CallDialing(CID, "Zap/1-1", "5.1")])
+        t = CallTracker()
+        t.expect(CID)
+        self.assertEqual(t.observe(newstate18("DAHDI/1-1", "5.2", "Dialing Offhook")),
+                         [CallDialing(CID, "DAHDI/1-1", "5.2")])
+
+    def test_localNeverDials(self):
+        """A Local channel's Dialing moves nothing (VICIdial reads Local as unresolved)."""
+        self.assertEqual(self.tracker.observe(
+            newstate18("Local/913125551234@default-00000001;2", "5.1", "Dialing")), [])
+        self.assertEqual(self.tracker.uniqueids(), frozenset())
+
+    def test_neverBackwards(self):
+        """A leg that dials after a non-Local leg rang replaces nothing."""
+        t = self.tracker
+        t.observe(newstate18("SIP/carrier-00000001", "5.1", "Ringing"))
+        self.assertEqual(t.observe(newstate18("DAHDI/i1/3125551234-1", "5.2", "Dialing")), [])
+        self.assertEqual(t.uniqueids(), frozenset(["5.1"]))
+
+    def test_afterLocalLeg(self):
+        """A leg that dials after the originated Local leg was UPDATED takes over the call:
+        its hangup is DEAD, the Local leg's is not."""
+        t = self.tracker
+        t.observe(newstate18("Local/8600051@default-00000001;1", "5.1", "Ringing"))
+        self.assertEqual(t.observe(newstate18("DAHDI/i1/3125551234-1", "5.3", "Dialing")),
+                         [CallDialing(CID, "DAHDI/i1/3125551234-1", "5.3")])
+        self.assertEqual(t.observe(hangup("Local/8600051@default-00000001;1", "5.1")), [])
+        self.assertEqual(len(t.observe(hangup("DAHDI/i1/3125551234-1", "5.3"))), 1)
+
+    def test_otherStatesStillIgnored(self):
+        """Down and Ring still update nothing."""
+        self.assertEqual(self.tracker.observe(newstate18("DAHDI/1-1", "5.1", "Down")), [])
+        self.assertEqual(self.tracker.observe(newstate18("DAHDI/1-1", "5.1", "Ring")), [])
+
+
+class ZombieTests(SynchronousTestCase):
+    """Masquerades on Asterisk 1.4 - 11: <MASQ>, <ZOMBIE>, Rename."""
+
+    def setUp(self):
+        self.tracker = CallTracker()
+        self.tracker.expect(CID)
+        self.tracker.observe(newstate18("SIP/trunk-00000001", "7.1", "Up"))
+
+    def masquerade(self, original="AsyncGoto/SIP/trunk-00000001", newUniqueid="7.9"):
+        """The events of a Redirect of the bridged trunk channel, in 1.8's order."""
+        return [
+            rename("SIP/trunk-00000001", "SIP/trunk-00000001<MASQ>", "7.1"),
+            rename(original, "SIP/trunk-00000001", newUniqueid),
+            rename("SIP/trunk-00000001<MASQ>", f"{original}<ZOMBIE>", "7.1"),
+            hangup(f"{original}<ZOMBIE>", "7.1"),
+        ]
+
+    def test_zombieHangupNeverDead(self):
+        """The <ZOMBIE> hangup carries the tracked uniqueid, yet moves no row."""
+        self.assertEqual(self.tracker.observe(hangup("AsyncGoto/SIP/trunk-00000001<ZOMBIE>",
+                                                     "7.1")), [])
+        self.assertEqual(self.tracker.uniqueids(), frozenset(["7.1"]))
+
+    def test_loserStatesIgnored(self):
+        """Newstate of a <ZOMBIE> or <MASQ> channel updates nothing."""
+        for name in ("SIP/trunk-00000002<ZOMBIE>", "SIP/trunk-00000002<MASQ>"):
+            self.assertEqual(self.tracker.observe(newstate18(name, "7.2", "Up")), [])
+
+    def test_renameFollowed(self):
+        """The channel that takes the tracked name carries the call on: its uniqueid is the
+        call's (CallMoved), and its hangup makes the row DEAD."""
+        updates = [u for e in self.masquerade() for u in self.tracker.observe(e)]
+        self.assertEqual(updates, [CallMoved("7.1", "7.9", "SIP/trunk-00000001")])
+        self.assertEqual(self.tracker.uniqueids(), frozenset(["7.9"]))
+        self.assertEqual(self.tracker.observe(hangup("SIP/trunk-00000001", "7.9")),
+                         [CallDead("7.9", "SIP/trunk-00000001", "16 Normal Clearing")])
+
+    def test_localOptimisation(self):
+        """A Local channel optimised away gives the trunk's name to its ;1 (Rename), and the
+        trunk's uniqueid goes with the ;1's <ZOMBIE>: the call goes on as the ;1's uniqueid."""
+        events = self.masquerade("Local/913125551234@default-00000001;1", "7.0")
+        updates = [u for e in events for u in self.tracker.observe(e)]
+        self.assertEqual(updates, [CallMoved("7.1", "7.0", "SIP/trunk-00000001")])
+
+    def test_asterisk14Rename(self):
+        """Asterisk 1.4's Rename (Oldname, Newname) is read the same way."""
+        e = readEvent(event(Event="Rename", Oldname="AsyncGoto/SIP/trunk-00000001",
+                            Newname="SIP/trunk-00000001", Uniqueid="7.9"))
+        self.assertEqual(self.tracker.observe(e), [CallMoved("7.1", "7.9", "SIP/trunk-00000001")])
+
+    def test_otherRenamesIgnored(self):
+        """A Rename to a name no tracked call has, or to the same uniqueid, moves nothing."""
+        self.assertEqual(self.tracker.observe(rename("SIP/a-1", "SIP/b-1", "7.5")), [])
+        self.assertEqual(self.tracker.observe(rename("SIP/x", "SIP/trunk-00000001", "7.1")), [])
+        self.assertFalse(self.tracker.tracksChannel("SIP/b-1"))
+        self.assertTrue(self.tracker.tracksChannel("SIP/trunk-00000001"))
+
+    def test_catchUpAfterUnseenRename(self):
+        """Without the Rename, a <ZOMBIE> hangup keeps the uniqueid tracked, and the catch-up
+        finds its channel live under another uniqueid: the call goes on, not DEAD."""
+        t = self.tracker
+        t.observe(hangup("AsyncGoto/SIP/trunk-00000001<ZOMBIE>", "7.1"))
+        before = t.uniqueids()
+        live = readConcise(["SIP/trunk-00000001!default!8600051!2!Up!MeetMe!8600051,F!"
+                            "3125551234!!!3!40!(None)!7.9"])
+        self.assertEqual(t.reconcile(before, live),
+                         [CallMoved("7.1", "7.9", "SIP/trunk-00000001")])
+        self.assertEqual(t.uniqueids(), frozenset(["7.9"]))
+
+    def test_reusedNameIsNoMasquerade(self):
+        """A channel name used again by a new call (DAHDI's are) after a hangup nobody saw is
+        no masquerade: the tracked uniqueid is DEAD."""
+        t = self.tracker
+        before = t.uniqueids()
+        live = readConcise(["SIP/trunk-00000001!default!100!1!Up!Dial!x!5551234!!!3!40!(None)!"
+                            "8.1"])
+        self.assertEqual(t.reconcile(before, live), [CallDead("7.1", "", None)])
+
+    def test_refreshedCallFollowed(self):
+        """A call known only from the database (after a restart) is followed through a
+        Rename by the channel the database holds."""
+        t = CallTracker()
+        t.refresh(TrackedCalls(callerids=(CID,), uniqueids=("7.1",),
+                               channels=("SIP/trunk-00000001",)))
+        self.assertEqual(t.observe(rename("AsyncGoto/SIP/trunk-00000001", "SIP/trunk-00000001",
+                                          "7.9")),
+                         [CallMoved("7.1", "7.9", "SIP/trunk-00000001")])
+
+
+class ConciseTests(SynchronousTestCase):
+    """Lines of core show channels concise, per version."""
+
+    def test_asterisk22(self):
+        """Asterisk 22's line (the real capture's) gives channel, state and uniqueid; the
+        application's data may hold the separator."""
+        [e, f] = readConcise([
+            "Local/8600014@acqs-test-00000008;1!acqs-test!!1!Up!AppDial!(Outgoing Line)!8600060!"
+            "!!3!2!c2509942-dc8e-4830-9c7e-508b1d945aef!1796667077.16",
+            "SIP/c-1!default!100!1!Ringing!Dial!SIP/x!y,30!5551234!!!3!2!!box-1796667077.17",
+        ])
+        self.assertEqual(e, ChannelEvent(STATE, "Local/8600014@acqs-test-00000008;1",
+                                         "1796667077.16", (), state="up"))
+        self.assertEqual((f.channel, f.uniqueid, f.state),
+                         ("SIP/c-1", "box-1796667077.17", "ringing"))
+
+    def test_asterisk16And18(self):
+        """1.6's 13 fields and 1.8 - 11's 14 end with the uniqueid."""
+        [a] = readConcise(["SIP/c-1!default!100!1!Up!Dial!SIP/x!5551234!!3!40!SIP/y-2!12.3"])
+        [b] = readConcise(["SIP/c-1!default!100!1!Up!Dial!SIP/x!5551234!!!3!40!SIP/y-2!12.4"])
+        self.assertEqual((a.uniqueid, b.uniqueid), ("12.3", "12.4"))
+
+    def test_noUniqueids(self):
+        """Asterisk 1.4's list (no uniqueid), or text that is no list, reads as None."""
+        self.assertIsNone(readConcise(["SIP/c-1!default!100!1!Up!Dial!SIP/x!5551234!!3!40!(None)"]))
+        self.assertIsNone(readConcise(["No such command 'core show channels concise'"]))
+
+    def test_empty(self):
+        """No channels: an empty list."""
+        self.assertEqual(readConcise([]), [])

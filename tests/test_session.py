@@ -1,12 +1,14 @@
 """Tests for acqs.session: one action over its own short-lived AMI session."""
 
+import attr
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from acqs.actions import Action, rowAction
 from acqs.ami.protocol import AMIFactory
-from acqs.session import ActionSession, ClaimLost, MarkFailed, NotSent
+from acqs.metrics import Observer
+from acqs.session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from acqs.simulator import Simulator
 from acqs.simulator.memory import MemoryNetwork
 from acqs.store.records import ActionRow, SendResult
@@ -174,6 +176,51 @@ class SendTests(SessionTestCase):
         result = self.successResultOf(session.answered)
         self.assertEqual((result.answered, result.text[:10]), (False, "no answer:"))
 
+    def test_noAnswerIsNotAnError(self):
+        """Asterisk's Error and no answer at all are told apart to the metrics: an Error
+        counts as an answer (N), a timeout as none, never timed as an answer."""
+        said = []
+
+        class Recording(Observer):
+            def answered(self, action, success, seconds):
+                said.append(("answered", action, success))
+
+            def unanswered(self, action):
+                said.append(("unanswered", action))
+
+        factory = AMIFactory("sender", "sendersecret", self.clock, events="off", timeout=5)
+        for action, mark in ((Action(8, "NoSuchAction", ()), self.mark),
+                             (Action(9, "Hangup", (("Channel", "SIP/x-1"),)),
+                              self.unresponsiveOnceMarked)):
+            session = ActionSession(self.clock, self.network.endpoint(), factory, 0, 5,
+                                    metrics=Recording())
+            session.send(action, mark)
+            self.advance(6)
+            self.assertFalse(self.successResultOf(session.answered).answered)
+        self.assertEqual(said, [("answered", "NoSuchAction", False), ("unanswered", "Hangup")])
+
+    def test_claimToWritten(self):
+        """The time from the row's claim to its action written is told to the metrics."""
+        written = []
+
+        class Recording(Observer):
+            def written(self, seconds):
+                written.append(seconds)
+
+        factory = AMIFactory("sender", "sendersecret", self.clock, events="off", timeout=5)
+        session = ActionSession(self.clock, self.network.endpoint(), factory, 0, 5,
+                                metrics=Recording())
+        self.network.flush()
+        self.clock.advance(100)  # logged in, waiting for a row
+        marked = Deferred()
+        session.send(attr.evolve(ORIGINATE, claimedAt=99.5), lambda: marked)
+        self.network.flush()
+        self.clock.advance(0.25)  # the mark's commit
+        marked.callback(True)
+        self.network.flush()
+        self.successResultOf(session.answered)
+        self.assertEqual(written, [0.75])
+
     def test_syncOriginateWaitsForTheCall(self):
         """A synchronous Originate ringing longer than the timeout still gets its answer."""
         action = rowAction(ActionRow(10, "10.10.11.12", "Originate", CID, (
@@ -217,6 +264,20 @@ class FailureTests(SessionTestCase):
         session = self.session(mark=lambda: succeed(False))
         self.failureResultOf(session.answered, ClaimLost)
         self.assertEqual(self.sent("Originate"), [])
+
+    def test_shuttingDownNotRun(self):
+        """An action Asterisk answers "Asterisk is shutting down" never ran: not sent
+        (it may go again), no answer recorded, and the session logs off, lingering not."""
+        session = self.loggingIn(linger=10)
+        self.network.flush()
+        self.sim.shuttingDown = True
+        session.send(ORIGINATE, self.mark)
+        self.network.flush()
+        failure = self.failureResultOf(session.answered, NotRun)
+        self.assertEqual(str(failure.value), "Asterisk did not run it: Asterisk is shutting down")
+        self.assertEqual((self.marks, len(self.sent("Originate"))), ([0], 1))
+        self.assertEqual(len(self.sent("Logoff")), 1)
+        self.successResultOf(session.closed)
 
     def test_greetingTimeout(self):
         """A connection Asterisk accepts but never greets fails within the greeting timeout,

@@ -194,6 +194,18 @@ class LoginTests(SimulatorTestCase):
         self.advance(1)
         self.assertEqual(peer.responses()[0]["Message"], "Authentication failed")
 
+    def test_shuttingDown(self):
+        """While shutting down every action, Login too, is answered as Asterisk 22 answers
+        it then, and none runs."""
+        sender = self.peer("sender", events="off")
+        self.sim.shuttingDown = True
+        self.originate(sender, "Local/8600011@acqs-test")
+        late = self.peer("sender")
+        shutting = {"Response": "Error", "Message": "Asterisk is shutting down"}
+        self.assertEqual(sender.responses()[-1], dict(shutting, ActionID="orig"))
+        self.assertEqual(late.responses(), [dict(shutting, ActionID="login")])
+        self.assertEqual(self.sim.channels, {})
+
     def test_actionBeforeLogin(self):
         """Actions before Login are refused as Asterisk 22 does."""
         peer = self.peer()

@@ -10,15 +10,19 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import time
+from datetime import datetime, timedelta
 from functools import partial
 
 from twisted.internet import reactor
 
 from acqs.store import IQueueStore, StoreUnavailable
 from acqs.store.dialects import STATEMENTS_KEPT, MySQLDialect, SQLiteDialect
+from acqs.store.reads import NewRows
 from acqs.store.records import (
     CallDead,
+    CallDialing,
     CallEnded,
+    CallMoved,
     CallUpdated,
     InstanceConflict,
     Pruned,
@@ -633,8 +637,70 @@ class QueueStoreTests:
                          ("ended_unseen", "no channel carries it"))
         self.assertFalse(record["live"])
 
+    async def test_callDialing(self):
+        """A dialing leg gives a SENT row its channel and uniqueid and it stays SENT, live;
+        the leg's hangup makes it DEAD on that channel (as VICIdial's readers see it)."""
+        man_id = await self.sentCall()
+        dialing = CallDialing(CID, "DAHDI/i1/3125551234-1", "1700000000.5")
+        self.assertEqual(await self.store.applyUpdates(SERVER, [dialing]), 1)
+        self.assertEqual(await self.store.applyUpdates(SERVER, [dialing]), 0)
+        self.assertCall(man_id, "SENT", "DAHDI/i1/3125551234-1", "1700000000.5")
+        record = self.db.action(man_id)
+        self.assertEqual((record["uniqueid"], record["live"]), ("1700000000.5", 1))
+        self.assertEqual((await self.store.trackedCalls(SERVER, 60)).uniqueids,
+                         ("1700000000.5",))
+        await self.store.applyUpdates(SERVER, [CallDead("1700000000.5", "DAHDI/i1/3125551234-1")])
+        self.assertCall(man_id, "DEAD", "DAHDI/i1/3125551234-1", "1700000000.5")
+
+    async def test_callDialingThenRinging(self):
+        """The dialing leg's ringing makes the row UPDATED."""
+        man_id = await self.sentCall()
+        await self.store.applyUpdates(SERVER, [
+            CallDialing(CID, "DAHDI/i1/3125551234-1", "1.5"),
+            CallUpdated(CID, "DAHDI/i1/3125551234-1", "1.5")])
+        self.assertCall(man_id, "UPDATED", "DAHDI/i1/3125551234-1", "1.5")
+
+    async def test_callDialingGuarded(self):
+        """Dialing never moves a NEW, QUEUE or DEAD row, nor one UPDATED on a non-Local
+        channel; a row UPDATED on a Local channel keeps what VICIdial's readers see but
+        takes the uniqueid, so that the dialing leg's hangup makes it DEAD on its channel."""
+        new = self.db.insertAction(SERVER, "Originate", CID)
+        queued = self.db.insertAction(SERVER, "Originate", CID, status="QUEUE")
+        dead = self.db.insertAction(SERVER, "Originate", CID, status="DEAD")
+        rung = self.db.insertAction(SERVER, "Originate", CID, status="UPDATED",
+                                    channel="SIP/c-1", uniqueid="1.1")
+        local = self.db.insertAction(SERVER, "Originate", CID, status="UPDATED",
+                                     channel="Local/8600051@default-00000001;1", uniqueid="1.2")
+        changed = await self.store.applyUpdates(SERVER, [CallDialing(CID, "DAHDI/1-1", "1.3")])
+        self.assertEqual(changed, 0)
+        self.assertEqual([self.db.status(m) for m in (new, queued, dead)],
+                         ["NEW", "QUEUE", "DEAD"])
+        self.assertCall(rung, "UPDATED", "SIP/c-1", "1.1")
+        self.assertCall(local, "UPDATED", "Local/8600051@default-00000001;1", "1.2")
+        await self.store.applyUpdates(SERVER, [CallDead("1.3", "DAHDI/1-1")])
+        self.assertCall(local, "DEAD", "DAHDI/1-1", "1.3")
+        self.assertEqual(self.db.status(rung), "UPDATED")
+
+    async def test_callMoved(self):
+        """A masqueraded call's rows take the uniqueid it goes on with; its hangup is DEAD,
+        the old uniqueid's is not."""
+        man_id = await self.sentCall(CID, "1700000000.1", channel="SIP/trunk-00000001")
+        moved = CallMoved("1700000000.1", "1700000000.9", "SIP/trunk-00000001")
+        self.assertEqual(await self.store.applyUpdates(SERVER, [moved]), 1)
+        self.assertCall(man_id, "UPDATED", "SIP/trunk-00000001", "1700000000.9")
+        self.assertEqual(await self.store.applyUpdates(SERVER, [CallDead("1700000000.1", "x")]),
+                         0)
+        await self.store.applyUpdates(SERVER, [CallDead("1700000000.9", "SIP/trunk-00000001")])
+        self.assertEqual(self.db.status(man_id), "DEAD")
+
+    async def test_trackedChannels(self):
+        """Live calls come back with the channel of each uniqueid."""
+        await self.sentCall(CID, "1.1", channel="SIP/trunk-00000001")
+        tracked = await self.store.trackedCalls(SERVER, 60)
+        self.assertEqual((tracked.uniqueids, tracked.channels), (("1.1",), ("SIP/trunk-00000001",)))
+
     async def test_applyUpdatesRefusesOthers(self):
-        """Anything but CallUpdated, CallDead and CallEnded is a programming error."""
+        """Anything but the call updates is a programming error."""
         with self.assertRaises(TypeError):
             await self.store.applyUpdates(SERVER, ["Hangup"])
 
@@ -919,6 +985,25 @@ class QueueStoreTests:
         with self.assertRaises(StoreUnavailable) as caught:
             await store.claim(SERVER, 10, "box1")
         self.assertIn("acqs initdb --db", str(caught.exception))
+
+    # -- reads for operators -------------------------------------------------
+
+    async def test_newRows(self):
+        """newRows counts this server's NEW rows and gives the oldest's man_id and age by
+        its entry_date; other servers' rows and claimed rows do not count."""
+        old = self.db.insertAction(SERVER, "Hangup", "HL1",
+                                   entry_date=(datetime.now() - timedelta(seconds=90))
+                                   .strftime("%Y-%m-%d %H:%M:%S"))
+        later = self.db.insertActions(SERVER, 3)
+        self.db.insertAction("10.9.9.9", "Hangup", "ELSEWHERE")
+        found = await self.store.newRows(SERVER)
+        self.assertEqual((found.count, found.oldest), (4, old))
+        self.assertTrue(89 <= found.age < 120, found.age)
+        await self.store.claim(SERVER, 2, "box1")
+        found = await self.store.newRows(SERVER)
+        self.assertEqual((found.count, found.oldest), (2, later[1]))
+        await self.store.claim(SERVER, 10, "box1")
+        self.assertEqual(await self.store.newRows(SERVER), NewRows(0, None, None))
 
 
 class MariaDBQueueStoreTests(QueueStoreTests, TestCase):

@@ -249,7 +249,7 @@ class SQLiteInitdbTests(InitdbTests, TestCase):
         self.assertIn("created vicidial_manager", done.stdout)
 
     def test_cliBadURL(self):
-        """A malformed URL is a usage error (exit 2) that says what a URL looks like."""
+        """A malformed URL is a usage error (exit 64) that says what a URL looks like."""
         err = io.StringIO()
         stderr, sys.stderr = sys.stderr, err
         try:
@@ -257,7 +257,7 @@ class SQLiteInitdbTests(InitdbTests, TestCase):
                 cli.main(["initdb", "--db", "postgres://x/y"])
         finally:
             sys.stderr = stderr
-        self.assertEqual(caught.exception.code, 2)
+        self.assertEqual(caught.exception.code, cli.USAGE)
         self.assertIn("a database URL starts with mysql:// or sqlite:", err.getvalue())
 
     async def test_sqliteProcesses(self):

@@ -123,3 +123,29 @@ class UnencodedPasswordTests(SynchronousTestCase):
             text = f"mysql://cron:{password}@db1/asterisk"
             self.assertEqual(hidePassword(text), "mysql://cron:***@db1/asterisk")
             self.assertEqual(withoutPassword(text), ("mysql://cron@db1/asterisk", password))
+
+
+class TypoTests(SynchronousTestCase):
+    """A mistyped URL never shows its password, however broken it is."""
+
+    def test_slashesMissing(self):
+        """mysql:/user:pw@host/db and mysql:user:pw@host/db: refused, the password hidden."""
+        for text in ("mysql:/cron:s3cr3t@db1/asterisk", "mysql:cron:s3cr3t@db1/asterisk",
+                     "mysql:///cron:s3cr3t@db1/asterisk"):
+            with self.assertRaises(ValueError) as caught:
+                parseURL(text)
+            self.assertNotIn("s3cr3t", str(caught.exception), text)
+            self.assertIn("cron:***@db1/asterisk", str(caught.exception), text)
+            self.assertNotIn("s3cr3t", hidePassword(text), text)
+
+    def test_atMissing(self):
+        """mysql://user:pw/host (the @ left out): the error hides what stands as the port."""
+        with self.assertRaises(ValueError) as caught:
+            parseURL("mysql://cron:s3cr3t/asterisk")
+        self.assertEqual(str(caught.exception),
+                         "bad port in database URL mysql://cron:***/asterisk")
+
+    def test_sqlitePathKept(self):
+        """An SQLite path holding : and @ is a path, not a password."""
+        self.assertEqual(withoutPassword("sqlite:///a:b@c.db"), ("sqlite:///a:b@c.db", None))
+        self.assertEqual(parseURL("sqlite:///a:b@c.db").database, "/a:b@c.db")

@@ -279,3 +279,35 @@ class InstalledPluginTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         for name in OPERATOR_OPTIONS:
             self.assertIn(name + "=", result.stdout)
+
+    def daemon(self, *arguments):
+        """C{twistd -n acqs ARGUMENTS} from the installed package: (status, stdout, stderr)."""
+        cwd = self.mktemp()
+        os.mkdir(cwd)
+        env = {k: v for k, v in os.environ.items()
+               if k != "PYTHONPATH" and not k.startswith("ACQS_")}
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")  # the one operators run
+        result = subprocess.run(
+            [sys.executable, twistd, "-n", "--pidfile=", "acqs", *arguments],
+            cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+        if "Unknown command: acqs" in result.stdout + result.stderr:
+            raise SkipTest("the acqs twistd plugin is not installed in this Python")
+        return result.returncode, result.stdout, result.stderr
+
+    def test_badSettingOneLine(self):
+        """A bad setting stops twistd acqs with its one sentence, not the whole usage."""
+        for arguments in (["--server-ip", "10.0.0.4"],  # no AMI secret
+                          ["--server-ip", "10.0.0.4", "--send-secret", "x", "--linger", "ten"],
+                          ["--demo", "--bogus"]):
+            status, out, err = self.daemon(*arguments)
+            self.assertEqual((status, out), (1, ""), arguments)
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertTrue(err.startswith("twistd acqs: "), err)
+
+    def test_databaseTypoHidesPassword(self):
+        """The daemon refuses a mistyped --db (mysql:/user:pw@host/db) without its password."""
+        status, out, err = self.daemon("--server-ip", "10.0.0.4", "--send-secret", "x",
+                                       "--db", "mysql:/cron:s3cr3t@db1/asterisk")
+        self.assertEqual(status, 1)
+        self.assertIn("cron:***@db1/asterisk", err)
+        self.assertNotIn("s3cr3t", out + err)

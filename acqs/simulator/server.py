@@ -242,6 +242,9 @@ class AMISession(Protocol):
         if not action:
             self._reply(self._error(message, "Missing action in request"))
             return
+        if sim.shuttingDown:  # Asterisk says so before it looks at the action, Login too
+            self._reply(self._error(message, "Asterisk is shutting down"))
+            return
         key = action.lower()
         if not self.authenticated:
             if key == "login":
@@ -551,6 +554,8 @@ class Simulator:
        be created (async: queued, then a Failure C{OriginateResponse};
        sync: C{Originate failed});
      - C{unresponsive}: record actions but never answer them;
+     - C{shuttingDown}: answer every action C{Asterisk is shutting down}
+       without running it, as Asterisk does while it shuts down;
      - C{meetmeLoaded}: answer C{meetme} CLI commands, as with app_meetme;
        False makes them unknown, as on the captured Debian build;
      - C{systemName}: uniqueids as Asterisk with C{systemname} set makes
@@ -579,6 +584,7 @@ class Simulator:
         self.refuseLogins = False
         self.failOriginates = False
         self.unresponsive = False
+        self.shuttingDown = False
         self.testEvents = self.dialect.testFramework
         self.meetmeLoaded = True
         self.onAction: Optional[Callable[[Optional[str], Message], None]] = None

@@ -1,6 +1,7 @@
 """
 The listener's side of the store: call updates written back to rows
-(UPDATED, DEAD, and the catch-up's DEAD of calls that ended unseen),
+(UPDATED, a dialing leg's channel, a masqueraded call's new uniqueid, DEAD,
+and the catch-up's DEAD of calls that ended unseen),
 together with the sender's answers when the writer batches them; and the
 calls the listener tracks.
 
@@ -15,7 +16,10 @@ cut.  acqs_action.live marks the rows whose call acqs holds for up.
 One transaction reads the rows the updates may move, applies the rules in
 order in memory, then writes each changed row once.  UPDATED applies to
 QUEUE, SENT and UPDATED rows, DEAD to any row not DEAD (a recording's row
-stays as it is); DEAD is final.
+stays as it is); DEAD is final.  A dialing leg gives SENT rows its channel
+and uniqueid (they stay SENT), and UPDATED rows still on a Local channel
+its uniqueid only (what VICIdial's readers see stays unresolved until it
+rings); never QUEUE rows, nor rows on a non-Local channel.
 """
 
 from typing import Dict, Iterable, List, Sequence, Union
@@ -27,7 +31,9 @@ from .records import (
     SENT,
     UPDATED,
     CallDead,
+    CallDialing,
     CallEnded,
+    CallMoved,
     CallUpdated,
     SendResult,
     TrackedCalls,
@@ -48,7 +54,9 @@ from .transaction import (
     marks,
 )
 
-Update = Union[CallUpdated, CallDead, CallEnded]
+Update = Union[CallUpdated, CallDialing, CallMoved, CallDead, CallEnded]
+# Updates that name their rows by uniqueid (the others by callerid).
+_BY_UNIQUEID = (CallDead, CallMoved)
 
 # In a row's changes: the database's current time.
 _NOW = object()
@@ -88,6 +96,10 @@ def applyUpdates(t: Transaction, server_ip: str, updates: Sequence[Update]) -> i
     for update in updates:
         if isinstance(update, CallUpdated):
             changes += _updated(byCallerid, update)
+        elif isinstance(update, CallDialing):
+            changes += _dialing(byCallerid, update)
+        elif isinstance(update, CallMoved):
+            changes += _moved(rows.values(), update)
         elif isinstance(update, CallDead):
             changes += _dead(rows.values(), update)
         else:
@@ -99,9 +111,9 @@ def applyUpdates(t: Transaction, server_ip: str, updates: Sequence[Update]) -> i
 def _callRows(t: Transaction, server_ip: str, updates: Sequence[Update]) -> Dict[int, _Row]:
     """The rows of C{server_ip} that C{updates} may move, by man_id (one query, or two)."""
     callerids = sorted({cut(u.callerid, CALLERID) for u in updates
-                        if not isinstance(u, CallDead) and u.callerid})
+                        if not isinstance(u, _BY_UNIQUEID) and u.callerid})
     uniqueids = sorted({cut(u.uniqueid, WHOLE_UNIQUEID) for u in updates
-                        if isinstance(u, CallDead) and u.uniqueid})
+                        if isinstance(u, _BY_UNIQUEID) and u.uniqueid})
     columns = (
         "v.man_id, v.status, v.channel, v.callerid, v.uniqueid, v.cmd_line_d,"
         " a.uniqueid, a.live, a.updated_at"
@@ -157,12 +169,51 @@ def _updated(byCallerid: Dict[str, List[_Row]], update: CallUpdated) -> int:
     return changes
 
 
+def _dialing(byCallerid: Dict[str, List[_Row]], update: CallDialing) -> int:
+    callerid = cut(update.callerid, CALLERID).lower()
+    uniqueid = cut(update.uniqueid, WHOLE_UNIQUEID)
+    changes = 0
+    for row in byCallerid.get(callerid, ()) if callerid else ():
+        if row.status == SENT:
+            if row.channel == cut(update.channel, CHANNEL) and row.uniqueid == uniqueid:
+                continue
+            row.channel, row.moved = cut(update.channel, CHANNEL), True
+            changes += 1
+        elif row.status != UPDATED or not _isLocal(row.channel) or row.uniqueid == uniqueid:
+            continue
+        row.uniqueid, row.whole, row.answered = uniqueid, True, False
+        row.changed.update(uniqueid=uniqueid, live=1)
+    return changes
+
+
+def _isLocal(channel: str) -> bool:
+    return channel[:6].lower() == "local/"
+
+
+def _named(row: _Row, uniqueid: str) -> bool:
+    """Whether C{row} is of the channel with C{uniqueid} (cut only if it was short)."""
+    return (bool(uniqueid) and row.status != DEAD and row.uniqueid == uniqueid
+            and (row.whole or len(uniqueid) <= UNIQUEID))
+
+
+def _moved(rows: Iterable[_Row], update: CallMoved) -> int:
+    uniqueid = cut(update.uniqueid, WHOLE_UNIQUEID)
+    newUniqueid = cut(update.newUniqueid, WHOLE_UNIQUEID)
+    changes = 0
+    for row in rows:
+        if not _named(row, uniqueid):
+            continue
+        row.uniqueid, row.whole, row.moved = newUniqueid, True, True
+        row.changed.update(uniqueid=newUniqueid)
+        changes += 1
+    return changes
+
+
 def _dead(rows: Iterable[_Row], update: CallDead) -> int:
     uniqueid = cut(update.uniqueid, WHOLE_UNIQUEID)
     changes = 0
     for row in rows:
-        if (not uniqueid or row.status == DEAD or row.uniqueid != uniqueid
-                or (not row.whole and len(uniqueid) > UNIQUEID)):
+        if not _named(row, uniqueid):
             continue
         # The call ended either way; a recording's row stays as it is (VICIdial's rule).
         row.changed.update(dead_at=_NOW, live=None,
@@ -256,10 +307,10 @@ def trackedCalls(t: Transaction, server_ip: str, ringWindow: float) -> TrackedCa
     ):
         if callerid:
             callerids[callerid] = None
-    uniqueids: Dict[str, None] = {}
+    uniqueids: Dict[str, str] = {}  # and their channels
     answered: Dict[str, None] = {}
-    for callerid, status, uniqueid in t.select(
-        "SELECT v.callerid, v.status, a.uniqueid FROM acqs_action a"
+    for callerid, status, uniqueid, channel in t.select(
+        "SELECT v.callerid, v.status, a.uniqueid, v.channel FROM acqs_action a"
         " JOIN vicidial_manager v ON v.man_id = a.man_id"
         " WHERE a.server_ip = %s AND a.live = 1 AND v.status IN ('SENT', 'UPDATED')",
         (server_ip,),
@@ -267,7 +318,8 @@ def trackedCalls(t: Transaction, server_ip: str, ringWindow: float) -> TrackedCa
         if callerid:
             callerids[callerid] = None
         if uniqueid:
-            uniqueids[uniqueid] = None
+            uniqueids[uniqueid] = channel or ""
         elif status.upper() == SENT and callerid:
             answered[callerid] = None
-    return TrackedCalls(tuple(callerids), tuple(uniqueids), tuple(answered))
+    return TrackedCalls(tuple(callerids), tuple(uniqueids), tuple(answered),
+                        tuple(uniqueids.values()))

@@ -10,7 +10,7 @@ server_ip (a hot standby) never claim the same row and never wait for each
 other.  That needs InnoDB and MariaDB 10.6+ or MySQL 8.0+, which the store
 finds out once (L{ServerInfo}).  Elsewhere (VICIdial's MyISAM table,
 MariaDB 10.3-10.5, MySQL 5.7) claims are serialised with
-C{GET_LOCK('acqs-claim-<server_ip>')} around a plain C{FOR UPDATE}, and a
+C{GET_LOCK('acqs-claim-<server_ip>@<database>')} around a plain C{FOR UPDATE}, and a
 warning says so.  On SQLite, C{BEGIN IMMEDIATE} lets one writer in at a
 time.  On MariaDB a claim may first wait in the server for a NEW row
 (L{MySQLDialect.waitForNew<acqs.store.dialects.MySQLDialect.waitForNew>}),

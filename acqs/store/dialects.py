@@ -9,9 +9,10 @@ rows and serialise claims.
 """
 
 import contextlib
+import hashlib
 import re
 import sqlite3
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Sequence, Tuple
 
 import pymysql
 from twisted.enterprise import adbapi
@@ -49,6 +50,10 @@ _MYSQL_NO_SUCH_COLUMN = 1054
 _MYSQL_SYNTAX = 1064
 # The connection died: server gone away, lost during a query, a killed one.
 _MYSQL_GONE = (2006, 2013, 2055, 1927)
+# A statement that may succeed later: lock wait timeout, server shutting
+# down, too many connections; and every client-side error (2000 and up).
+_MYSQL_TRANSIENT = (1205, 1053, 1040)
+_MYSQL_CLIENT_ERRORS = 2000
 
 
 class PooledConnection(adbapi.Connection):
@@ -169,6 +174,10 @@ class Dialect:
         """Whether C{error} says that a table or column does not exist."""
         return False
 
+    def transient(self, error: Exception) -> bool:
+        """Whether the same statement may succeed later (a lost connection, a lock)."""
+        return self.gone(error) or self.retryable(error)
+
     def probe(self, txn) -> ServerInfo:
         """What the server is and can do; C{engine} None if there is no table yet."""
         raise NotImplementedError()
@@ -201,6 +210,15 @@ class Dialect:
     def widths(self, cursor, table: str) -> Dict[str, Optional[int]]:
         """C{{column: declared character width}} of C{table} (None where it has none)."""
         raise NotImplementedError()
+
+    def columnsOf(self, cursor, tables: Sequence[str]) -> Dict[str, FrozenSet[str]]:
+        """The lower-case column names of those of C{tables} that exist."""
+        found = {}
+        for table in tables:
+            columns, _ = self.describe(cursor, table)
+            if columns:
+                found[table] = frozenset(columns)
+        return found
 
     def createTables(self, connection, statements: Sequence[str]) -> None:
         cursor = connection.cursor()
@@ -267,6 +285,11 @@ class MySQLDialect(Dialect):
     def missingSchema(self, error):
         return _errno(error) in (_MYSQL_NO_SUCH_TABLE, _MYSQL_NO_SUCH_COLUMN)
 
+    def transient(self, error):
+        code = _errno(error)
+        return (super().transient(error) or code in _MYSQL_TRANSIENT
+                or (code is not None and code >= _MYSQL_CLIENT_ERRORS))
+
     def probe(self, txn) -> ServerInfo:
         txn.execute(
             "SELECT VERSION(), (SELECT ENGINE FROM information_schema.TABLES"
@@ -322,15 +345,25 @@ class MySQLDialect(Dialect):
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
         return {name.lower(): width for name, width in cursor.fetchall()}
 
+    def columnsOf(self, cursor, tables):
+        names = ", ".join(["%s"] * len(tables))
+        cursor.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+            f" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})", tuple(tables))
+        found: Dict[str, set] = {}
+        for table, column in cursor.fetchall():
+            found.setdefault(table.lower(), set()).add(column.lower())
+        return {table: frozenset(columns) for table, columns in found.items()}
+
     def lockClaims(self, txn, server_ip):
-        txn.execute("SELECT GET_LOCK(%s, %s)", (_claimLockName(server_ip), CLAIM_LOCK_TIMEOUT))
+        txn.execute(f"SELECT GET_LOCK({_CLAIM_LOCK}, %s)", (server_ip, CLAIM_LOCK_TIMEOUT))
         if txn.fetchone()[0] != 1:
             raise pymysql.err.OperationalError(
                 0, f"another claim on {server_ip} held its lock for over {CLAIM_LOCK_TIMEOUT} s"
             )
 
     def unlockClaims(self, txn, server_ip, commit):
-        release = "SELECT RELEASE_LOCK(%s)", (_claimLockName(server_ip),)
+        release = f"SELECT RELEASE_LOCK({_CLAIM_LOCK})", (server_ip,)
         if commit:
             txn.connection.commit()
             txn.execute(*release)
@@ -409,6 +442,9 @@ class SQLiteDialect(Dialect):
     def missingSchema(self, error):
         return "no such table" in str(error) or "no such column" in str(error)
 
+    def transient(self, error):
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
     def describe(self, cursor, table):
         cursor.execute(f"PRAGMA table_info({table})")
         columns = {row[1].lower() for row in cursor.fetchall()}
@@ -441,5 +477,22 @@ def _errno(error: Exception) -> Optional[int]:
     return error.args[0] if error.args and isinstance(error.args[0], int) else None
 
 
-def _claimLockName(server_ip: str) -> str:
-    return f"acqs-claim-{server_ip}"
+# GET_LOCK names are the server's, not a database's, and at most 64
+# characters: the claim lock of a server IP names its database too (hashed
+# when long), so that two VICIdial databases on one MariaDB never wait for
+# each other's claims.
+_DATABASE_IN_LOCK = 64 - len("acqs-claim-") - 15 - len("@")
+
+
+def claimLockName(server_ip: str, database: str) -> str:
+    """The name of the lock that serialises claims on C{server_ip}'s rows in C{database}."""
+    if len(database) > _DATABASE_IN_LOCK:
+        database = hashlib.md5(database.encode()).hexdigest()
+    return f"acqs-claim-{server_ip}@{database}"
+
+
+# The same name, made by the server for the connection's database.
+_CLAIM_LOCK = (
+    "CONCAT('acqs-claim-', %s, '@', IF(CHAR_LENGTH(DATABASE()) <= {0}, DATABASE(),"
+    " MD5(DATABASE())))".format(_DATABASE_IN_LOCK)
+)

@@ -77,8 +77,9 @@ class IQueueStore(Interface):
 
     def applyUpdates(server_ip: str, updates: Sequence):
         """
-        Apply L{CallUpdated}, L{CallDead} and L{CallEnded} updates of
-        C{server_ip}'s rows, in order.  Fires with the number of row changes.
+        Apply L{CallUpdated}, L{CallDialing}, L{CallMoved}, L{CallDead} and
+        L{CallEnded} updates of C{server_ip}'s rows, in order.  Fires with
+        the number of row changes.
         """
 
     def recoverStranded(server_ip: str, instance: str, staleAfter: float):
@@ -107,6 +108,21 @@ class IQueueStore(Interface):
         claimed, sent within C{ringWindow} seconds, or whose call is live.
         """
 
+    def dutyColumns():
+        """
+        Fires with the columns of the VICIdial tables that the listener's
+        duties write (L{acqs.store.duties}), by lower-case table name, for
+        the tables that exist.
+        """
+
+    def writeDuties(server_ip: str, rows: Sequence, now: float):
+        """
+        Write the listener's duty rows of C{server_ip} (L{acqs.store.duties}),
+        stamped with the database's time when each reached acqs: C{now} is
+        the clock's time, as their C{at}, when the call is made.  Fires with
+        a L{DutyWritten}.
+        """
+
     def prune(server_ip: str, keepHours, batch: int):
         """
         Delete up to C{batch} acqs_action records whose vicidial_manager row
@@ -122,6 +138,12 @@ class IQueueStore(Interface):
 
     def recentRows(server_ip: str, limit: int = 50):
         """Fires with the newest C{limit} rows of C{server_ip} as L{RowView}s, newest first."""
+
+    def newRows(server_ip: str):
+        """
+        Fires with the L{NewRows} of C{server_ip}: how many rows wait as NEW,
+        the oldest's man_id and age; one indexed read.
+        """
 
     def sendTimes(server_ip: str, instance: str, after):
         """

@@ -1,7 +1,8 @@
 """
 Reads for operators: vicidial_manager rows with acqs' records of them, for
-the status page, C{acqs rows} and C{acqs trace}; and the send times behind
-the INSERT→send histogram.  Nothing here writes or locks.
+the status page, C{acqs rows} and C{acqs trace}; the rows waiting as NEW;
+the instances serving a server; and the send times behind the entry_date→send
+histogram.  Nothing here writes or locks.
 
 Each function takes a DB-API cursor and the store's L{Dialect}, so the
 daemon runs it in its pool and the command-line tools on a connection of
@@ -126,6 +127,44 @@ def selectRows(cursor, dialect: Dialect, *, server_ip: Optional[str] = None,
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY v.man_id DESC LIMIT %s"), tuple(params) + (limit,))
     return [RowView.fromRow(row) for row in cursor.fetchall()]
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class NewRows:
+    """
+    The rows of a server waiting as NEW: how many, the oldest's man_id, and
+    its age by its entry_date and the database's clock (whole seconds: the
+    entry_date has no fraction; None when none wait).
+    """
+
+    count: int
+    oldest: Optional[int] = None
+    age: Optional[float] = None
+
+
+def selectNewRows(cursor, dialect: Dialect, server_ip: str) -> NewRows:
+    """
+    The L{NewRows} of C{server_ip}, in one statement: the count and the
+    oldest man_id come from the (server_ip, status) index alone, then one
+    row by its primary key.
+    """
+    cursor.execute(dialect.sql(
+        "SELECT n.waiting, n.oldest, v.entry_date, {now} FROM"
+        " (SELECT COUNT(*) AS waiting, MIN(man_id) AS oldest FROM vicidial_manager"
+        "  WHERE server_ip = %s AND status = 'NEW') n"
+        " LEFT JOIN vicidial_manager v ON v.man_id = n.oldest"), (server_ip,))
+    [(count, oldest, entered, now)] = cursor.fetchall()
+    entered, now = _when(entered), _when(now)
+    age = (now - entered).total_seconds() if entered and now else None
+    return NewRows(int(count or 0), oldest, age)
+
+
+def selectServing(cursor, dialect: Dialect, server_ip: str, within: float) -> List[str]:
+    """The acqs instances whose heartbeat for C{server_ip} is at most C{within} seconds old."""
+    cursor.execute(dialect.sql(
+        "SELECT instance FROM acqs_instance WHERE server_ip = %s AND heartbeat_at >= {ago}"
+        " ORDER BY instance"), (server_ip, dialect.agoParameter(within)))
+    return [instance for (instance,) in cursor.fetchall()]
 
 
 @attr.s(frozen=True, auto_attribs=True)

@@ -70,6 +70,36 @@ class CallUpdated:
 
 
 @attr.s(frozen=True, auto_attribs=True)
+class CallDialing:
+    """
+    A non-Local leg of the call of C{callerid} is dialing (Newstate
+    C{Dialing}: DAHDI, PRI, analog): this server's SENT rows with that
+    callerid get its channel and uniqueid and stay SENT, and an UPDATED row
+    still on a Local channel takes its uniqueid; that uniqueid's hangup
+    makes them DEAD, so a call that fails before ringing ends DEAD on its
+    trunk channel, as VICIdial's listener leaves it.
+    """
+
+    callerid: str
+    channel: str
+    uniqueid: str
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class CallMoved:
+    """
+    The call on C{uniqueid} now runs on C{newUniqueid}, still named
+    C{channel}: Asterisk 1.4 - 11 gave the name to another channel in a
+    masquerade and hung the old one up as C{<ZOMBIE>}.  Its rows take the
+    new uniqueid.
+    """
+
+    uniqueid: str
+    newUniqueid: str
+    channel: str
+
+
+@attr.s(frozen=True, auto_attribs=True)
 class CallDead:
     """
     The channel with C{uniqueid} (whole, however long) hung up: its rows
@@ -111,14 +141,16 @@ class TrackedCalls:
     Originate rows of one server still in progress, for the listener: the
     callerids of rows whose call may still ring (QUEUE, SENT within the
     ring window) or move on (UPDATED: a later, better channel may still
-    update them); the whole uniqueids of UPDATED rows (whose hangup makes
-    them DEAD); and the callerids of SENT rows whose call was answered
+    update them); the whole uniqueids of UPDATED rows, and of SENT rows
+    whose call is dialing (whose hangup makes them DEAD), with their
+    channels; and the callerids of SENT rows whose call was answered
     though no event of it was seen (C{answered}).
     """
 
     callerids: Tuple[str, ...]
     uniqueids: Tuple[str, ...]
     answered: Tuple[str, ...] = ()
+    channels: Tuple[str, ...] = ()  # the channel of each of uniqueids ('' if unknown)
 
 
 @attr.s(frozen=True, auto_attribs=True)

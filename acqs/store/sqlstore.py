@@ -52,14 +52,16 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import calls, pruning, reads, recovery, sending
+from . import calls, duties, pruning, reads, recovery, sending
 from .claims import WAIT_STEP, underClaimLock, waitThenClaim
 from .dialects import Dialect
 from .interfaces import IQueueStore, StoreUnavailable
 from .records import (
     ActionRow,
     CallDead,
+    CallDialing,
     CallEnded,
+    CallMoved,
     CallUpdated,
     Claim,
     Recovery,
@@ -171,8 +173,9 @@ class SQLQueueStore:
     async def record(self, server_ip: str, items: Sequence):
         results = [i for i in items if isinstance(i, SendResult)]
         updates = [i for i in items if not isinstance(i, SendResult)]
+        kinds = (CallUpdated, CallDialing, CallMoved, CallDead, CallEnded)
         for update in updates:
-            if not isinstance(update, (CallUpdated, CallDead, CallEnded)):
+            if not isinstance(update, kinds):
                 raise TypeError(f"not a send result or call update: {update!r}")
         changes = await self._run(calls.record, server_ip, results, updates)
         self._settled(r.man_id for r in results)
@@ -222,6 +225,14 @@ class SQLQueueStore:
         return await self._run(calls.trackedCalls, server_ip, ringWindow)
 
     @_deferred
+    async def dutyColumns(self):
+        return await self._run(duties.findColumns)
+
+    @_deferred
+    async def writeDuties(self, server_ip: str, rows: Sequence, now: float):
+        return await self._run(duties.writeDuties, server_ip, list(rows), now)
+
+    @_deferred
     async def prune(self, server_ip: str, keepHours: Optional[float] = None,
                     batch: int = 1000):
         return await self._run(pruning.prune, server_ip, keepHours, batch)
@@ -247,6 +258,11 @@ class SQLQueueStore:
         """The newest C{limit} rows of C{server_ip} as L{RowView}s, newest first."""
         return await self._run(lambda t: reads.selectRows(
             t, t.dialect, server_ip=server_ip, limit=limit))
+
+    @_deferred
+    async def newRows(self, server_ip: str):
+        """The L{NewRows} of C{server_ip}: how many wait as NEW, and the oldest."""
+        return await self._run(lambda txn: reads.selectNewRows(txn, self._dialect, server_ip))
 
     @_deferred
     async def sendTimes(self, server_ip: str, instance: str, after):

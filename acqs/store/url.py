@@ -60,17 +60,34 @@ class DatabaseURL:
 
 def _userinfo(text: str) -> Tuple[str, Optional[str], str]:
     """
-    C{(scheme://, userinfo, the rest)} of a URL, the userinfo being all up
-    to the last C{@} after C{//}: a password holding C{/}, C{#}, C{?} or
-    C{@} unencoded stays whole there (C{None} if there is no C{@}).
+    C{(scheme: and its slashes, userinfo, the rest)} of a URL, the userinfo
+    being all up to the last C{@} after the scheme: a password holding C{/},
+    C{#}, C{?} or C{@} unencoded stays whole there (C{None} if there is no
+    C{@}).  Any number of slashes counts, so that a typo such as
+    C{mysql:/user:pw@host/db} still hides its password; SQLite paths have
+    no userinfo.
     """
-    scheme, sep, rest = text.partition("//")
-    if not sep:
+    scheme, colon, after = text.partition(":")
+    if not colon or _SCHEMES.get(scheme.lower()) == SQLITE:
         return text, None, ""
+    rest = after.lstrip("/")
+    start = text[: len(text) - len(rest)]
     userinfo, at, host = rest.rpartition("@")
     if not at:
-        return scheme + sep, None, rest
-    return scheme + sep, userinfo, host
+        return start, None, rest
+    return start, userinfo, host
+
+
+def _shown(text: str) -> str:
+    """C{text} as an error may show it: no password, even in a URL too broken to parse."""
+    start, userinfo, rest = _userinfo(text)
+    if userinfo is not None:
+        return hidePassword(text)
+    authority, slash, path = rest.partition("/")
+    host, colon, port = authority.partition(":")
+    if colon and not port.isdigit():  # mysql://user:password/... with the @ left out
+        authority = f"{host}:***"
+    return f"{start}{authority}{slash}{path}"
 
 
 def parseURL(text: str) -> DatabaseURL:
@@ -108,7 +125,7 @@ def _sqlite(parts, text: str) -> DatabaseURL:
 
 
 def _mysql(text: str) -> DatabaseURL:
-    shown = hidePassword(text)
+    shown = _shown(text)
     start, userinfo, rest = _userinfo(text)
     parts = urlsplit(start + rest)
     if parts.query or parts.fragment:

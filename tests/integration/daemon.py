@@ -44,8 +44,10 @@ USERS = [
 class SimulatorOnTCP:
     """A simulator listening on a free loopback port, which can go down and come back."""
 
-    def __init__(self, testCase, dialect="asterisk22", dialplan=DIALPLAN):
-        self.simulator = Simulator(reactor, dialect=dialect, dialplan=dialplan, users=USERS)
+    def __init__(self, testCase, dialect="asterisk22", dialplan=DIALPLAN, users=USERS,
+                 **options):
+        self.simulator = Simulator(reactor, dialect=dialect, dialplan=dialplan, users=users,
+                                   **options)
         self.simulator.testEvents = False
         self.port = reactor.listenTCP(0, self.simulator.factory, interface="127.0.0.1")
         self.number = self.port.getHost().port

@@ -16,11 +16,14 @@ class RecordingProxy:
     """
     Listens on a free loopback C{port} (C{endpoint} reaches it) and forwards each
     connection to C{host}:C{port}, keeping the actions every client wrote and
-    the messages Asterisk wrote back.
+    the messages Asterisk wrote back.  The connections of users named in
+    C{closeAfterLogin} are closed as soon as their login is accepted (a proxy
+    or an AMI that does so).
     """
 
-    def __init__(self, testCase, host: str, port: int):
+    def __init__(self, testCase, host: str, port: int, closeAfterLogin=()):
         self.target = (host, port)
+        self.closeAfterLogin = set(closeAfterLogin)
         self.connections = []
         self._port = reactor.listenTCP(0, Factory.forProtocol(lambda: _Recorder(self)),
                                        interface="127.0.0.1")
@@ -78,9 +81,13 @@ class _Upstream(Protocol):
         self.client.transport.resumeProducing()
 
     def dataReceived(self, data):
-        self.client.received.extend(
-            Message.fromBytes(raw) for raw in self.client.upstreamReader.feed(data))
+        messages = [Message.fromBytes(raw) for raw in self.client.upstreamReader.feed(data)]
+        self.client.received.extend(messages)
         self.client.transport.write(data)
+        actions = self.client.actions
+        if (actions and actions[0].get("Username") in self.client.proxy.closeAfterLogin
+                and any(m.get("Message") == "Authentication accepted" for m in messages)):
+            self.client.transport.loseConnection()
 
     def connectionLost(self, reason):
         self.client.transport.loseConnection()

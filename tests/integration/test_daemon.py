@@ -19,6 +19,7 @@ from acqs import app
 from acqs.ami.protocol import AMIFactory
 from acqs.health import check
 from acqs.listener import Listener
+from acqs.sender import Sender
 from acqs.store import openStore
 
 from ..databases import mysqlConnection, scratchMySQL
@@ -66,7 +67,10 @@ ZOMBIE_DEAD = "acqs marks the row DEAD on the ZOMBIE's Hangup (fixed on the duti
 
 
 # What the listener needs; with Asterisk's filter, all it gets.
-NEEDED = {"Newstate", "Hangup", "OriginateResponse"}
+# The events the listener reads on a database without VICIdial's duty tables, and
+# FullyBooted, which Asterisk sends at login to a session that reads system events
+# (unfiltered, as an answer is).
+NEEDED = {"Newstate", "Hangup", "OriginateResponse", "Rename", "FullyBooted"}
 
 
 class EndToEnd:
@@ -123,8 +127,8 @@ class SimulatorCalls(EndToEnd):
         self.asterisk = SimulatorOnTCP(self, self.dialect)
         self.sim = self.asterisk.simulator
 
-    def start(self, **settings):
-        return startAcqs(self, self.db, self.asterisk.endpoint, **settings)
+    def start(self, endpoint=None, **settings):
+        return startAcqs(self, self.db, endpoint or self.asterisk.endpoint, **settings)
 
     async def test_acqsInsertVerbatim(self):
         """ACQS.txt's INSERT, unchanged: SENT, UPDATED with the dialled carrier leg
@@ -160,8 +164,8 @@ class SimulatorCalls(EndToEnd):
                         channel)
 
     async def test_listenerGetsFewEvents(self):
-        """The listener asks for call events only and, where Asterisk can filter them,
-        for the three it reads: a call's row still goes UPDATED, then DEAD."""
+        """The listener asks for call, DTMF and system events and, where Asterisk can filter
+        them, only for those it reads: a call's row still goes UPDATED, then DEAD."""
         proxy = RecordingProxy(self, "127.0.0.1", self.asterisk.number)
         startAcqs(self, self.db, proxy.endpoint)
         man_id = self.insert("Originate", "Channel: Local/100@e2e", "Context: e2e",
@@ -358,30 +362,39 @@ class SimulatorLifeCycle(SimulatorCalls):
         """The sender's sessions Asterisk has logged in."""
         return [s for s in self.sim.sessions if s.username == "sender" and s.welcomed]
 
-    async def test_warmSessionsCarryRows(self):
-        """By default two send sessions wait logged in: a row goes out on one of them
-        (marked SENT by its claim itself, where the table has transactions), and another
-        logs in to take its place."""
-        self.start(linger=0)
+    async def warmSessionCarries(self, **settings):
+        """A row goes out on one of two warm sessions, and another logs in to take its
+        place; no session logs in for the row.  The row's acqs_action record."""
+        self.start(linger=0, **settings)
         await eventually(lambda: len(self.senders()) == 2)
         first = self.insert("Hangup", "Channel: SIP/none-0001")
         self.assertEqual(await self.answered(first), "N")
         await eventually(lambda: len(self.senders()) == 2)
-        # A claim round that began waiting before they logged in did not count on them;
-        # the next one does.
         warm = self.senders()
         man_id = self.insert("Hangup", "Channel: SIP/none-0002")
         self.assertEqual(await self.answered(man_id), "N")
-        record = self.db.action(man_id)
-        if self.engine == "MyISAM":  # its SENT would outlive a failed claim: a step of its own
-            self.assertGreater(record["sending_at"], record["claimed_at"])
-        else:
-            self.assertEqual(record["sending_at"], record["claimed_at"])  # one statement
         gone = await eventually(lambda: [s for s in warm if s not in self.sim.sessions])
         self.assertEqual(len(gone), 1)  # the one that carried the row logged off
         await eventually(lambda: len(self.senders()) == 2)
         logins = [m for user, m in self.sim.actions if user == "sender" and m["Action"] == "Login"]
         self.assertEqual(len(logins), 4)  # no session logged in for a row
+        return self.db.action(man_id)
+
+    async def test_warmSessionsCarryRows(self):
+        """By default two send sessions wait logged in, and a row goes out on one of them.
+        The claim that waited in the database for it did not mark it SENT (the sessions it
+        could count on might have been gone by then): its session did, at once."""
+        record = await self.warmSessionCarries()
+        self.assertGreater(record["sending_at"], record["claimed_at"])
+
+    async def test_claimMarksForWarmSessions(self):
+        """Where claims do not wait in the database (they poll), a claim marks a row for a
+        warm session itself, in the same statement, where the table has transactions."""
+        record = await self.warmSessionCarries(store=self.db.openStore(waits=False))
+        if self.engine == "MyISAM":  # its SENT would outlive a failed claim: a step of its own
+            self.assertGreater(record["sending_at"], record["claimed_at"])
+        else:
+            self.assertEqual(record["sending_at"], record["claimed_at"])  # one statement
 
     async def test_warmSessionsReplaced(self):
         """A warm session left idle for --warm-idle logs off and another takes its place,
@@ -464,6 +477,46 @@ class SimulatorLifeCycle(SimulatorCalls):
         sent = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
         self.assertEqual(sorted(sent), [f"SIP/none-{n}" for n in range(3)])
 
+    async def test_rowClaimedAsAMIGoesNotLeftSent(self):
+        """A row that a claim waiting with warm sessions ready brings just after AMI went
+        away goes back to NEW at once (a crash then would lose nothing, and a standby could
+        send it), never held SENT for the outage; it is sent once when AMI is back."""
+        acqs = self.start(linger=0, idle_wait=5)
+        sender = next(s for s in acqs if isinstance(s, Sender))
+        await eventually(lambda: len(self.senders()) == 2)
+        first = self.insert("Hangup", "Channel: SIP/none-0000")
+        self.assertEqual(await self.answered(first), "N")
+        await eventually(lambda: len(self.senders()) == 2)
+        await self.asterisk.down()  # the claim waiting now counted on the warm sessions
+        await eventually(lambda: sender.amiDownSince is not None)
+        man_id = self.insert("Hangup", "Channel: SIP/none-0001")
+        await eventually(lambda: (self.db.action(man_id) or {}).get("outcome") == "released")
+        self.assertEqual(self.db.status(man_id), "NEW")
+        self.assertEqual(self.db.action(man_id)["reason"],
+                         "not sent: AMI unreachable when it was claimed")
+        self.asterisk.up()
+        self.assertEqual(await self.answered(man_id, timeout=40), "N")
+        sent = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
+        self.assertEqual(sent, ["SIP/none-0000", "SIP/none-0001"])
+
+    async def test_warmLoginsPaced(self):
+        """An AMI (here a proxy) that accepts the sender's login and then closes is not sent
+        logins in a loop: warm sessions are replaced after pauses of 0.5, 1, 2 s ..."""
+        proxy = RecordingProxy(self, "127.0.0.1", self.asterisk.number,
+                               closeAfterLogin={"sender"})
+        acqs = self.start(endpoint=proxy.endpoint, linger=0)
+        listener = next(s for s in acqs if isinstance(s, Listener))
+        await eventually(lambda: listener.protocol)
+
+        def logins():
+            return [c for c in proxy.connections if c.actions
+                    and c.actions[0].get("Username") == "sender"]
+
+        await eventually(logins)
+        await deferLater(reactor, 3, lambda: None)
+        # 2 at once, then 2 after each pause (0.5, 1 s; the 2 s one ends at 3.5 s): 6.
+        self.assertLessEqual(len(logins()), 8)
+
     async def test_stopMidLoad(self):
         """Stopping mid-load leaves no row in QUEUE; each row was sent once, or not at all."""
         acqs = self.start(max_sessions=4, linger=0.3)
@@ -503,7 +556,8 @@ class FilterRefusedTests(EndToEnd, TestCase):
         self.assertTrue(received.isdisjoint({"Newexten", "VarSet", "SuccessfulAuth"}), received)
         said = [formatEvent(e) for e in logged if "does not filter" in formatEvent(e)]
         self.assertEqual(said, ["Asterisk does not filter events for the listener"
-                                " (Permission denied); it reads every call event"])
+                                " (Permission denied); it skips the events it does not read"
+                                " itself"])
 
 
 class ClaimFailureTests(EndToEnd, TestCase):
@@ -541,18 +595,45 @@ class ClaimFailureTests(EndToEnd, TestCase):
         await eventually(written, timeout=20)
         self.assertEqual(self.db.status(man_id), "NEW")
         self.assertTrue(self.db.rows("SELECT 1 FROM acqs_instance"))
-        ok, problems = check(status, 30, grace=0)
-        self.assertFalse(ok)
+        verdict, problems = check(status, 30, grace=0)
+        self.assertEqual(verdict, "UNHEALTHY")
         [claims] = [p for p in problems if p.startswith("claiming rows fails")]
         self.assertIn("UPDATE command denied", claims)
         self.assertNotIn(password, claims)
 
 
-class Asterisk22LifeCycleTests(SimulatorLifeCycle, TestCase):
+class ShuttingDown:
+    """Asterisk 13 and later answer every action "Asterisk is shutting down" then."""
+
+    async def test_shuttingDownSentAgain(self):
+        """Actions Asterisk answers "Asterisk is shutting down" never ran: their rows go
+        back to NEW (attempts counted, the reason kept), claiming pauses as for an AMI
+        failure, and once Asterisk answers again each is sent again, and runs, once."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.start(linger=0)
+        await eventually(lambda: len(self.senders()) == 2)
+        self.sim.shuttingDown = True
+        man_id = self.insert("Hangup", "Channel: SIP/none-0001")
+        await eventually(lambda: (self.db.action(man_id) or {}).get("attempts"))
+        record = self.db.action(man_id)
+        self.assertIsNone(record["answered_at"])
+        # A claim under way when it came back may have claimed it again meanwhile.
+        self.assertIn(record["reason"], (
+            "not sent: Asterisk did not run it: Asterisk is shutting down",
+            "not sent: AMI unreachable when it was claimed"))
+        self.assertIn("claiming paused until it answers", " ".join(formatEvent(e) for e in logged))
+        self.sim.shuttingDown = False
+        self.assertEqual(await self.answered(man_id, timeout=30), "N")
+        self.assertEqual(self.db.action(man_id)["response_text"], "No such channel")
+        sent = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]
+        self.assertEqual(sent, ["SIP/none-0001"] * 2)  # refused unrun, then run
+
+
+class Asterisk22LifeCycleTests(ShuttingDown, SimulatorLifeCycle, TestCase):
     """End to end on the simulator speaking Asterisk 22."""
 
 
-class Asterisk22MyISAMLifeCycleTests(SimulatorLifeCycle, TestCase):
+class Asterisk22MyISAMLifeCycleTests(ShuttingDown, SimulatorLifeCycle, TestCase):
     """End to end on the simulator speaking Asterisk 22, vicidial_manager as VICIdial ships
     it: MyISAM."""
 
@@ -606,8 +687,8 @@ class RealAsteriskTests(EndToEnd, TestCase):
         self.assertEqual(row["response"], "Y")
 
     async def test_listenerGetsFewEvents(self):
-        """The real Asterisk filters the listener's events down to the three it reads, and
-        the call's row still goes UPDATED, then DEAD."""
+        """The real Asterisk filters the listener's events down to those it reads, and the
+        call's row still goes UPDATED, then DEAD."""
         host, port = asterisk.ENDPOINT.split("host=")[1].split(":port=")
         proxy = RecordingProxy(self, host, int(port))
         await self.acqs.stopService()

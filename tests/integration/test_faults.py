@@ -9,10 +9,16 @@ import os
 import subprocess
 import time
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
+from acqs.ami.errors import AMIError
+from acqs.ami.protocol import AMIFactory
 from acqs.listener import Listener
+from acqs.sender import Sender
+from acqs.session import SHUTTING_DOWN
 
 from ..databases import mysqlConnection, scratchMySQL
 from . import asterisk
@@ -206,15 +212,33 @@ def _whileTrue(condition, failure: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def originates(proxy):
+    """
+    (when, Originate) of every Originate written through C{proxy} that Asterisk ran, and
+    the callerids of those it answered "Asterisk is shutting down" (which never ran).
+    """
+    ran, refused = [], []
+    for c in proxy.connections:
+        unrun = {m.get("ActionID") for m in c.received if m.get("Message") == SHUTTING_DOWN}
+        for t, m in c.timed:
+            if m["Action"] == "Originate":
+                if m.get("ActionID") in unrun:
+                    refused.append(m["Callerid"])
+                else:
+                    ran.append((t, m))
+    return ran, refused
+
+
 class RealAsteriskRestartTests(TestCase):
-    """The real Asterisk 22 restarted mid-load, on calls that stay up."""
+    """The real Asterisk 22 restarted mid-load, on calls that stay up, or shutting down."""
 
     skip = asterisk.SKIP_PRIVATE
 
     async def test_asteriskRestarted(self):
-        """Long calls up when Asterisk restarts end with it: every row ends DEAD (but one
-        Asterisk refused as it shut down: SENT, response N, its answer kept); sending resumes
-        within 2 s of AMI answering again, and nothing is sent twice."""
+        """Long calls up when Asterisk restarts end with it: every row ends DEAD, those whose
+        Originate Asterisk refused unrun as it shut down too (sent again once it was back,
+        attempts counted); sending resumes within 2 s of AMI answering again, and nothing is
+        run twice."""
         db = scratchMySQL(self)
         ast = asterisk.PrivateAsterisk(self)
         proxy = RecordingProxy(self, "127.0.0.1", ast.port)
@@ -234,30 +258,79 @@ class RealAsteriskRestartTests(TestCase):
 
         await gui.run(12, at={4: lambda: deferToThread(restart)})
 
-        def refused(row):
-            """Asterisk answered its Originate with an Error (while shutting down)."""
-            return row["status"] == "SENT" and row["response"] == "N"
-
         def allUp():
-            """every row is UPDATED, DEAD or refused: the calls placed since the restart are up"""
-            return all(r["status"] in ("UPDATED", "DEAD") or refused(r)
+            """every row is UPDATED or DEAD: the calls placed since the restart are up"""
+            return all(r["status"] in ("UPDATED", "DEAD")
                        for r in (db.row(m) for m, _ in gui.rows))
 
         await eventually(allUp, timeout=30)
         await deferToThread(ast.cli, "channel request hangup all")
         await settled(db, gui.rows, timeout=60)
-        sent = [(t, m) for c in proxy.connections for t, m in c.timed
-                if m["Action"] == "Originate"]
+        sent, refused = originates(proxy)
         counted = tally(db, gui.rows, sentCallerids([(None, m) for _, m in sent]))
         later = [t for t, _ in sent if t >= back[0]]
         recovery = min(later) - back[0] if later else None
-        report("real Asterisk 22 restarted (long calls)", counted, recovery)
+        report("real Asterisk 22 restarted (long calls)", counted, recovery,
+               refused=len(refused))
         self.assertEqual((counted.lost, counted.doubled, counted.stranded), ([], [], []))
-        rows = [db.row(m) for m, _ in gui.rows]
-        self.assertEqual({r["status"] for r in rows if not refused(r)}, {"DEAD"})
-        for r in filter(refused, rows):  # as VICIdial leaves a failed Originate, reason kept
-            self.assertTrue(db.action(r["man_id"])["response_text"], r)
+        self.assertEqual({db.row(m)["status"] for m, _ in gui.rows}, {"DEAD"})
+        ids = dict((callerid, man_id) for man_id, callerid in gui.rows)
+        for callerid in refused:  # sent again, and run, once
+            self.assertGreaterEqual(db.action(ids[callerid])["attempts"], 1)
+            self.assertEqual(sentCallerids([(None, m) for _, m in sent])[callerid], 1)
         self.assertLess(recovery, 2)
+
+    async def test_gracefulShutdownCalledOff(self):
+        """While Asterisk shuts down gracefully (a call up holds it) it answers every action
+        "Asterisk is shutting down" without running it: those rows go back to NEW, attempts
+        counted, and once the shutdown is called off each is sent again and runs, once."""
+        db = scratchMySQL(self)
+        ast = asterisk.PrivateAsterisk(self)
+        proxy = RecordingProxy(self, "127.0.0.1", ast.port)
+        acqs = startAcqs(self, db, proxy.endpoint, linger=0)
+        sender = next(s for s in acqs if isinstance(s, Sender))
+        holder = db.insertAction(SERVER, "Originate", "VHOLD000000000000001", [
+            "Channel: Local/8600014@acqs-test", "Context: acqs-test", "Exten: 8600014",
+            "Priority: 1", "Callerid: VHOLD000000000000001"])
+        await eventually(lambda: db.status(holder) == "UPDATED", timeout=20)
+        self.addCleanup(ast.cli, "channel request hangup all")
+        await eventually(lambda: sender.idleCount == 2)
+        own = await AMIFactory(*asterisk.LISTENER, reactor, events="off").login(ast.endpoint)
+        self.addCleanup(own.transport.abortConnection)
+        # Right after the listener's keepalive, whose next Ping (5 s on) would be refused.
+        pings = len([m for m in proxy.actionsOf("listener") if m["Action"] == "Ping"])
+        await eventually(lambda: len([m for m in proxy.actionsOf("listener")
+                                      if m["Action"] == "Ping"]) > pings, timeout=10)
+        stopping = subprocess.Popen([asterisk.CTL, "cli", ast.prefix, "core stop gracefully"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: stopping.poll() is None and stopping.kill())
+
+        async def shuttingDown():
+            try:
+                await own.ping(5)
+            except AMIError as e:
+                return e.reason == SHUTTING_DOWN
+            return False
+
+        while not await shuttingDown():
+            await deferLater(reactor, 0.01, lambda: None)
+        ids = [db.insertAction(SERVER, "Hangup", f"VSHUT{n:015d}", [f"Channel: SIP/none-{n}"])
+               for n in range(2)]
+        await eventually(lambda: all((db.action(m) or {}).get("attempts") for m in ids))
+        await deferToThread(ast.cli, "core abort shutdown")
+        for man_id in ids:
+            await eventually(lambda: (db.action(man_id) or {}).get("answered_at"), timeout=30)
+            self.assertEqual((db.row(man_id)["response"], db.action(man_id)["response_text"]),
+                             ("N", "No such channel"))
+        answers = {}  # channel: Asterisk's answers to its Hangups, in order
+        for c in proxy.connections:
+            for m in c.actions:
+                if m["Action"] == "Hangup":
+                    answers.setdefault(m["Channel"], []).extend(
+                        r.get("Message") for r in c.received
+                        if r.get("ActionID") == m["ActionID"])
+        self.assertEqual(answers, {f"SIP/none-{n}": [SHUTTING_DOWN, "No such channel"]
+                                   for n in range(2)})
 
 
 class KillTests(TestCase):

@@ -7,11 +7,13 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from acqs.ami.outage import LOGIN_REFUSED
 from acqs.ami.protocol import AMIFactory
 from acqs.correlate import CallTracker
 from acqs.listener import Listener, reconnectPolicy
 from acqs.simulator.server import AMISession
 
+from . import asterisk
 from ..databases import scratchMySQL, scratchSQLite
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
 
@@ -24,7 +26,8 @@ class KeepaliveTests(TestCase):
             AMIFactory("listener", "listenersecret", reactor, events="on", timeout=1),
             scratchSQLite(self).openStore(), SERVER, CallTracker(),
             pingInterval=0.2, pingTimeout=0.2,
-            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=0.5, jitter=lambda: 0))
+            retryPolicy=backoffPolicy(initialDelay=0.1, maxDelay=0.5, jitter=lambda: 0),
+            refusedPolicy=lambda refusals: 0.1)
         self.listener.startService()
         self.addCleanup(self.listener.stopService)
 
@@ -60,7 +63,7 @@ class KeepaliveTests(TestCase):
 
     async def test_unansweredFilterLogged(self):
         """An Asterisk that never answers the listener's Filter is logged once, as a
-        warning, and the listener stays on its link, reading every call event."""
+        warning, and the listener stays on its link, skipping the events it does not read."""
         observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.patch(AMISession, "_action_filter", lambda session, message: None)
         protocol = await eventually(lambda: self.listener.protocol)
@@ -68,8 +71,8 @@ class KeepaliveTests(TestCase):
                                          if "did not answer the listener's Filter"
                                          in formatEvent(e)])
         self.assertEqual(said, ["Asterisk did not answer the listener's Filter (AMI action"
-                                " Filter got no response within 0.2 s); it reads every call"
-                                " event"])
+                                " Filter got no response within 0.2 s); it skips the events it"
+                                " does not read itself"])
         self.assertEqual([e["log_level"] for e in observer
                           if "did not answer" in formatEvent(e)], [LogLevel.warn])
         await deferLater(reactor, 0.6, lambda: None)  # three Pings later
@@ -123,3 +126,29 @@ class ReconnectPolicyTests(SynchronousTestCase):
         policy = reconnectPolicy(jitter=lambda: 0)
         self.assertEqual([policy(n) for n in range(1, 6)], [0, 0.5, 1, 1, 1])
         self.assertAlmostEqual(reconnectPolicy(jitter=lambda: 1)(3), 1.1)
+
+
+class RealAsteriskRefusalTests(TestCase):
+    """A wrong listen secret against the real Asterisk 22: named, said once."""
+
+    skip = asterisk.SKIP
+
+    async def test_refusedLoginNamed(self):
+        """Asterisk 22's refusal is kept as login_refused, logged once as an error saying
+        what to check, and the listener tries again by itself."""
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        listener = Listener(
+            reactor, asterisk.endpoint(),
+            AMIFactory(asterisk.LISTENER[0], "not-the-secret", reactor, events="call",
+                       timeout=5),
+            scratchSQLite(self).openStore(), SERVER, CallTracker(), name="the test Asterisk")
+        listener.startService()
+        self.addCleanup(listener.stopService)
+        await eventually(lambda: listener.cause)
+        self.assertEqual(listener.cause, LOGIN_REFUSED)
+        self.assertIn("Authentication failed", listener.error)
+        self.assertNotIn("not-the-secret", listener.error)
+        [error] = [formatEvent(e) for e in observer if e["log_level"] == LogLevel.error]
+        self.assertTrue(error.startswith("AMI listener cannot log in to the test Asterisk as"
+                                         " listener (AMI login as 'listener' refused:"
+                                         " Authentication failed)"), error)

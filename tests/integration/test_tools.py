@@ -13,6 +13,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from acqs.cli import main
+from acqs.rowscli import FAILED, TIMED_OUT, USAGE
 
 from ..databases import scratchMySQL
 from .daemon import SERVER, SimulatorOnTCP, eventually, startAcqs
@@ -109,6 +110,41 @@ class RowsTests(Tools, TestCase):
                               " No such file or directory\n")
 
 
+class EscapeTests(Tools, TestCase):
+    """What GUI clients wrote reaches the operator's terminal escaped."""
+
+    def setUp(self):
+        super().setUp()
+        self.man_id = self.db.insertAction(
+            SERVER, "Hangup", "V1\x1b[2J\x1b]0;x\x07", ["Channel: SIP/a\r\nman_id 1: forged"],
+            status="DEAD")
+        self.db.execute("INSERT INTO acqs_action (man_id, server_ip, outcome, response_text)"
+                        " VALUES (%s, %s, 'sent', %s)", (self.man_id, SERVER, "ok\x1b[31m"))
+
+    def check(self, out: str) -> None:
+        self.assertNotIn("\x1b", out)
+        self.assertNotIn("\x07", out)
+        self.assertNotIn("\r", out)
+        self.assertIn("\\x1b[2J", out)
+
+    def test_rows(self):
+        """acqs rows escapes control characters: no ESC reaches the terminal."""
+        status, out, err = self.acqs("rows", "--server-ip", SERVER, *self.database)
+        self.assertEqual((status, err), (0, ""))
+        self.check(out)
+        self.assertEqual(len(out.splitlines()), 2)  # the header and the one row
+        self.assertIn("ok\\x1b[31m", out)
+
+    def test_trace(self):
+        """acqs trace escapes control characters: a CR/LF header fakes no line."""
+        status, out, err = self.acqs("trace", str(self.man_id), *self.database)
+        self.assertEqual((status, err), (0, ""))
+        self.check(out)
+        self.assertIn("Channel: SIP/a\\r\\nman_id 1: forged", out)
+        self.assertEqual([line for line in out.splitlines() if line.startswith("man_id")],
+                         [line for line in out.splitlines()[:1]])
+
+
 class TraceTests(Tools, TestCase):
     async def test_wholeLife(self):
         """acqs trace shows a row's claim, send, answer, UPDATED channel and uniqueid, and
@@ -191,8 +227,15 @@ class SendTests(Tools, TestCase):
         self.assertEqual(status, 1, out)
         self.assertRegex(out, r"answer  N: .+")
 
+    def heartbeat(self, server_ip=SERVER, ago=0):
+        """An acqs instance serving C{server_ip} whose last sign of life was C{ago} s ago."""
+        self.db.execute("INSERT INTO acqs_instance (server_ip, instance, heartbeat_at)"
+                        " VALUES (%s, 'box9', NOW(6) - INTERVAL %s SECOND)", (server_ip, ago))
+
     async def test_timeout(self):
-        """With no acqs running the row stays NEW: exit 2 at --timeout, the row left queued."""
+        """An acqs that serves the IP but sends nothing: exit 2 at --timeout, the row left
+        queued."""
+        self.heartbeat()
         status, out, err = await self.send("Hangup", "Channel: SIP/x-1", "--timeout", "1")
         self.assertEqual(status, 2, out + err)
         man_id = int(out.split()[1].rstrip(":"))
@@ -201,8 +244,43 @@ class SendTests(Tools, TestCase):
         self.assertEqual(self.db.status(man_id), "NEW")
 
     async def test_badHeaders(self):
-        """More header lines than a row holds: one sentence, exit 3, nothing queued."""
+        """More header lines than a row holds: one sentence, a usage error, nothing queued."""
+        self.heartbeat()
         status, _, err = await self.send("Hangup", *[f"H{n}: v" for n in range(11)])
-        self.assertEqual(status, 3)
+        self.assertEqual(status, USAGE)
         self.assertEqual(err, "acqs send: a row holds at most 10 header lines, not 11\n")
         self.assertEqual(self.db.rows("SELECT COUNT(*) FROM vicidial_manager"), [(0,)])
+
+    async def test_nothingCut(self):
+        """A callerid over 20 characters, or a header line longer than its column, is
+        refused (naming the column and its width), never stored cut."""
+        self.heartbeat()
+        status, _, err = await self.send("Hangup", "Channel: SIP/x-1",
+                                         "--callerid", "V" + "1" * 20)
+        self.assertEqual(status, USAGE)
+        self.assertEqual(err, f"acqs send: --callerid V{'1' * 20} is 21 characters, but"
+                              " vicidial_manager.callerid holds 20: it would be cut;"
+                              " nothing queued\n")
+        status, _, err = await self.send("Originate", "Channel: Local/1@e2e",
+                                         "Variable: " + "x" * 91)
+        self.assertEqual(status, USAGE)
+        self.assertEqual(err, "acqs send: header line 2 (Variable: ...) is 101 characters, but"
+                              " vicidial_manager.cmd_line_c holds 100: it would be cut;"
+                              " nothing queued\n")
+        self.assertEqual(self.db.rows("SELECT COUNT(*) FROM vicidial_manager"), [(0,)])
+
+    async def test_nothingServes(self):
+        """With no acqs serving the IP (none, another IP's, or silent for --stale-after)
+        acqs send says so at once and queues nothing; --anyway queues it."""
+        self.heartbeat(server_ip="10.9.9.9")
+        self.heartbeat(ago=61)
+        status, out, err = await self.send("Hangup", "Channel: SIP/x-1")
+        self.assertEqual((status, out), (FAILED, ""))
+        self.assertTrue(err.startswith(f"acqs send: no acqs serves {SERVER} (none has shown a"
+                                       " sign of life in the last 60 s)"), err)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertEqual(self.db.rows("SELECT COUNT(*) FROM vicidial_manager"), [(0,)])
+        status, out, err = await self.send("Hangup", "Channel: SIP/x-1", "--anyway",
+                                           "--timeout", "0")
+        self.assertEqual(status, TIMED_OUT, out + err)
+        self.assertEqual(self.db.rows("SELECT status FROM vicidial_manager"), [("NEW",)])

@@ -297,7 +297,8 @@ def filtered(f):
     listener.logoff()
 
 
-# The filter acqs' listener adds (acqs.listener.EVENT_FILTER).
+# The filter acqs' listener added when this was captured (now acqs.listener.eventFilter
+# of the events it reads).
 LISTENER_FILTER = "^Event: (Newstate|Hangup|OriginateResponse)[[:space:]]"
 REDIRECT = ("Context: acqs-test", "Exten: 8600020", "Priority: 1")
 FLOWS = {

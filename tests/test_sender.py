@@ -1,0 +1,781 @@
+"""
+Tests for acqs.sender: its transitions on C{task.Clock}, with a queue store in
+memory and sessions the test moves on by hand.  The SQL behind the store is
+tested in test_store and test_store_mariadb (the racing stores).
+"""
+
+from typing import Dict, List, Optional
+
+import attr
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from acqs.ami.errors import LoginFailed
+from acqs.ami.message import Message
+from acqs.sender import MAX_PAUSE, SHORT_LIFE, Sender
+from acqs.session import ClaimLost, MarkFailed, NotRun, NotSent
+from acqs.store.interfaces import IQueueStore, StoreUnavailable
+from acqs.store.reads import NewRows
+from acqs.store.records import (
+    CMD_LINE_COLUMNS,
+    NEW,
+    QUEUE,
+    SENT,
+    ActionRow,
+    Pruned,
+    Recovery,
+    SendResult,
+    ServerInfo,
+    TrackedCalls,
+)
+
+SERVER = "10.10.11.12"
+
+
+@attr.s(auto_attribs=True)
+class Row:
+    """A vicidial_manager row and acqs' record of it, as far as the sender moves them."""
+
+    man_id: int
+    action: str
+    lines: List[str]
+    status: str = NEW
+    response: str = "N"
+    token: Optional[str] = None
+    outcome: Optional[str] = None
+    reason: Optional[str] = None
+    attempts: int = 0
+    text: Optional[str] = None
+
+
+@implementer(IQueueStore)
+class MemoryStore:
+    """
+    L{IQueueStore} in memory, with the contract the sender relies on: claims
+    take NEW rows oldest first under a token of their own and mark the first
+    C{send}; marks, answers and releases act only under that token; a claim
+    told to C{wait} waits on the clock for a NEW row, as MariaDB's does.
+
+    Knobs: C{failing} (claims raise it), C{markFailing} (marks raise it),
+    C{gate} (a Deferred each claim awaits before it takes rows).
+    """
+
+    def __init__(self, clock: Clock, waits: bool = True):
+        self.clock = clock
+        self.serverInfo = ServerInfo("memory", "InnoDB", skipLocked=True, waits=waits)
+        self.rows: Dict[int, Row] = {}
+        self.claims: List[dict] = []  # the arguments of every claim
+        self.marks: List[list] = []  # the claims of every markSending
+        self.failing: Optional[Exception] = None
+        self.markFailing: Optional[Exception] = None
+        self.gate: Optional[Deferred] = None
+        self._newRow: Optional[Deferred] = None
+        self._tokens = 0
+
+    def insert(self, action: str = "Hangup", *lines: str) -> int:
+        """A GUI client's INSERT; its man_id."""
+        man_id = len(self.rows) + 1
+        self.rows[man_id] = Row(man_id, action, list(lines or ["Channel: SIP/x-1"]))
+        waiting, self._newRow = self._newRow, None
+        if waiting is not None:  # a waiting claim sees it a moment later
+            self.clock.callLater(0, lambda: waiting.called or waiting.callback(None))
+        return man_id
+
+    def status(self, man_id: int) -> str:
+        return self.rows[man_id].status
+
+    def claim(self, server_ip, limit, instance, send=0, refuse=None, wait=0.0):
+        return Deferred.fromCoroutine(self._claim(limit, send, wait))
+
+    async def _claim(self, limit: int, send: int, wait: float) -> List[ActionRow]:
+        self.claims.append(dict(limit=limit, send=send, wait=wait, at=self.clock.seconds()))
+        if self.failing is not None:
+            raise self.failing
+        if wait and self.serverInfo.waits and not self._new():
+            waiting = self._newRow = Deferred()
+            call = self.clock.callLater(wait, lambda: waiting.called or waiting.callback(None))
+            await waiting
+            if call.active():
+                call.cancel()
+        if self.gate is not None:
+            await self.gate
+        self._tokens += 1
+        token = f"claim{self._tokens}"
+        claimed = []
+        for n, row in enumerate(self._new()[:limit]):
+            marked = n < send
+            row.status, row.token = (SENT if marked else QUEUE), token
+            row.outcome = "sending" if marked else "queued"
+            lines = tuple(row.lines) + ("",) * (len(CMD_LINE_COLUMNS) - len(row.lines))
+            claimed.append(ActionRow(row.man_id, SERVER, row.action, "", lines, claim=token,
+                                     marked=marked))
+        return claimed
+
+    def _new(self) -> List[Row]:
+        return [row for row in self.rows.values() if row.status == NEW]
+
+    def _own(self, claims, outcomes) -> List[Row]:
+        return [self.rows[man_id] for man_id, token in claims
+                if self.rows[man_id].token == token and self.rows[man_id].outcome in outcomes]
+
+    def markSending(self, claims):
+        self.marks.append(list(claims))
+        if self.markFailing is not None:
+            return fail(self.markFailing)
+        marked = self._own(claims, ("queued",))
+        for row in marked:
+            row.outcome = "sending"
+            row.status = SENT if row.status == QUEUE else row.status
+        return succeed([row.man_id for row in marked])
+
+    def release(self, claims, reason):
+        released = [row for row in self._own(claims, ("queued", "sending"))
+                    if row.status in (QUEUE, SENT)]
+        for row in released:
+            row.status, row.token, row.outcome = NEW, None, "released"
+            row.reason, row.attempts = reason, row.attempts + 1
+        return succeed([row.man_id for row in released])
+
+    def recordSent(self, results):
+        recorded = []
+        for r in results:
+            row = self.rows[r.man_id]
+            if row.token == r.claim and row.outcome in ("sending", "sent"):
+                row.outcome, row.text, row.response = "sent", r.text, "Y" if r.answered else "N"
+                row.status = SENT if row.status == QUEUE else row.status
+                recorded.append(r.man_id)
+        return succeed(recorded)
+
+    def record(self, server_ip, items):
+        return self.recordSent([i for i in items if isinstance(i, SendResult)]).addCallback(
+            lambda _: 0)
+
+    def applyUpdates(self, server_ip, updates):
+        return succeed(0)
+
+    def recoverStranded(self, server_ip, instance, staleAfter):
+        return succeed(Recovery((), ()))
+
+    def register(self, server_ip, instance, host, pid, staleAfter, isAlive):
+        return succeed(None)
+
+    def heartbeat(self, server_ip, instance, host=None, pid=None):
+        return succeed(None)
+
+    def trackedCalls(self, server_ip, ringWindow):
+        return succeed(TrackedCalls((), ()))
+
+    def prune(self, server_ip, keepHours=None, batch=1000):
+        return succeed(Pruned(0, 0))
+
+    def close(self):
+        return succeed(None)
+
+    def recentRows(self, server_ip, limit=50):
+        return succeed([])
+
+    def sendTimes(self, server_ip, instance, after):
+        return succeed(None)
+
+    def newRows(self, server_ip):
+        new = self._new()
+        return succeed(NewRows(len(new), new[0].man_id if new else None))
+
+
+class FakeSession:
+    """
+    Stands for an L{acqs.session.ActionSession} as the sender sees it; the test
+    moves it on: L{logIn}, L{failLogin}, L{drop}, L{answer}, L{notRun}.
+    """
+
+    def __init__(self, clock: Clock, linger: float):
+        self.clock, self.linger = clock, linger
+        self.loggedIn, self.answered, self.closed = Deferred(), Deferred(), Deferred()
+        self.action = None
+        self.written = None  # the action, once its mark committed: on the wire
+        self.loginError: Optional[Exception] = None
+        self.stopped = False
+        self._lingering = None
+
+    @property
+    def idle(self) -> bool:
+        return self.loggedIn.called and self.action is None and not self.closed.called
+
+    @property
+    def lingering(self) -> bool:
+        return self._lingering is not None and self._lingering.active()
+
+    def logIn(self) -> None:
+        self.loggedIn.callback(True)
+
+    def failLogin(self, error: Exception) -> None:
+        self.loginError = error
+        self.loggedIn.callback(False)
+        if self.action is not None:
+            self.answered.errback(NotSent(str(error)))
+        self._close()
+
+    def drop(self) -> None:
+        """The connection ends while the session waits for its action."""
+        self._close()
+
+    def send(self, action, beforeSend) -> None:
+        self.action = action
+        if self.closed.called:
+            self.answered.errback(NotSent("the AMI session ended before its action came"))
+            return
+        beforeSend().addCallbacks(self._marked, self._markFailed)
+
+    def _marked(self, marked: bool) -> None:
+        if not marked:
+            self.answered.errback(ClaimLost("the claim was lost"))
+            self._close()
+            return
+        self.written = self.action
+
+    def _markFailed(self, failure) -> None:
+        self.answered.errback(MarkFailed(f"the row could not be marked SENT: {failure.value}"))
+        self._close()
+
+    def answer(self, ok: bool = True, text: str = "Success") -> None:
+        assert self.written is not None, "answered before it was sent"
+        self.answered.callback(SendResult(self.action.man_id, self.action.claim, ok, text))
+        if self.linger <= 0:
+            self._close()
+        else:
+            self._lingering = self.clock.callLater(self.linger, self._close)
+
+    def notRun(self) -> None:
+        """Asterisk answers that it did not run the action (it shuts down)."""
+        self.answered.errback(NotRun("Asterisk did not run it: Asterisk is shutting down"))
+        self._close()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if not self.loggedIn.called:
+            self.failLogin(CancelledError())
+        elif self.action is None:
+            self._close()
+        self.endLinger()
+
+    def endLinger(self) -> None:
+        if self.lingering:
+            self._lingering.cancel()
+            self._close()
+
+    def abandon(self) -> None:
+        self.stop()
+
+    def _close(self) -> None:
+        if not self.closed.called:
+            self.closed.callback(None)
+
+
+def refused() -> Exception:
+    return ConnectionRefusedError("Connection was refused by other side")
+
+
+def badLogin() -> Exception:
+    return LoginFailed("sender", Message([("Response", "Error"),
+                                          ("Message", "Authentication failed")]))
+
+
+class SenderTestCase(SynchronousTestCase):
+    waits = True  # whether the store waits for NEW rows (MariaDB) or is polled
+
+    def setUp(self):
+        self.clock = Clock()
+        self.store = MemoryStore(self.clock, waits=self.waits)
+        self.sessions: List[FakeSession] = []
+        self.onOpen = lambda session: None
+        self.listening = True
+
+    def start(self, linger: float = 0.0, **settings) -> Sender:
+        def openSession():
+            session = FakeSession(self.clock, linger)
+            self.sessions.append(session)
+            self.onOpen(session)
+            return session
+
+        self.sender = Sender(self.clock, self.store, openSession, SERVER, "box1",
+                             ready=lambda: self.listening, **settings)
+        self.sender.startService()
+        self.addCleanup(self.stopNow)
+        return self.sender
+
+    def stopNow(self):
+        if self.sender.running:
+            stopped = self.sender.stopService()
+            for session in self.sessions:
+                if session.written is not None and not session.answered.called:
+                    session.answer()
+            self.advance(60)
+            self.successResultOf(stopped)
+
+    def advance(self, seconds: float, step: float = 0.01) -> None:
+        """Let C{seconds} pass, in steps, so that what is due runs in order."""
+        self.clock.advance(0)
+        end = self.clock.seconds() + seconds
+        while self.clock.seconds() < end:
+            self.clock.advance(min(step, end - self.clock.seconds()))
+
+    def open(self) -> List[FakeSession]:
+        """The sessions not yet closed."""
+        return [s for s in self.sessions if not s.closed.called]
+
+    def warmUp(self, count: int) -> List[FakeSession]:
+        """Log in the C{count} warm sessions the first claim opened."""
+        self.clock.advance(0)
+        sessions = [s for s in self.sessions if not s.loggedIn.called]
+        self.assertEqual(len(sessions), count)
+        for session in sessions:
+            session.logIn()
+        return sessions
+
+    def claimsSince(self, count: int) -> List[dict]:
+        return self.store.claims[count:]
+
+    def logInAll(self) -> None:
+        """Every session still connecting logs in; what that sets off is done."""
+        for session in self.sessions:
+            if not session.loggedIn.called:
+                session.logIn()
+        self.clock.advance(0)
+
+    def carrying(self, man_id: int) -> FakeSession:
+        [session] = [s for s in self.sessions if s.action and s.action.man_id == man_id]
+        return session
+
+
+class TransitionTests(SenderTestCase):
+    """One row's way, and each of the sender's transitions."""
+
+    def test_memoryStoreProvidesIQueueStore(self):
+        """The store these tests use provides the interface the sender is written to."""
+        self.assertTrue(verifyObject(IQueueStore, self.store))
+
+    def test_claimToLogoff(self):
+        """A NEW row is claimed into the backlog, a session opens for it, takes it once
+        logged in, marks it SENT before it goes out, and its answer is recorded; the
+        session lingers, then logs off."""
+        sender = self.start(linger=10.0)
+        man_id = self.store.insert()
+        self.advance(0)
+        self.assertEqual(self.store.status(man_id), QUEUE)
+        self.assertEqual(sender.backlogCount, 1)
+        [session] = self.sessions
+        self.assertIsNone(session.action)
+        session.logIn()
+        self.assertEqual(sender.backlogCount, 0)
+        self.assertEqual(session.action.man_id, man_id)
+        self.assertIsNone(session.written)  # not before the mark is committed
+        self.advance(0)
+        self.assertEqual((self.store.status(man_id), session.written.man_id), (SENT, man_id))
+        session.answer(text="Hangup successful")
+        self.advance(0)
+        row = self.store.rows[man_id]
+        self.assertEqual((row.outcome, row.response, row.text, sender.sent),
+                         ("sent", "Y", "Hangup successful", 1))
+        self.assertEqual((sender.lingeringCount, sender.sessionCount), (1, 1))
+        self.advance(10)
+        self.assertEqual((sender.lingeringCount, sender.sessionCount), (0, 0))
+
+    def test_claimSizedToRoom(self):
+        """A claim asks for no more rows than free sessions can carry; a full claim is
+        followed by another at once, without waiting in the database."""
+        for _ in range(5):
+            self.store.insert()
+        self.start(maxSessions=3)
+        self.advance(0.2)
+        [first] = self.store.claims  # no room left: no other claim
+        self.assertEqual(first["limit"], 3)
+        for session in self.sessions:
+            session.logIn()
+        self.advance(0)
+        for session in self.sessions:
+            session.answer()
+        self.advance(0.2)
+        second = self.store.claims[1]
+        self.assertEqual((second["limit"], second["wait"]), (3, 0))
+
+    def test_claimFails(self):
+        """A failing claim is counted and said once; rounds go on every poll interval,
+        not in a loop; the next claim that works clears it."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.store.failing = StoreUnavailable("queue store mysql://acqs@db/asterisk failed")
+        sender = self.start(pollInterval=0.05)
+        self.advance(1)
+        self.assertEqual(sender.claimFailingSince, 0)
+        self.assertIn("failed", sender.claimError)
+        self.assertLessEqual(len(self.store.claims), 1 / 0.05 + 1)
+        self.assertEqual(sender.claimFailures, len(self.store.claims))
+        said = [formatEvent(e) for e in logged if "claim" in formatEvent(e).lower()]
+        self.assertEqual(said, ["Cannot claim rows: queue store mysql://acqs@db/asterisk"
+                                " failed"])
+        self.store.failing = None
+        man_id = self.store.insert()
+        self.advance(0.1)
+        self.assertEqual((sender.claimFailingSince, sender.claimError), (None, None))
+        self.assertEqual(self.store.status(man_id), QUEUE)
+
+    def test_claimLost(self):
+        """A mark that finds the claim lost sends nothing and releases nothing: the row is
+        left to whoever has it, and AMI is not taken for down."""
+        sender = self.start()
+        man_id = self.store.insert()
+        self.advance(0)
+        self.store.rows[man_id].token = "someone else's"
+        [session] = self.sessions
+        session.logIn()
+        self.advance(0)
+        self.assertIsNone(session.written)
+        self.assertTrue(session.closed.called)
+        row = self.store.rows[man_id]
+        self.assertEqual((row.status, row.outcome, row.token), (QUEUE, "queued",
+                                                                "someone else's"))
+        self.assertIsNone(sender.amiDownSince)
+
+    def test_markFailed(self):
+        """A mark the database cannot commit sends nothing; the row goes back to NEW with
+        the reason, and claiming goes on: the database, not AMI, failed."""
+        sender = self.start()
+        man_id = self.store.insert()
+        self.advance(0)
+        self.store.markFailing = StoreUnavailable("database away")
+        self.sessions[0].logIn()
+        self.advance(0)
+        self.assertIsNone(self.sessions[0].written)
+        row = self.store.rows[man_id]
+        self.assertEqual((row.status, row.attempts), (NEW, 1))
+        self.assertIn("database away", row.reason)
+        self.assertIsNone(sender.amiDownSince)
+
+    def test_listenerFirst(self):
+        """Nothing is claimed while the listener is not connected."""
+        self.listening = False
+        self.start()
+        self.store.insert()
+        self.advance(1)
+        self.assertEqual(self.store.claims, [])
+        self.listening = True
+        self.advance(0.1)
+        self.assertTrue(self.store.claims)
+        self.assertEqual(self.store.status(1), QUEUE)
+
+
+class AMIFailureTests(SenderTestCase):
+    """AMI unreachable, refusing the login, or shutting down."""
+
+    def failedSession(self, error=None):
+        """A row's session fails to log in: AMI is down."""
+        sender = self.start(probeInterval=0.5)
+        ids = [self.store.insert() for _ in range(3)]
+        self.advance(0)
+        self.assertEqual(sender.backlogCount, 3)
+        self.sessions[0].failLogin(error or refused())
+        return sender, ids
+
+    def test_pausesAndReleases(self):
+        """A session that cannot reach AMI pauses claiming and sends the rows waiting for a
+        session back to NEW, attempts counted, the reason kept."""
+        sender, ids = self.failedSession()
+        self.advance(0)
+        self.assertEqual(sender.amiDownSince, 0)
+        self.assertEqual(sender.backlogCount, 0)
+        for man_id in ids:
+            row = self.store.rows[man_id]
+            self.assertEqual((row.status, row.attempts), (NEW, 1))
+            self.assertIn("AMI unreachable", row.reason)
+        claims = len(self.store.claims)
+        self.advance(5)
+        self.assertEqual(len(self.store.claims), claims)
+
+    def test_probesThenResumes(self):
+        """While AMI cannot be reached one session at a time probes it, every probe
+        interval; the first that logs in resumes claiming at once, and the rows go."""
+        sender, ids = self.failedSession()
+        for session in self.sessions[1:]:
+            session.failLogin(refused())
+        opened = len(self.sessions)
+        for n in range(1, 4):
+            self.advance(0.5)
+            self.assertEqual(len(self.sessions), opened + n)
+            self.sessions[-1].failLogin(refused())
+        self.advance(0.5)
+        self.sessions[-1].logIn()
+        self.assertIsNone(sender.amiDownSince)
+        self.advance(0.1)
+        self.logInAll()
+        self.assertEqual([self.store.status(m) for m in ids], [SENT] * 3)
+
+    def test_badLoginBacksOff(self):
+        """While AMI refuses the login (a bad secret) probes back off: 1, 2, 4 ... 60 s."""
+        self.failedSession(badLogin())
+        for session in self.sessions[1:]:
+            session.failLogin(badLogin())
+        probes = []
+        for _ in range(8):
+            opened = len(self.sessions)
+            waited = 0.0
+            while len(self.sessions) == opened:
+                self.clock.advance(0.5)
+                waited += 0.5
+            probes.append(waited)
+            self.sessions[-1].failLogin(badLogin())
+        self.assertEqual(probes, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0])
+
+    def test_notRunReleased(self):
+        """An action Asterisk did not run (it shuts down) goes back to NEW, attempts
+        counted and the reason kept, and counts as an AMI failure, named so: claiming
+        pauses and AMI is probed."""
+        sender = self.start(probeInterval=0.5)
+        man_id = self.store.insert()
+        self.advance(0)
+        self.sessions[0].logIn()
+        self.advance(0)
+        self.sessions[0].notRun()
+        self.advance(0)
+        row = self.store.rows[man_id]
+        self.assertEqual((row.status, row.attempts), (NEW, 1))
+        self.assertEqual(row.reason,
+                         "not sent: Asterisk did not run it: Asterisk is shutting down")
+        self.assertEqual((sender.amiDownSince, sender.amiCause), (0, "shutting_down"))
+        opened = len(self.sessions)
+        self.advance(0.5)
+        self.assertEqual(len(self.sessions), opened + 1)  # a probe
+        self.sessions[-1].logIn()
+        self.advance(0.1)
+        self.logInAll()
+        self.assertEqual(self.carrying(man_id).written.man_id, man_id)
+
+    def test_rowsClaimedDuringOutageReleased(self):
+        """Rows a claim brings while AMI is down (it went down during the claim's wait) go
+        back to NEW at once, never held in QUEUE for the outage."""
+        sender = self.start()
+        self.advance(0.1)  # the claim now waits in the database
+        self.store.insert()
+        self.advance(0)  # claimed; its session is connecting, the next claim waits
+        man_id = self.store.insert()
+        self.sessions[0].failLogin(refused())  # AMI is down...
+        self.assertIsNotNone(sender.amiDownSince)
+        self.clock.advance(0)  # ...when the waiting claim brings the row
+        self.assertEqual(self.store.status(man_id), NEW)
+        self.assertEqual(self.store.rows[man_id].reason,
+                         "not sent: AMI unreachable when it was claimed")
+        self.assertEqual(sender.backlogCount, 0)
+
+
+class WarmSessionTests(SenderTestCase):
+    """Sessions kept logged in for the next rows, and the marks claims make for them."""
+
+    waits = False  # claims do not wait in the database: they may mark rows
+
+    def test_warmSessionCarriesMarkedRow(self):
+        """Warm sessions wait logged in; a claim that does not wait marks a row for one,
+        which sends it at once, and another logs in to take its place."""
+        sender = self.start(warm=2)
+        first, second = self.warmUp(2)
+        claims = len(self.store.claims)
+        man_id = self.store.insert()
+        self.advance(0.1)
+        self.assertEqual([c["send"] for c in self.claimsSince(claims)][:1], [2])
+        self.assertEqual(first.written.man_id, man_id)  # no mark of its own
+        self.assertEqual(self.store.rows[man_id].outcome, "sending")
+        self.assertIsNone(second.action)
+        self.assertEqual(len(sender._connecting), 1)  # its replacement
+
+    def test_retiredAfterWarmIdle(self):
+        """A warm session left idle for warmIdle logs off, and another takes its place."""
+        self.start(warm=1, warmIdle=10.0)
+        [first] = self.warmUp(1)
+        self.advance(9.9)
+        self.assertFalse(first.stopped)
+        self.advance(0.2)
+        self.assertTrue(first.stopped)
+        self.assertEqual(len(self.open()), 1)
+        self.assertFalse(self.open()[0].loggedIn.called)
+
+    def test_reservedSessionNotRetiredWhenGivenItsRow(self):
+        """A warm session whose idle time runs out during a claim that marked a row for it
+        is not retired: it sends that row at once, without a new login."""
+        self.start(warm=1, warmIdle=10.0)
+        [session] = self.warmUp(1)
+        self.store.gate = Deferred()
+        self.advance(0.1)  # a claim counting on the session is under way
+        self.assertEqual(self.store.claims[-1]["send"], 1)
+        self.advance(10)  # its idle time runs out
+        man_id = self.store.insert()
+        self.store.gate.callback(None)
+        self.assertFalse(session.stopped)
+        self.assertEqual(session.written.man_id, man_id)
+
+    def test_reservedSessionRetiredWithoutRow(self):
+        """A warm session whose idle time ran out during a claim that brought no row
+        retires once the claim is done."""
+        self.start(warm=1, warmIdle=10.0)
+        [session] = self.warmUp(1)
+        self.store.gate = Deferred()
+        self.advance(0.1)
+        self.advance(10)
+        self.assertFalse(session.stopped)
+        self.store.gate.callback(None)
+        self.assertTrue(session.stopped)
+
+    def test_markedRowWithoutSessionReleased(self):
+        """A row a claim marked for a session that ended meanwhile goes back to NEW at once,
+        not parked SENT until a new session logs in."""
+        self.start(warm=1)
+        [session] = self.warmUp(1)
+        self.store.gate = Deferred()
+        self.advance(0.1)
+        session.drop()  # its connection ends during the claim; another is opened
+        man_id = self.store.insert()
+        self.store.gate.callback(None)
+        self.clock.advance(0)
+        row = self.store.rows[man_id]  # released, then claimed again unmarked
+        self.assertEqual((row.outcome, row.attempts), ("queued", 1))
+        self.assertEqual(row.reason, "not sent: its AMI session ended before it went out")
+        self.assertEqual(self.store.claims[-1]["send"], 0)
+
+    def test_shortLivedPaced(self):
+        """Warm sessions that end right after their login (an AMI or a proxy that accepts
+        the login and closes) are replaced after a pause that doubles up to 30 s: a few
+        logins a minute, not a loop."""
+        def loginThenClose(session):
+            self.clock.callLater(0.001, session.logIn)
+            self.clock.callLater(0.002, session.drop)
+
+        self.onOpen = loginThenClose
+        self.start(warm=2, probeInterval=0.5)
+        self.advance(30)
+        # Two at once, then two after each pause: 0.5, 1, 2, 4, 8 s (16 s ends at 31.5).
+        self.assertEqual(len(self.sessions), 2 + 2 * 5)
+        self.advance(120)
+        self.assertEqual(len(self.sessions), 2 + 2 * 5 + 2 * 4)  # then every 30 s
+        self.assertEqual(MAX_PAUSE, 30.0)
+
+    def test_pacingEnds(self):
+        """Once a warm session lasts, warm sessions are replaced at once again."""
+        def loginThenClose(session):
+            self.clock.callLater(0.001, session.logIn)
+            self.clock.callLater(0.002, session.drop)
+
+        self.onOpen = loginThenClose
+        self.start(warm=1, warmIdle=10.0, probeInterval=0.5)
+        self.advance(2)  # pauses of 0.5 and 1 s
+        self.onOpen = lambda session: self.clock.callLater(0.001, session.logIn)
+        self.advance(2.5)  # the next one (at 3.5 s) lasts
+        lasting = self.sessions[-1]
+        self.advance(SHORT_LIFE + 1)
+        opened = len(self.sessions)
+        lasting.drop()  # it lasted: replaced at once
+        self.assertEqual(len(self.sessions), opened + 1)
+        self.advance(0.01)
+        self.sessions[-1].drop()  # short-lived again: the first pause again, 0.5 s
+        self.advance(0.49)
+        self.assertEqual(len(self.sessions), opened + 1)
+        self.advance(0.02)
+        self.assertEqual(len(self.sessions), opened + 2)
+
+    def test_rowsNotHeldByPacing(self):
+        """While warm replacements pause, a row still gets a session of its own."""
+        def loginThenClose(session):
+            self.clock.callLater(0.001, session.logIn)
+            self.clock.callLater(0.002, session.drop)
+
+        self.onOpen = loginThenClose
+        self.start(warm=1, probeInterval=0.5, idleWait=0.1)
+        self.advance(1)  # in the second pause, which ends at 1.5 s
+        self.onOpen = lambda session: None
+        opened = len(self.sessions)
+        man_id = self.store.insert()
+        self.advance(0.15)
+        self.assertEqual(len(self.sessions), opened + 1)
+        self.assertEqual(self.store.status(man_id), QUEUE)
+
+
+class WaitingClaimTests(SenderTestCase):
+    """Claims that wait in the database (MariaDB) mark nothing."""
+
+    def test_waitingClaimMarksNothing(self):
+        """A claim that waits in the database marks no row, though sessions wait logged in:
+        they might be gone when the wait ends.  The row is marked by its session."""
+        self.start(warm=2)
+        first, _ = self.warmUp(2)
+        self.advance(1.5)  # the claim now waiting began with both sessions logged in
+        self.assertGreater(self.store.claims[-1]["wait"], 0)
+        self.assertEqual(self.store.claims[-1]["send"], 0)
+        man_id = self.store.insert()
+        self.clock.advance(0)
+        self.assertEqual((self.store.status(man_id), first.written.man_id), (SENT, man_id))
+        self.assertEqual(self.store.marks, [[(man_id, self.store.rows[man_id].token)]])
+
+    def test_outageDuringWaitLeavesRowNew(self):
+        """AMI goes away while a claim waits with two warm sessions ready: the row the claim
+        then brings goes back to NEW at once (a crash then loses nothing), and is sent
+        once AMI answers again."""
+        sender = self.start(warm=2, probeInterval=0.5)
+        warm = self.warmUp(2)
+        self.advance(2.5)  # a claim waits in the database, counting on them
+        for session in warm:
+            session.drop()  # Asterisk went away
+        for session in self.open():
+            session.failLogin(refused())
+        self.assertIsNotNone(sender.amiDownSince)
+        man_id = self.store.insert()
+        self.clock.advance(0)
+        row = self.store.rows[man_id]
+        self.assertEqual((row.status, row.outcome, row.attempts), (NEW, "released", 1))
+        self.assertEqual(sender.backlogCount, 0)
+        self.advance(0.5)
+        self.sessions[-1].logIn()  # the probe: AMI is back
+        self.advance(0.1)
+        self.assertEqual(self.store.status(man_id), SENT)
+        self.carrying(man_id).answer()
+        self.clock.advance(0)
+        self.assertEqual(self.store.rows[man_id].outcome, "sent")
+
+
+class StopTests(SenderTestCase):
+    def test_stopReleasesBacklog(self):
+        """Stopping releases the rows waiting for a session, lets a session waiting for its
+        answer finish, and leaves no row in QUEUE."""
+        sender = self.start(maxConnecting=1)
+        ids = [self.store.insert() for _ in range(3)]
+        self.advance(0)
+        self.sessions[0].logIn()
+        self.advance(0)
+        self.assertEqual(self.store.status(ids[0]), SENT)
+        stopped = sender.stopService()
+        self.advance(1)
+        self.assertNoResult(stopped)
+        self.assertEqual([self.store.status(m) for m in ids], [SENT, NEW, NEW])
+        self.sessions[0].answer()
+        self.advance(0.1)
+        self.successResultOf(stopped)
+        self.assertEqual(self.store.rows[ids[0]].outcome, "sent")
+        self.assertEqual([r.status for r in self.store.rows.values() if r.status == QUEUE], [])
+
+
+class PolledStopTests(SenderTestCase):
+    waits = False
+
+    def test_stopDuringClaim(self):
+        """Rows a claim brings once stopping began go back to NEW, marked ones too."""
+        sender = self.start(warm=1)
+        self.warmUp(1)
+        self.store.gate = Deferred()
+        self.advance(0.1)
+        stopped = sender.stopService()
+        man_id = self.store.insert()
+        self.store.gate.callback(None)
+        self.advance(1)
+        self.successResultOf(stopped)
+        self.assertEqual(self.store.rows[man_id].reason, "acqs stopped before sending it")
+        self.assertEqual(self.store.status(man_id), NEW)
