@@ -95,18 +95,15 @@ class DutyWriter:
 
     # Which duties are on
 
-    def forget(self) -> None:
-        """The listener reconnected: find the duties out again."""
-        self.plan = None
-
     def find(self) -> Deferred:
-        """Find out which duties are on; fires with the plan (fails if the store does)."""
+        """
+        Find out (again) which duties are on, and start afresh those whose
+        writes failed; fires with the plan (fails if the store does).
+        """
         return Deferred.fromCoroutine(self._find())
 
     async def _find(self) -> Dict[str, Optional[str]]:
-        plan = dutyPlan(await self._store.dutyColumns())
-        if self.plan is None:
-            self._setPlan(plan)
+        self._setPlan(dutyPlan(await self._store.dutyColumns()))
         return self.plan
 
     def _setPlan(self, plan: Dict[str, Optional[str]]) -> None:

@@ -273,8 +273,8 @@ class Listener(Service):
         self._loginFailures = self._refusals = 0
         self._failedAt, self._saidAt = None, -LOGIN_REMINDER
         self.cause = self.error = None
-        self.duties.forget()
         Deferred.fromCoroutine(self._filter(protocol))
+        Deferred.fromCoroutine(self._findDuties())
         self.subscribe(protocol)
         keepalive = LoopingCall(self._ping, protocol)
         keepalive.clock = self._clock
@@ -302,12 +302,17 @@ class Listener(Service):
         for name in DUTY_EVENTS:
             protocol.registerEvent(name, self.duties.event)
 
-    async def _filter(self, protocol: AMIProtocol) -> None:
-        try:  # the events of duties that are off need not come
-            await self.duties.find().addTimeout(self._pingTimeout, self._clock)
+    async def _findDuties(self) -> None:
+        """Find out again which duties are on (a table may have come or gone)."""
+        try:
+            await self.duties.find()
         except Exception as e:
-            self.log.info("Not known yet which VICIdial duties are on ({reason}): their events"
-                          " are let through", reason=str(e) or repr(e))
+            self.log.warn("Cannot find out which VICIdial duties are on: {reason}",
+                          reason=str(e))
+
+    async def _filter(self, protocol: AMIProtocol) -> None:
+        # At once, never after the database: the events of the duties known
+        # to be off need not come (those of every duty, while none is known).
         names = CALL_EVENTS + tuple(self.duties.eventNames())
         try:
             await protocol.sendAction("Filter", [("Operation", "Add"),
@@ -416,11 +421,7 @@ class Listener(Service):
             self.tracker.refresh(tracked)
             self._refreshed = True
             if self.duties.plan is None and self.protocol is not None:
-                try:
-                    await self.duties.find()
-                except Exception as e:
-                    self.log.warn("Cannot find out which VICIdial duties are on: {reason}",
-                                  reason=str(e))
+                await self._findDuties()
             if self.protocol is not None:
                 self._reconcile(self.protocol)
 

@@ -21,6 +21,7 @@ from acqs.ami.message import Message
 from acqs.sender import MAX_PAUSE, SHORT_LIFE, Sender
 from acqs.session import ClaimLost, MarkFailed, NotRun, NotSent
 from acqs.store.interfaces import IQueueStore, StoreUnavailable
+from acqs.store.duties import DutyWritten
 from acqs.store.reads import NewRows
 from acqs.store.records import (
     CMD_LINE_COLUMNS,
@@ -182,6 +183,12 @@ class MemoryStore:
 
     def sendTimes(self, server_ip, instance, after):
         return succeed(None)
+
+    def dutyColumns(self):
+        return succeed({})
+
+    def writeDuties(self, server_ip, rows, now):
+        return succeed(DutyWritten(0, 0))
 
     def newRows(self, server_ip):
         new = self._new()
