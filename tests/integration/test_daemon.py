@@ -51,21 +51,6 @@ def eventsTo(proxy, username):
             if m.get("Event") and m.get("ActionID") not in asked]
 
 
-def knownBug(test, reason):
-    """C{test} as an expected failure (trial's todo) for the reason given."""
-    async def run(self):
-        return await test(self)
-
-    run.__name__, run.__doc__, run.todo = test.__name__, test.__doc__, reason
-    return run
-
-
-# acqs on main marks a row DEAD when the ZOMBIE a masquerade leaves hangs up with its
-# uniqueid (correlate.readEvent reads <ZOMBIE> channels as any other); the branch of
-# the listener's VICIdial duties drops a masquerade's losers.
-ZOMBIE_DEAD = "acqs marks the row DEAD on the ZOMBIE's Hangup (fixed on the duties branch)"
-
-
 # What the listener needs; with Asterisk's filter, all it gets.
 # The events the listener reads on a database without VICIdial's duty tables, and
 # FullyBooted, which Asterisk sends at login to a session that reads system events
@@ -646,10 +631,6 @@ class Asterisk14LifeCycleTests(SimulatorLifeCycle, TestCase):
     dialect = "asterisk14"
     local1 = ",1"
     filters = False
-    test_redirectedCarrierLegStaysUpdated = knownBug(
-        SimulatorCalls.test_redirectedCarrierLegStaysUpdated, ZOMBIE_DEAD)
-    test_optimisedLocalCallStaysUpdated = knownBug(
-        SimulatorCalls.test_optimisedLocalCallStaysUpdated, ZOMBIE_DEAD)
 
 
 class RealAsteriskTests(EndToEnd, TestCase):
@@ -799,15 +780,6 @@ class Asterisk16CallTests(SimulatorCalls, TestCase):
 
     dialect = "asterisk16"
     filters = False
-    test_redirectedCarrierLegStaysUpdated = knownBug(
-        SimulatorCalls.test_redirectedCarrierLegStaysUpdated, ZOMBIE_DEAD)
-    test_optimisedLocalCallStaysUpdated = knownBug(
-        SimulatorCalls.test_optimisedLocalCallStaysUpdated, ZOMBIE_DEAD)
-    test_answeredUnseenCallStaysUpdated = knownBug(
-        SimulatorCalls.test_answeredUnseenCallStaysUpdated,
-        "acqs on main takes an answered call it never saw for ended when no live channel"
-        " carries its callerid, and 1.6's CoreShowChannel has no caller ID name: the row"
-        " goes DEAD though the call is up (fixed on the duties branch)")
 
 
 class Asterisk18CallTests(SimulatorCalls, TestCase):
@@ -815,20 +787,12 @@ class Asterisk18CallTests(SimulatorCalls, TestCase):
 
     dialect = "asterisk18"
     filters = False
-    test_redirectedCarrierLegStaysUpdated = knownBug(
-        SimulatorCalls.test_redirectedCarrierLegStaysUpdated, ZOMBIE_DEAD)
-    test_optimisedLocalCallStaysUpdated = knownBug(
-        SimulatorCalls.test_optimisedLocalCallStaysUpdated, ZOMBIE_DEAD)
 
 
 class Asterisk11CallTests(SimulatorCalls, TestCase):
     """Calls end to end on the simulator speaking Asterisk 11."""
 
     dialect = "asterisk11"
-    test_redirectedCarrierLegStaysUpdated = knownBug(
-        SimulatorCalls.test_redirectedCarrierLegStaysUpdated, ZOMBIE_DEAD)
-    test_optimisedLocalCallStaysUpdated = knownBug(
-        SimulatorCalls.test_optimisedLocalCallStaysUpdated, ZOMBIE_DEAD)
 
 
 class Asterisk13CallTests(SimulatorCalls, TestCase):
