@@ -311,6 +311,19 @@ class DialectFactsMixin:
         # Originate needs call in 1.4, originate from 1.6.
         self.assertEqual(messages["o"] == "Permission denied", self.facts["anyBit"])
 
+    def test_syncOriginate(self):
+        """A sync Originate is answered once the call is up, the session's next action after
+        it, and no OriginateResponse is printed (the same in every version)."""
+        self.originate(self.sender, "Local/8600012@acqs-test")  # rings 3 s
+        self.sender.send("Ping", ("ActionID", "p"))
+        self.advance(2.75)
+        self.assertEqual(len(self.sender.responses()), 1)  # the login's
+        self.advance(0.5)
+        self.assertEqual([r.get("ActionID") for r in self.sender.responses()],
+                         ["login", "orig", "p"])
+        self.assertEqual(self.sender.responses()[1]["Message"], "Originate successfully queued")
+        self.assertEqual(self.listener.events("OriginateResponse"), [])
+
     def test_eventClasses(self):
         """An Events mask naming dtmf means nothing to 1.4, whose classes lack it."""
         keys = self.peer("listener", events="dtmf")
@@ -335,9 +348,11 @@ class RegistryTests(SimulatorTestCase):
         self.assertEqual(set(DIALECTS), set(FACTS))
 
     def test_commandLineTakesEveryDialect(self):
-        """python -m acqs.simulator --dialect accepts every dialect."""
+        """python -m acqs.simulator --dialect accepts every dialect, and a patched build."""
         for name in DIALECTS:
             self.assertEqual(parse(["--dialect", name]).dialect, name)
+        self.assertEqual((parse([]).vicidial_patches, parse(["--vicidial-patches"])
+                          .vicidial_patches), (False, True))
 
     def test_clientReadsEveryGreeting(self):
         """acqs' client logs in to every dialect and reads its AMI version."""
@@ -353,7 +368,11 @@ class RegistryTests(SimulatorTestCase):
 
 
 class MasqueradeMixin:
-    """A Redirect of the dialled leg of a bridge (1.4 - 11: a masquerade)."""
+    """
+    A Redirect of the dialled leg of a bridge (1.4 - 11: a masquerade): the
+    leg a Local channel's C{;2} dials, with C{/n} so that the Local pair is
+    not optimised away first.
+    """
 
     dialect = ""
 
@@ -362,7 +381,7 @@ class MasqueradeMixin:
         self.sim = Simulator(self.clock, dialect=self.dialect)
         self.listener = self.peer("listener")
         self.sender = self.peer("sender", events="off")
-        self.originate(self.sender, "Local/915551234@default", "8600014", "acqs-test",
+        self.originate(self.sender, "Local/915551234@default/n", "8600014", "acqs-test",
                        ("Async", "true"))
         self.advance(1.5)
         [self.sip] = [n for n in self.sim.channels if n.startswith("SIP/")]
@@ -411,6 +430,74 @@ class ClassicMasqueradeMixin(MasqueradeMixin):
         self.assertNotIn(b"ZOMBIE", bytes(self.sender.received))
 
 
+class LocalOptimisationMixin:
+    """A Local channel whose C{;2} dials a carrier leg, without C{/n}."""
+
+    dialect = ""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.sim = Simulator(self.clock, dialect=self.dialect)
+        self.listener = self.peer("listener")
+        self.sender = self.peer("sender", events="off")
+
+    def call(self, channel: str = "Local/915551234@default") -> None:
+        self.originate(self.sender, channel, "8600014", "acqs-test", ("Async", "true"))
+        self.advance(1.5)
+
+    def named(self, prefix: str) -> List[dict]:
+        return [e for e in self.listener.events() if e["Event"] in ("Newchannel", "Rename")
+                and (e.get("Channel") or e.get("Oldname")).startswith(prefix)]
+
+
+class ClassicLocalOptimisationMixin(LocalOptimisationMixin):
+    def test_optimisedAway(self):
+        """Once ;2 is bridged to the carrier leg, that leg is masqueraded into ;1: ;1's
+        uniqueid and dialplan go on as SIP/carrier-..., the leg's old uniqueid hangs up as
+        Local/...;1<ZOMBIE>, and ;2 ends."""
+        self.call()
+        [one, two, sip] = [e["Uniqueid"] for e in self.listener.events("Newchannel")]
+        [live] = self.sim.channels.values()
+        self.assertTrue(live.name.startswith("SIP/carrier-"), live.name)
+        self.assertEqual((live.uniqueid, live.exten, live.tech, live.callerIDName),
+                         (one, "8600014", "SIP", CALLERID))
+        [oneName] = [e["Channel"] for e in self.listener.events("Newchannel")
+                     if e["Uniqueid"] == one]
+        self.assertEqual(
+            [(e.get("Oldname", e.get("Channel")), e["Newname"], e["Uniqueid"])
+             for e in self.listener.events("Rename")],
+            [(live.name, live.name + "<MASQ>", sip), (oneName, live.name, one),
+             (live.name + "<MASQ>", oneName + "<ZOMBIE>", sip)])
+        hangups = [(e["Channel"], e["Uniqueid"]) for e in self.listener.events("Hangup")]
+        self.assertEqual(hangups[0], (oneName + "<ZOMBIE>", sip))
+        self.assertIn(two, [u for _, u in hangups])
+        self.sim.hangup(live.name)
+        self.advance(1)
+        self.assertEqual(self.listener.events("Hangup")[-1]["Uniqueid"], one)
+
+    def test_farEndStillEnds(self):
+        """The carrier's far end hanging up after its hold time ends the optimised call."""
+        self.call("Local/95551234@default")  # default's far end talks 5 s
+        [live] = self.sim.channels.values()
+        self.advance(5)
+        self.assertEqual(self.sim.channels, {})
+        self.assertEqual(self.listener.events("Hangup")[-1]["Uniqueid"], live.uniqueid)
+
+    def test_notWithN(self):
+        """Local/.../n is never optimised away."""
+        self.call("Local/915551234@default/n")
+        self.assertEqual(len(self.sim.channels), 3)
+        self.assertEqual(self.listener.events("Rename"), [])
+
+
+class StasisLocalOptimisationMixin(LocalOptimisationMixin):
+    def test_keptInThePath(self):
+        """12+: a Local pair whose ;1 is not in a bridge stays, as on the real 22."""
+        self.call()
+        self.assertEqual(len(self.sim.channels), 3)
+        self.assertNotIn("ZOMBIE", bytes(self.listener.received).decode())
+
+
 class StasisMasqueradeMixin(MasqueradeMixin):
     def test_noZombie(self):
         """12+: the redirected channel keeps its name and uniqueid; no Rename, no zombie."""
@@ -420,9 +507,13 @@ class StasisMasqueradeMixin(MasqueradeMixin):
 
 
 for _name in FACTS:
-    _base = StasisMasqueradeMixin if _name in ("asterisk13", "asterisk22") else (
-        ClassicMasqueradeMixin)
-    _case = type(f"{_name.capitalize()}MasqueradeTests", (_base, SimulatorTestCase),
-                 {"dialect": _name, "__doc__": f"Redirect of a bridged leg on {_name}."})
-    globals()[_case.__name__] = _case
-del _base, _case
+    _stasis = _name in ("asterisk13", "asterisk22")
+    for _base, _what, _doc in (
+            (StasisMasqueradeMixin if _stasis else ClassicMasqueradeMixin, "Masquerade",
+             "Redirect of a bridged leg"),
+            (StasisLocalOptimisationMixin if _stasis else ClassicLocalOptimisationMixin,
+             "LocalOptimisation", "A Local channel dialling a carrier leg")):
+        _case = type(f"{_name.capitalize()}{_what}Tests", (_base, SimulatorTestCase),
+                     {"dialect": _name, "__doc__": f"{_doc} on {_name}."})
+        globals()[_case.__name__] = _case
+del _stasis, _base, _what, _doc, _case

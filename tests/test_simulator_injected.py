@@ -99,8 +99,10 @@ class Asterisk22InjectedTests(InjectedTestCase):
     def test_pjsipPeerStatusAsCaptured(self):
         """A PJSIP PeerStatus has ChannelType, Peer and PeerStatus only, class system."""
         self.sim.peerStatus("PJSIP", "phone1", "Reachable")
+        self.sim.peerStatus("PJSIP", "PJSIP/phone1", "Reachable")
         self.flush()
-        [status] = self.listener.events("PeerStatus")
+        status, same = self.listener.events("PeerStatus")
+        self.assertEqual(same, status)
         self.assertEqual(list(status), captured("pjsip_register.listener.ami", "PeerStatus"))
         self.assertEqual(status, {"Event": "PeerStatus", "Privilege": "system,all",
                                   "ChannelType": "PJSIP", "Peer": "PJSIP/phone1",
@@ -112,7 +114,7 @@ class Asterisk22InjectedTests(InjectedTestCase):
         self.assertRaises(ValueError, self.sim.peerStatus, "PJSIP", "1001", "Registered")
         self.assertRaises(ValueError, self.sim.peerStatus, "PJSIP", "1001", "Reachable",
                           address="10.0.0.1")
-        self.assertRaises(ValueError, self.sim.peerStatus, "PJSIP", "PJSIP/1001", "Reachable")
+        self.assertRaises(ValueError, self.sim.peerStatus, "PJSIP", "SIP/1001", "Reachable")
         self.assertRaises(ValueError, self.sim.peerStatus, "PJSIP", "1001", "Reachable",
                           pingTime=12)
 

@@ -1,10 +1,11 @@
 """
 acqs' Asterisk Manager Interface simulator, for unit tests and the demo.
 
-L{Simulator} answers AMI like Asterisk 22 (or 1.4) does, plays Originate
-as a call through a small declarative dialplan (L{Exten}), and has knobs
-for the faults acqs must survive.  Run it stand-alone with
-C{python -m acqs.simulator --port 5038}.
+L{Simulator} answers AMI as Asterisk 1.4, 1.6, 1.8, 11, 13 or 22 does
+(L{acqs.simulator.dialects}), plays Originate as a call through a small
+declarative dialplan (L{Exten}), and has knobs for the faults acqs must
+survive.  Run it stand-alone with C{python -m acqs.simulator --port 5038
+[--dialect asterisk13] [--vicidial-patches]}.
 
 Events that come from outside the calls it plays are injected with these
 L{Simulator} methods; each is printed as the dialect's Asterisk prints it

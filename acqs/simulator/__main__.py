@@ -2,6 +2,7 @@
 Run the simulator stand-alone on 127.0.0.1:
 
     python -m acqs.simulator --port 5038 [--dialect asterisk14] [--seed N]
+        [--vicidial-patches]
 """
 
 import argparse
@@ -24,13 +25,17 @@ def parse(argv):
                         help="which Asterisk to behave like (default asterisk22)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for the orderings Asterisk leaves to chance")
+    parser.add_argument("--vicidial-patches", action="store_true",
+                        help="a build with VICIdial's chan_sip patches (their events can then"
+                             " be injected)")
     return parser.parse_args(argv)
 
 
 async def main(reactor, argv) -> None:
     options = parse(argv)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
-    simulator = Simulator(reactor, dialect=options.dialect, seed=options.seed)
+    simulator = Simulator(reactor, dialect=options.dialect, seed=options.seed,
+                          vicidialPatches=options.vicidial_patches)
     endpoint = TCP4ServerEndpoint(reactor, options.port, interface="127.0.0.1")
     port = await simulator.listen(endpoint)
     address = port.getHost()

@@ -29,9 +29,16 @@ Rules taken from Asterisk 22's behaviour:
  - a call dialled by C{Dial()} gets the dialler's Linkedid and caller ID
    (the dialler's exten as number when it has none).
 
-Simplified: one bridge technology (a two-party basic bridge); a redirected
-channel that was not running the dialplan starts it in place (Asterisk
-masquerades it into a new channel); the far end of a non-Local channel is
+For Asterisk 1.4 - 11 (the dialect's C{masquerades}) a redirected channel
+that runs no dialplan is masqueraded into a new C{AsyncGoto/} channel, and
+a Local channel whose C{;2} is bridged to a non-Local leg is optimised
+away (L{PBX._optimizeLocal}); both leave a C{<ZOMBIE>} that hangs up.
+
+Simplified: one bridge technology (a two-party basic bridge); from 12 a
+redirected channel that was not running the dialplan starts it in place
+(Asterisk masquerades it into a new channel, silently); a Local pair is
+optimised only when its C{;2} is bridged to a non-Local channel (chan_local
+waits for a media frame; a Local callee may carry none); the far end of a non-Local channel is
 an L{Exten} (ring, answer, hold) rather than a phone, and such a channel is
 created in its dialler's context; C{;2} always reports Up before C{;1}
 (the captures saw the reverse in about one run in ten); the captures twice
@@ -66,6 +73,17 @@ _HANGUP_WEIGHTS = (7, 3)
 # OriginateResponse reasons seen: 4 answered, 3 no answer while ringing, 0 anything else
 # (a missing exten or context, or the dialled channel hung up before answering).
 REASON_FAILED, REASON_RINGING, REASON_ANSWERED = 0, 3, 4
+
+# What a Local channel optimisation swaps between ;1 and the channel masqueraded into it.
+_SWAPPED = ("tech", "callerIDNum", "callerIDName", "connectedLineNum", "connectedLineName",
+            "farEnd")
+
+
+class _FarEnd:
+    """Holds the timer of a far end's hangup moved by a masquerade."""
+
+    timer = None
+
 
 # What a masquerade moves from the old channel to the one that takes its place.
 _MASQUERADED = ("callerIDNum", "callerIDName", "connectedLineNum", "connectedLineName",
@@ -276,6 +294,10 @@ class _Dial:
         pbx._enterBridge(self.caller, bridge)
         pbx._setVar(callee, "BRIDGEPEER", self.caller.name)
         pbx._setVar(self.caller, "BRIDGEPEER", callee.name)
+        caller = self.caller
+        if (pbx._names.masquerades and caller.localSide == 2 and not caller.noOptimization
+                and callee.tech.lower() != "local"):
+            pbx._soon(pbx._optimizeLocal, caller, callee)
 
     def onHangup(self, callee: Channel) -> None:
         """The callee went before it answered."""
@@ -558,6 +580,7 @@ class PBX:
         exten, _, context = r.data.partition("/")[0].partition("@")
         context = context or "default"
         one, two = self._newLocalPair(exten, context)
+        one.noOptimization = two.noOptimization = "n" in r.data.partition("/")[2]
         o.channel = one
         for key, value in r.variables:
             one.variables[key] = value
@@ -737,6 +760,7 @@ class PBX:
                 dial._end("CHANUNAVAIL")
                 return
             one, two = self._newLocalPair(exten, context, ch.linkedid, ch.callID)
+            one.noOptimization = two.noOptimization = "n" in resource.partition("/")[2]
             self._callID(one, ch.callID)
             dial.callee = one
             self._dialled(ch, one, dial)
@@ -1021,6 +1045,37 @@ class PBX:
             new.localPeer.localPeer = new
         self._rename(ch, f"AsyncGoto/{name}<ZOMBIE>")
         return new
+
+    def _optimizeLocal(self, two: Channel, far: Channel) -> None:
+        """
+        Asterisk 1.4 - 11 take a Local pair out of the call once its C{;2}
+        is bridged to another channel (chan_local's check_bridge, unless
+        C{/n}): that channel is masqueraded into C{;1}, which keeps its
+        uniqueid and dialplan and goes on under the other's name,
+        technology and caller ID; the other's old self, renamed
+        C{<;1's name><ZOMBIE>}, is left to C{;2} and hangs up.
+        """
+        one = two.localPeer
+        if (one is None or one.gone or one.hangupRequested or two.gone or far.gone
+                or far.bridge is None or far.bridge is not two.bridge):
+            return
+        oneName, farName = one.name, far.name
+        self._emit("Masquerade", fields=(("Clone", farName), ("CloneState", far.state),
+                                         ("Original", oneName), ("OriginalState", one.state)))
+        self._rename(far, f"{farName}<MASQ>")
+        self._rename(one, farName)
+        for attribute in _SWAPPED:
+            mine, theirs = getattr(one, attribute), getattr(far, attribute)
+            setattr(one, attribute, theirs)
+            setattr(far, attribute, mine)
+        one.localPeer, one.localSide = None, 0
+        far.localPeer, far.localSide, two.localPeer = two, 1, far
+        hold = far.timer
+        if hold is not None and hold.active():  # the far end's hangup now ends ;1
+            self._later(_FarEnd(), hold.getTime() - self.now, self._farHangup, one)
+        self._cancel(far)
+        self._rename(far, f"{oneName}<ZOMBIE>")
+        self._soon(self._requestHangup, far, NORMAL_CLEARING)
 
     def _rename(self, ch: Channel, name: str) -> None:
         self._emit("Rename", ch, fields=(("Newname", name),))

@@ -80,6 +80,7 @@ class Channel:
         # Engine bookkeeping.
         self.localPeer: Optional["Channel"] = None
         self.localSide = 0               # 1 or 2 for the halves of a Local channel
+        self.noOptimization = False      # a Local channel asked for with /n
         self.program: Optional[list] = None  # applications run instead of the dialplan
         self.announced: Optional[tuple] = None  # context/exten/priority of the last Newexten
         self.dialer: Any = None          # who placed this channel and waits for it

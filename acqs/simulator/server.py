@@ -539,6 +539,11 @@ class Simulator:
     @ivar onEvent: if set, called with each L{Event} the moment it is
         published, before any session gets it.
 
+    C{dialect} names the Asterisk version (L{acqs.simulator.dialects});
+    C{vicidialPatches} makes it a build with VICIdial's chan_sip patches,
+    whose events the injection methods (L{dtmf}, L{peerStatus} and the
+    rest, see L{acqs.simulator}) can then print.
+
     Fault knobs, all driven by the injected clock:
      - C{responseDelay}: seconds before every response (and, while it
        waits, before the session's events);
@@ -692,8 +697,8 @@ class Simulator:
                    time: Optional[int] = None, pingTime: Optional[int] = None,
                    maxPing: Optional[int] = None) -> None:
         """
-        A C{PeerStatus} of C{channelType/peer} (C{peer} without the
-        technology) with the headers this version prints of those given;
+        A C{PeerStatus} of C{channelType/peer} (C{peer} given as C{1001} or
+        C{SIP/1001}) with the headers this version prints of those given;
         C{pingTime}/C{maxPing} need C{vicidialPatches}.  ValueError for what
         the version cannot print (chan_sip on 22, PJSIP before 13, a status
         the driver never sends, details PJSIP never gives).

@@ -22,6 +22,8 @@ DIALPLAN = DEFAULT_DIALPLAN.withContext("e2e", {
     "100": Exten(ring=0.3, answer=True, hold=0.5),
     "200": Exten(answer=True, hold=None),  # up until someone hangs up
     "300": Exten(answer=True, hold=0.5),  # a Redirect target
+    "400": Exten(ring=1, answer=True, hold=None),  # rings a second, then up until hung up
+    "_7X.": Exten(ring=0.3, answer=True, hold=None, dial="SIP/carrier/${EXTEN:1}"),
 }).withContext("demo", {
     "8600011": Exten(ring=0.3, answer=True, hold=None),
 }).withContext("default", {

@@ -23,11 +23,13 @@ PEER_STATES = {"SIP": ("Registered", "Unregistered", "Rejected", "Reachable", "L
                "PJSIP": ("Reachable", "Unreachable")}
 
 # Event classes (manager.c's perms table), oldest first.
-CLASSES_14 = ("system", "call", "log", "verbose", "command", "agent", "user", "config")
-CLASSES_16 = CLASSES_14 + ("dtmf", "reporting", "cdr", "dialplan", "originate", "agi")
-CLASSES_18 = CLASSES_16 + ("cc", "aoc", "test")
-CLASSES_11 = CLASSES_18 + ("message",)
-CLASSES_13 = CLASSES_18 + ("security", "message")
+CLASSES_14: Tuple[str, ...] = ("system", "call", "log", "verbose", "command", "agent", "user",
+                               "config")
+CLASSES_16: Tuple[str, ...] = CLASSES_14 + ("dtmf", "reporting", "cdr", "dialplan", "originate",
+                                            "agi")
+CLASSES_18: Tuple[str, ...] = CLASSES_16 + ("cc", "aoc", "test")
+CLASSES_11: Tuple[str, ...] = CLASSES_18 + ("message",)
+CLASSES_13: Tuple[str, ...] = CLASSES_18 + ("security", "message")
 
 UNKNOWN_ACTION = ("Invalid/unknown command: {}. Use Action: ListCommands to show available"
                   " commands.")
@@ -248,8 +250,7 @@ class Dialect:
                              f" {', '.join(self.peerTypes)}")
         if status not in PEER_STATES[channelType]:
             raise ValueError(f"{channelType} prints no PeerStatus {status!r}")
-        if "/" in peer:
-            raise ValueError(f"give the peer's name without its technology, not {peer!r}")
+        peer = self._peerName(channelType, peer)
         given = {k: v for k, v in details if v is not None}
         if "PingTime" in given or "MaxPing" in given:
             self.offers("PingTime")
@@ -269,7 +270,18 @@ class Dialect:
 
     def peerRegistered(self, channelType: str, peer: str, host: str) -> List[Header]:
         self.offers("PeerRegistered")
+        peer = self._peerName(channelType, peer)
         return [("ChannelType", channelType), ("Peer", f"{channelType}/{peer}"), ("Host", host)]
+
+    @staticmethod
+    def _peerName(channelType: str, peer: str) -> str:
+        """C{1001} of C{1001} or C{SIP/1001}; ValueError for another technology's."""
+        tech, sep, name = peer.partition("/")
+        if not sep:
+            return peer
+        if tech != channelType or not name or "/" in name:
+            raise ValueError(f"peer {peer!r} is not a {channelType} peer's name")
+        return name
 
     def rtpDisconnect(self, channel: str, lastRx: str) -> List[Header]:
         self.offers("SIPRTPDisconnect")

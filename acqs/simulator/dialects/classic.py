@@ -31,11 +31,15 @@ C{Name=value} for a constant.
   - 11 (C{"asterisk11"}, AMI 1.3): C{AccountCode} in Hangup, C{LocalBridge},
     the Filter action (10+), the Application form of OriginateResponse.
 
-Until 11 a Redirect of a channel that runs no dialplan (the dialled leg of
-a bridge) masquerades it: a new C{AsyncGoto/<name>} channel takes its name
-and runs the dialplan with a new uniqueid, the old one is renamed
-C{<name><MASQ>} and then C{AsyncGoto/<name><ZOMBIE>}, and that zombie
-hangs up with the old uniqueid.
+Until 11 (C{masquerades}) two things masquerade one channel into another
+(the call engine plays them, L{acqs.simulator.calls}): a Redirect of a
+channel that runs no dialplan (the dialled leg of a bridge), which a new
+C{AsyncGoto/<name>} channel takes over with a new uniqueid, leaving
+C{AsyncGoto/<name><ZOMBIE>}; and chan_local's optimisation, which, once a
+Local channel's C{;2} is bridged to a carrier leg (no C{/n}), masquerades
+that leg into C{;1}: C{;1}'s uniqueid goes on under the leg's name, and
+C{<;1's name><ZOMBIE>} hangs up with the leg's old uniqueid.  Both print
+C{Rename} (C{<MASQ>}, then C{<ZOMBIE>}) and, from 1.6, C{Masquerade}.
 
 Simplified: a channel's CDR starts when the channel is created (durations);
 VarSet is not printed in 1.4; 1.6 answers a second Login like the first;
@@ -44,7 +48,7 @@ not printed; C{CallerID1}/C{CallerID2} of 1.4's C{Link} print C{(null)} for
 a channel without a number, as glibc prints a NULL.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...ami.message import Header, encode
 from ..channels import UNKNOWN, Channel, causeText
@@ -63,9 +67,11 @@ def layout(empty: str, names: str) -> Layout:
     return empty, tuple(names.split())
 
 
-def _value(name: str, ch: Optional[Channel], dest: Optional[Channel], event: Event,
-           now: float) -> str:
-    """The value of header C{name} of C{event} about C{ch} (and its C{dest})."""
+def _value(name: str, ch: Any, dest: Any, event: Event, now: float) -> str:
+    """
+    The value of header C{name} of C{event} about C{ch} (and its C{dest});
+    a layout names channel fields only of events that have the channels.
+    """
     key = name.lower()
     if key in ("channel", "source", "oldname", "channel1"):
         return ch.name
@@ -139,17 +145,17 @@ class Asterisk14(Dialect):
     masquerades = True
     unauthenticated = "Authentication Required"
     alreadyLoggedIn = "Already logged in"
-    anonymousLogoff = "See ya"
+    anonymousLogoff: Optional[str] = "See ya"
     oldCommandNames = True
     chanlistFormat = "{:<20.20} {:<20.20} {:<7.7} {:<30.30}"
     chanlistProcessed = False
-    conciseTail = ("AMAFlags", "Duration", "BridgedChannel")
+    conciseTail: Tuple[str, ...] = ("AMAFlags", "Duration", "BridgedChannel")
     noConferences = "No active conferences."
     hasTalkRequest = False
     localSeparator = ","
     localCounter = False
     peerChannelType = False
-    peerDetails = ("Cause", "Time")
+    peerDetails: Tuple[str, ...] = ("Cause", "Time")
     noCallerName = "(null)"  # the patches print a NULL cid_name as glibc does
     patchedEvents = frozenset(["CPD-Result", "SIP-Hangup-Cause"])
 
@@ -253,7 +259,9 @@ class Asterisk14(Dialect):
         """
         bridge = event.bridge
         entering = event.name == "BridgeEnter"
-        if len(bridge.members) != (2 if entering else 1) or len(bridge.entered) < 2:
+        if bridge is None or len(bridge.entered) < 2:
+            return None
+        if len(bridge.members) != (2 if entering else 1):
             return None
         first, second = bridge.entered[1], bridge.entered[0]
         return self.bridgeState(entering) + [
@@ -308,7 +316,7 @@ class Asterisk16(Asterisk14):
     pingTimestamp = False
     oldCommandNames = False
     chanlistProcessed = True
-    conciseTail = ("AMAFlags", "Duration", "BridgedChannel", "Uniqueid")
+    conciseTail: Tuple[str, ...] = ("AMAFlags", "Duration", "BridgedChannel", "Uniqueid")
     noConferences = "No active MeetMe conferences."
     hasTalkRequest = True
     localSeparator = ";"

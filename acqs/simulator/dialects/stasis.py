@@ -36,7 +36,7 @@ C{vicidialPatches}; a production build (no C{TestEvent}).  Asterisk 14 - 18
 differ from it mostly in the C{Command} framing and C{DialState}.
 """
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from ...ami.message import Header, encode
 from ..channels import UNKNOWN, Channel, causeText
@@ -59,7 +59,7 @@ class Asterisk22(Dialect):
     authority = {"originate": "originate", "command": "command", "redirect": "call",
                  "hangup": "system,call", "status": "system,call,reporting",
                  "coreshowchannels": "system,reporting", "filter": "system"}
-    peerTypes = ("PJSIP",)  # chan_sip was removed in 21
+    peerTypes: Tuple[str, ...] = ("PJSIP",)  # chan_sip was removed in 21
     peerTimeIfUnreachable = True
 
     _categories = {
@@ -71,7 +71,7 @@ class Asterisk22(Dialect):
     # What the call engine publishes for older versions only.
     _silent = frozenset(["DialReturned", "Rename", "Masquerade"])
 
-    def fullyBooted(self, uptime: int):
+    def fullyBooted(self, uptime: int) -> Tuple[Tuple[str, str], ...]:
         return (("Uptime", str(uptime)), ("LastReload", str(uptime)),
                 ("Status", "Fully Booted"))
 
@@ -123,9 +123,8 @@ class Asterisk22(Dialect):
         if name == "Newexten" and DIALPLAN_UNCHANGED in event.tags:
             return None
         if name == "OriginateResponse":
-            out = [(k, v or UNKNOWN) if k in ("Uniqueid", "CallerIDNum", "CallerIDName")
-                   else (k, v) for k, v in fields]
-            return [h for h in out if h != ("ActionID", "")]
+            return [(k, v or UNKNOWN) if k in ("Uniqueid", "CallerIDNum", "CallerIDName")
+                    else (k, v) for k, v in fields if (k, v) != ("ActionID", "")]
         if name == "Hangup":
             cause = int(event.get("Cause", "0"))
             return self.snapshot(event.channel) + fields + [("Cause-txt", causeText(cause))]
@@ -210,7 +209,7 @@ class Asterisk13(Asterisk22):
                " on 2021-07-22 14:47:09 UTC")
     testFramework = False
     chanlistFormat = "{:<20.20} {:<20.20} {:<7.7} {:<30.30}"
-    peerTypes = ("SIP", "PJSIP")
+    peerTypes: Tuple[str, ...] = ("SIP", "PJSIP")
     patchedEvents = frozenset(["PeerRegistered", "SIPRTPDisconnect", "SIPCriticalTimeout",
                                "PingTime"])
 
