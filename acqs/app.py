@@ -207,6 +207,7 @@ def acqsServices(
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
                               settings.stale_after, keepHours=settings.keep_hours,
                               onServer=live.follow if following else None,
+                              readServer=live.wantsRows,
                               standsIn=presence.standsIn if presence else lambda: False)
     logThrough(rowLogGate(lambda: live.row_logs), listener, sender, store)
     live.whenChanged(lambda changed: changed & LISTENER and logInAgain(listener, settings))

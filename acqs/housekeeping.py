@@ -7,7 +7,8 @@ and, with C{keepHours}, this server's rows older than that, for a server
 that runs acqs without VICIdial's cron.
 
 With C{onServer}, the heartbeat's transaction also reads VICIdial's
-C{servers} row, handed to C{onServer}: no extra round of transactions.
+C{servers} row (while C{readServer()}), handed to C{onServer}: one more
+statement, no extra transaction.
 While C{standsIn()} (no Perl sender can be running: acqs holds VICIdial's
 process title), rows a Perl sender left in QUEUE go back to NEW at once,
 not after C{staleAfter}.
@@ -46,6 +47,7 @@ class Housekeeper(Service):
         keepHours: Optional[float] = None,
         pruneInterval: float = 60.0,
         onServer: Optional[Callable[[ServerRead], None]] = None,
+        readServer: Callable[[], bool] = lambda: True,
         standsIn: Callable[[], bool] = lambda: False,
     ):
         self._clock = clock
@@ -56,6 +58,7 @@ class Housekeeper(Service):
         self._keepHours = keepHours
         self._pruneInterval = pruneInterval
         self._onServer = onServer
+        self._readServer = readServer
         self._standsIn = standsIn
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._loop = LoopingCall(self._tick)
@@ -78,9 +81,10 @@ class Housekeeper(Service):
 
     async def _housekeep(self) -> None:
         try:
+            reading = self._onServer is not None and self._readServer()
             server = await self._store.heartbeat(self.serverIP, self.instance, self._host,
-                                                 self._pid, readServer=bool(self._onServer))
-            if self._onServer is not None:
+                                                 self._pid, readServer=reading)
+            if reading:
                 self._tell(server)
             recovery = await self._store.recoverStranded(
                 self.serverIP, self.instance, self._staleAfter,

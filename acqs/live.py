@@ -16,8 +16,9 @@ place that has it:
 L{LiveSettings} holds the values in force.  The AMI endpoint
 (L{LiveEndpoint}) and the AMI factories read them each time they connect,
 so a new send session uses a changed value at once; the listener is told
-to reconnect.  Without a C{servers} table (not VICIdial) or row, acqs runs
-on its options, and says so once.
+to reconnect.  Without a C{servers} row acqs runs on its options, and says
+so once; without a C{servers} table (not VICIdial) it does not look again
+until it restarts.
 
 C{vd_server_logs} = N turns VICIdial's script logs off; acqs then drops its
 per-row info lines (those that name a man_id, callerid or uniqueid) and
@@ -77,6 +78,10 @@ class LiveSettings:
     def whenChanged(self, watcher: Watcher) -> None:
         """Call C{watcher(names)} with the names of the settings each change changes."""
         self._watchers.append(watcher)
+
+    def wantsRows(self) -> bool:
+        """Whether to read the servers row again: not where there is no servers table."""
+        return self._absent != "table"
 
     def overridden(self) -> List[str]:
         """The followed settings that acqs' own options give (the row's are not used)."""

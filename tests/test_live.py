@@ -71,8 +71,10 @@ class LiveSettingsTests(SynchronousTestCase):
         live = self.live(send_secret="s", listen_secret="s")
         for _ in range(3):
             live.follow(ServerRead(None, "Table 'asterisk.servers' doesn't exist"))
+        self.assertFalse(live.wantsRows())
         live.follow(ServerRead(None))
         self.assertEqual(self.text().count("acqs uses its own AMI settings"), 2)
+        self.assertTrue(live.wantsRows())
         self.assertEqual(live.ami, "tcp:host=127.0.0.1:port=5038")
         live.follow(ServerRead(ROW))
         self.assertEqual(live.ami, ROW.ami)
