@@ -264,7 +264,8 @@ def addServer(db: ScratchDatabase, server_ip: str, **columns) -> None:
     """A servers row for C{server_ip}, VICIdial's defaults but for C{columns}."""
     columns.setdefault("server_id", f"s{secrets.token_hex(4)}")
     names = ["server_ip", *columns]
-    db.execute(f"INSERT INTO servers ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})",
+    marks = ", ".join(["%s"] * len(names))
+    db.execute(f"INSERT INTO servers ({', '.join(names)}) VALUES ({marks})",
                [server_ip, *columns.values()])
 
 
