@@ -9,7 +9,9 @@ Each setting is taken from the first place that has it:
     the long option names (C{poll-interval = 0.05}; C{_} may stand for C{-});
  3. C{/etc/astguiclient.conf}, VICIdial's own file: C{VARserver_ip} and
     C{VARDB_*} (skipped with C{--demo});
- 4. the built-in defaults of L{Settings}.
+ 4. the built-in defaults of L{Settings}; for the AMI settings, VICIdial's
+    C{servers} row comes first (L{acqs.live}: L{Settings.given} names what
+    beats it).
 
 Secrets follow their own order, first found wins; the literal value beats
 the file at the same level:
