@@ -106,21 +106,27 @@ def buildService(settings: Settings, reactor) -> IService:
     takeInstanceName(settings)
     live = LiveSettings(settings)
     readServerSettings(settings, live)
-    try:
-        processes = listProcesses()
-    except OSError:
-        processes = None  # said by Presence at its first look
-    presence = Presence(reactor, settings.server_ip,
-                        lambda: deferToThreadPool(reactor, reactor.getThreadPool(), listProcesses),
-                        TitleLock(), ProcessTitle(), initial=processes)
+    presence = standIn(settings, reactor) if settings.stand_in else None
     store = openStore(settings.db, reactor, password=settings.db_password,
                       waitStep=settings.wait_step)
     acqs = Acqs(store)
-    presence.setServiceParent(acqs)
+    if presence is not None:
+        presence.setServiceParent(acqs)
     for service in acqsServices(settings, reactor, store,
                                 LiveEndpoint(reactor, lambda: live.ami), live, presence):
         service.setServiceParent(acqs)
     return acqs
+
+
+def standIn(settings: Settings, reactor) -> Presence:
+    """The L{Presence} that stands in for VICIdial's Perl ACQS in ps, the box's processes read."""
+    try:
+        processes = listProcesses()
+    except OSError:
+        processes = None  # said by Presence at its first look
+    return Presence(reactor, settings.server_ip,
+                    lambda: deferToThreadPool(reactor, reactor.getThreadPool(), listProcesses),
+                    TitleLock(), ProcessTitle(), initial=processes)
 
 
 def readServerSettings(settings: Settings, live: LiveSettings) -> None:

@@ -97,6 +97,7 @@ class Settings:
     roll_logs: bool = False
     metrics: Optional[str] = None
     row_logs: Optional[bool] = None  # None: as VICIdial's servers.vd_server_logs
+    stand_in: bool = True  # carry VICIdial's ACQS process title; stand by beside a Perl one
     # The fields given by the command line, the INI file or astguiclient.conf
     # (and secrets given anywhere): they beat VICIdial's servers row.
     given: FrozenSet[str] = frozenset()
@@ -346,6 +347,8 @@ OPTIONS = (
            parse=listenOn, check=_serverEndpoint, shown="off"),
     Option("row-logs", "row_logs", "log a line per row sent or updated (yes/no)",
            parse=_optionalBoolean, shown="servers.vd_server_logs, else yes"),
+    Option("stand-in", "stand_in", "stand in for VICIdial's Perl ACQS in ps (yes/no)",
+           parse=_boolean),
     Option("demo", "demo", "run the demo: SQLite and simulated Asterisk",
            parse=_boolean, flag=True, inINI=False),
 )

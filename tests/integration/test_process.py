@@ -106,6 +106,7 @@ class LoadTests(TestCase):
             "--ami", f"tcp:host=127.0.0.1:port={self.asterisk.number}",
             "--send-user", "sender", "--listen-user", "listener", "--linger", "0.3",
             "--max-sessions", "4", "--instance", "load", "--stale-after", "3600",
+            "--stand-in", "no",
             env={"ACQS_SEND_SECRET": "sendersecret", "ACQS_LISTEN_SECRET": "listenersecret"})
 
     def answered(self):
@@ -210,7 +211,7 @@ class InstanceNameTests(TestCase):
             self, "--server-ip", SERVER, "--db", str(self.db.url),
             "--ami", f"tcp:host=127.0.0.1:port={self.asterisk.number}",
             "--send-user", "sender", "--listen-user", "listener", "--instance", instance,
-            "--status-file", "",
+            "--status-file", "", "--stand-in", "no",
             env={"ACQS_SEND_SECRET": "sendersecret", "ACQS_LISTEN_SECRET": "listenersecret"})
 
     async def test_secondRefused(self):
@@ -365,4 +366,16 @@ class VICIdialCheckTests(TestCase):
                          timeout=30)
         self.assertIn("left by VICIdial's Perl sender", self.db.action(left)["reason"])
         self.assertEqual(vicidialCheck()[:2], ([process.transport.pid], [process.transport.pid]))
+        await self.stop(process)
+
+    async def test_standInOff(self):
+        """With --stand-in no acqs carries no process title, and claims and sends as before."""
+        process = self.start("box1", "--stand-in", "no")
+        await eventually(lambda: "Listening to AMI" in process.text or process.ended.called)
+        skipUnlessInstalled(process)
+        man_id = self.db.insertAction(SERVER, "Hangup", "HL000000000000000003",
+                                      ["Channel: SIP/none-0003"])
+        await eventually(lambda: self.db.status(man_id) == "SENT")
+        self.assertEqual(vicidialCheck()[:2], ([], []))
+        self.assertNotIn("Process title", process.text)
         await self.stop(process)
