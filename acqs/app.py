@@ -131,22 +131,27 @@ def standIn(settings: Settings, reactor) -> Presence:
 
 def readServerSettings(settings: Settings, live: LiveSettings) -> None:
     """
-    Read VICIdial's servers row into C{live} at start-up; refuse to start
-    (C{SystemExit}) with no AMI secret from anywhere.
+    Read VICIdial's servers row into C{live} at start-up.  Without an AMI
+    secret of acqs' own, the row must give one: refuse to start
+    (C{SystemExit}, one line) when it cannot be read or has none.
     """
     url = parseURL(settings.db).withPassword(settings.db_password)
+    where = f"VICIdial's servers row of {settings.server_ip} (ASTmgrSECRET)"
     try:
         live.follow(lookUpServer(url, settings.server_ip))
     except StoreUnavailable as e:
+        if not settings.send_secret:
+            raise SystemExit(f"twistd acqs: not starting: no AMI secret: none given, and {where}"
+                             f" could not be read: {e}")
         Logger().warn("Could not read VICIdial's servers row of {server_ip} ({reason});"
                       " it is read again every 5 s", server_ip=settings.server_ip,
                       reason=str(e))
         return
     if not live.send_secret:
         raise SystemExit(
-            "acqs: not starting: no AMI secret: give --send-secret-file FILE, set"
-            " ACQS_SEND_SECRET, or set send-secret in the --config file, or have VICIdial's"
-            f" servers row of {settings.server_ip} (ASTmgrSECRET) in {url}")
+            "twistd acqs: not starting: no AMI secret: give --send-secret-file FILE, set"
+            " ACQS_SEND_SECRET, or set send-secret in the --config file; there is no"
+            f" {where} in {url}")
 
 
 def takeInstanceName(settings: Settings) -> None:

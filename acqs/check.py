@@ -372,8 +372,11 @@ def _amiFinding(topic: str, user: str, version: Optional[str], allowed: Dict[str
         advice.append("without Filter (write = system) acqs reads every call event and skips"
                       " the others itself")
     if listens and "CoreShowChannels" in refused:
-        advice.append("without CoreShowChannels (write = system or reporting) acqs cannot"
-                      " catch up on calls after a reconnect")
+        advice.append("without CoreShowChannels (write = system or reporting) acqs catches up"
+                      " after a reconnect with core show channels concise: hangups, but no call"
+                      " it did not see is ended" if allowed.get("Command") else
+                      "without CoreShowChannels (write = system or reporting) or Command"
+                      " (write = command) acqs cannot catch up on calls after a reconnect")
     if not advice:
         return Finding(OK, topic, text)
     stock = " VICIdial's sample listencron has write = command;" if listens else ""

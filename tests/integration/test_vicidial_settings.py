@@ -3,6 +3,7 @@ acqs on VICIdial's settings: the AMI settings of the servers row, followed
 while acqs runs, on the real MariaDB and the simulator on loopback TCP.
 """
 
+import attr
 from twisted.internet import reactor
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
@@ -118,6 +119,15 @@ class ServersRowTests(TestCase):
             readServerSettings(settings, LiveSettings(settings))
         self.assertIn("no AMI secret", str(caught.exception))
         self.assertIn(f"servers row of {SERVER} (ASTmgrSECRET)", str(caught.exception))
+
+    def test_noSecretNoDatabase(self):
+        """Without a secret of its own and with the database unreachable acqs does not start
+        either: the servers row cannot give one."""
+        settings = attr.evolve(self.settings(), db="mysql://cron@127.0.0.1:9/asterisk")
+        with self.assertRaises(SystemExit) as caught:
+            readServerSettings(settings, LiveSettings(settings))
+        self.assertIn("no AMI secret: none given, and VICIdial's servers row",
+                      str(caught.exception))
 
     async def test_notVICIdial(self):
         """Without a servers table acqs runs on its own settings, saying so in one line."""
