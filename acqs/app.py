@@ -257,7 +257,7 @@ def snapshotOf(
     def snapshot() -> Dict[str, object]:
         return {
             **(presence.snapshot() if presence else {}),
-            "problems": presence.problems() if presence else [],
+            "warnings": presence.problems() if presence else [],
             "server_ip": sender.serverIP,
             "instance": sender.instance,
             "version": __version__,

@@ -224,7 +224,7 @@ class Presence(Service):
         return self.titled and self.scanned and not self.perl
 
     def problems(self) -> List[str]:
-        """What the status file reports as wrong."""
+        """What the status file reports as wrong (a restart would not mend it)."""
         if not self.perl:
             return []
         return [f"VICIdial's Perl ACQS runs on this box ({_pids(self.perl)}): acqs does not"

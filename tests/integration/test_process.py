@@ -358,7 +358,8 @@ class VICIdialCheckTests(TestCase):
             [os.path.join(os.path.dirname(sys.executable), "acqs"), "health", "--status-file",
              status], capture_output=True, text=True, timeout=60)
         self.assertEqual(health.returncode, 1, health.stdout + health.stderr)
-        self.assertIn(f"VICIdial's Perl ACQS runs on this box (pid {perl.pid})", health.stdout)
+        self.assertIn(f"DEGRADED: VICIdial's Perl ACQS runs on this box (pid {perl.pid})",
+                      health.stdout)
         self.assertEqual((self.db.status(left), self.db.status(new)), ("QUEUE", "NEW"))
         perl.kill()
         perl.wait()
