@@ -2,10 +2,11 @@
 Wiring: the acqs service tree for a L{Settings}.
 
     Acqs (stops its children one by one, in reverse order, then closes the store)
+    ├── Presence      (the daemon) the process title VICIdial's scripts look for
     ├── Writer        Asterisk's answers and call updates, written together
     ├── Listener      persistent AMI session → call updates
     ├── Sender        claims rows → one short-lived AMI session per action
-    ├── Housekeeper   heartbeat, recovery of stranded rows
+    ├── Housekeeper   heartbeat (and VICIdial's servers row), recovery of stranded rows
     ├── NewRowsWatch  how many rows wait as NEW, and since when the oldest
     ├── StatusFile    the JSON status read by ``acqs health``
     ├── InsertToSend  (--metrics) the entry_date→send times, read from the database
@@ -13,7 +14,8 @@ Wiring: the acqs service tree for a L{Settings}.
 
 The listener starts first so that it is listening before the first action
 goes out; the sender stops first so that its results are written while the
-store is still open.
+store is still open.  The AMI settings in force are a L{LiveSettings}, which
+follows VICIdial's servers row.
 """
 
 import os
@@ -22,8 +24,8 @@ from typing import Callable, Dict, List, Optional
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from ._version import __version__
@@ -36,10 +38,13 @@ from .health import StatusFile
 from .housekeeping import Housekeeper
 from .listener import EVENT_MASK, Listener
 from .health import pidAlive
+from .live import LISTENER, LiveEndpoint, LiveSettings, logThrough, rowLogGate
 from .metrics import NO_OBSERVER, Metrics
+from .presence import Presence, ProcessTitle, TitleLock, listProcesses
 from .sender import Sender
 from .session import ActionSession
-from .store import InstanceConflict, StoreUnavailable, openStore, registerInstance
+from .store import (InstanceConflict, StoreUnavailable, lookUpServer, openStore,
+                    registerInstance)
 from .store.interfaces import IQueueStore
 from .store.url import parseURL
 from .web import WebService, webServices
@@ -99,12 +104,54 @@ class Acqs(MultiService):
 def buildService(settings: Settings, reactor) -> IService:
     """The service tree for C{settings} (L{acqs.demo.buildDemo} builds the demo's)."""
     takeInstanceName(settings)
+    live = LiveSettings(settings)
+    readServerSettings(settings, live)
+    presence = standIn(settings, reactor) if settings.stand_in else None
     store = openStore(settings.db, reactor, password=settings.db_password,
                       waitStep=settings.wait_step)
     acqs = Acqs(store)
-    for service in acqsServices(settings, reactor, store, clientFromString(reactor, settings.ami)):
+    if presence is not None:
+        presence.setServiceParent(acqs)
+    for service in acqsServices(settings, reactor, store,
+                                LiveEndpoint(reactor, lambda: live.ami), live, presence):
         service.setServiceParent(acqs)
     return acqs
+
+
+def standIn(settings: Settings, reactor) -> Presence:
+    """The L{Presence} that stands in for VICIdial's Perl ACQS in ps, the box's processes read."""
+    try:
+        processes = listProcesses()
+    except OSError:
+        processes = None  # said by Presence at its first look
+    return Presence(reactor, settings.server_ip,
+                    lambda: deferToThreadPool(reactor, reactor.getThreadPool(), listProcesses),
+                    TitleLock(), ProcessTitle(), initial=processes)
+
+
+def readServerSettings(settings: Settings, live: LiveSettings) -> None:
+    """
+    Read VICIdial's servers row into C{live} at start-up.  Without an AMI
+    secret of acqs' own, the row must give one: refuse to start
+    (C{SystemExit}, one line) when it cannot be read or has none.
+    """
+    url = parseURL(settings.db).withPassword(settings.db_password)
+    where = f"VICIdial's servers row of {settings.server_ip} (ASTmgrSECRET)"
+    try:
+        live.follow(lookUpServer(url, settings.server_ip))
+    except StoreUnavailable as e:
+        if not settings.send_secret:
+            raise SystemExit(f"twistd acqs: not starting: no AMI secret: none given, and {where}"
+                             f" could not be read: {e}")
+        Logger().warn("Could not read VICIdial's servers row of {server_ip} ({reason});"
+                      " it is read again every 5 s", server_ip=settings.server_ip,
+                      reason=str(e))
+        return
+    if not live.send_secret:
+        raise SystemExit(
+            "twistd acqs: not starting: no AMI secret: give --send-secret-file FILE, set"
+            " ACQS_SEND_SECRET, or set send-secret in the --config file; there is no"
+            f" {where} in {url}")
 
 
 def takeInstanceName(settings: Settings) -> None:
@@ -125,17 +172,24 @@ def takeInstanceName(settings: Settings) -> None:
 
 
 def acqsServices(
-    settings: Settings, reactor, store: IQueueStore, endpoint: IStreamClientEndpoint
+    settings: Settings, reactor, store: IQueueStore, endpoint: IStreamClientEndpoint,
+    live: Optional[LiveSettings] = None, presence: Optional[Presence] = None,
 ) -> List[IService]:
-    """acqs' services, in start order, on an open store and an AMI endpoint."""
+    """
+    acqs' services, in start order, on an open store and an AMI endpoint;
+    with C{live}, following VICIdial's servers row; with C{presence},
+    standing in for VICIdial's ACQS in ps.
+    """
     tracker = CallTracker()
+    following = live is not None
+    live = live or LiveSettings(settings)
 
-    def factory(user: str, secret: str, events: str) -> AMIFactory:
-        return AMIFactory(user, secret, reactor, events=events, md5=settings.md5,
+    def factory(credentials, events: str) -> AMIFactory:
+        return AMIFactory("", "", reactor, events=events, md5=settings.md5,
                           timeout=settings.action_timeout,
-                          greetingTimeout=settings.greeting_timeout)
+                          greetingTimeout=settings.greeting_timeout, credentials=credentials)
 
-    sendFactory = factory(settings.send_user, settings.send_secret, "off")
+    sendFactory = factory(live.sendCredentials, "off")
     metrics = Metrics(settings.allow_actions) if settings.metrics else NO_OBSERVER
 
     def openSession() -> ActionSession:
@@ -144,9 +198,8 @@ def acqsServices(
 
     writes = BatchWriter(reactor, lambda batch: store.record(settings.server_ip, batch),
                          "answers and call updates", delay=WRITE_WINDOW)
-    listener = Listener(reactor, endpoint, factory(settings.listen_user,
-                                                   settings.listen_secret, EVENT_MASK),
-                        store, settings.server_ip, tracker, writes=writes, name=settings.ami)
+    listener = Listener(reactor, endpoint, factory(live.listenCredentials, EVENT_MASK),
+                        store, settings.server_ip, tracker, writes=writes, name=live.ami)
 
     def answered(action, result, sentAt) -> None:
         if result.callAnswered:
@@ -160,16 +213,22 @@ def acqsServices(
                     pollInterval=settings.poll_interval, idleWait=settings.idle_wait,
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
                     ready=lambda: listener.protocol is not None, writes=writes,
-                    stopTimeout=settings.action_timeout, metrics=metrics)
+                    stopTimeout=settings.action_timeout, metrics=metrics,
+                    hold=presence.hold if presence else lambda: None)
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
-                              settings.stale_after, keepHours=settings.keep_hours)
+                              settings.stale_after, keepHours=settings.keep_hours,
+                              onServer=live.follow if following else None,
+                              readServer=live.wantsRows,
+                              standsIn=presence.standsIn if presence else lambda: False)
+    logThrough(rowLogGate(lambda: live.row_logs), listener, sender, store)
+    live.whenChanged(lambda changed: changed & LISTENER and logInAgain(listener, settings))
     newRows = NewRowsWatch(reactor, store, settings.server_ip)
     services: List[IService] = [Writer(reactor, writes, settings.action_timeout), listener,
                                 sender, housekeeper, newRows]
     web: List[WebService] = []
     snapshot = snapshotOf(listener, sender, housekeeper, store, newRows,
-                          started=reactor.seconds(), ami=settings.ami,
-                          metricsError=lambda: web[0].error if web else None)
+                          started=reactor.seconds(), ami=lambda: live.ami,
+                          metricsError=lambda: web[0].error if web else None, presence=presence)
     if settings.status_file:
         services.append(StatusFile(reactor, settings.status_file, snapshot))
     if settings.metrics:
@@ -179,20 +238,31 @@ def acqsServices(
     return services
 
 
+def logInAgain(listener: Listener, settings: Settings) -> None:
+    """The listener logs off, to log in again with the settings in force."""
+    protocol = listener.protocol
+    if protocol is not None:
+        protocol.logoff(settings.action_timeout).addBoth(
+            lambda _: protocol.transport.loseConnection())
+
+
 def snapshotOf(
     listener: Listener, sender: Sender, housekeeper: Housekeeper, store: IQueueStore,
-    newRows: NewRowsWatch, started: float, ami: str,
+    newRows: NewRowsWatch, started: float, ami: Callable[[], str],
     metricsError: Callable[[], Optional[str]] = lambda: None,
+    presence: Optional[Presence] = None,
 ) -> Callable[[], Dict[str, object]]:
     """What the status file reports, for ``acqs health`` and operators."""
 
     def snapshot() -> Dict[str, object]:
         return {
+            **(presence.snapshot() if presence else {}),
+            "warnings": presence.problems() if presence else [],
             "server_ip": sender.serverIP,
             "instance": sender.instance,
             "version": __version__,
             "started_at": started,
-            "ami": ami,
+            "ami": ami(),
             "listener_connected": listener.protocol is not None,
             "listener_down_since": listener.downSince,
             "listener_cause": listener.cause,

@@ -6,6 +6,7 @@ C{twistd acqs}).
     acqs initdb --db sqlite:///var/lib/acqs/queue.db
 
     acqs health --status-file /var/lib/acqs/acqs.status.json
+    acqs check --config /etc/acqs/acqs.ini      (before replacing VICIdial's Perl ACQS)
 
     acqs rows --since 10m            acqs trace 1234
     acqs send Hangup 'Channel: SIP/carrier-0000002a'
@@ -24,6 +25,7 @@ from ._version import __version__
 from .store.dialects import dialectFor
 from .store.schema import initdb
 from .store.url import DatabaseURL, parseURL
+from . import check
 
 
 # sysexits' EX_USAGE: the command line is wrong.  Subcommands whose codes
@@ -108,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     command.set_defaults(run=initdbCommand)
     health.register(subcommands)
     rowscli.register(subcommands)
+    check.register(subcommands)
     return top
 
 

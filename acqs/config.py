@@ -9,7 +9,9 @@ Each setting is taken from the first place that has it:
     the long option names (C{poll-interval = 0.05}; C{_} may stand for C{-});
  3. C{/etc/astguiclient.conf}, VICIdial's own file: C{VARserver_ip} and
     C{VARDB_*} (skipped with C{--demo});
- 4. the built-in defaults of L{Settings}.
+ 4. the built-in defaults of L{Settings}; for the AMI settings, VICIdial's
+    C{servers} row comes first (L{acqs.live}: L{Settings.given} names what
+    beats it).
 
 Secrets follow their own order, first found wins; the literal value beats
 the file at the same level:
@@ -34,7 +36,7 @@ import ipaddress
 import math
 import os
 import socket
-from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, FrozenSet, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 import attr
@@ -94,6 +96,11 @@ class Settings:
     json_log: Optional[str] = None
     roll_logs: bool = False
     metrics: Optional[str] = None
+    row_logs: Optional[bool] = None  # None: as VICIdial's servers.vd_server_logs
+    stand_in: bool = True  # carry VICIdial's ACQS process title; stand by beside a Perl one
+    # The fields given by the command line, the INI file or astguiclient.conf
+    # (and secrets given anywhere): they beat VICIdial's servers row.
+    given: FrozenSet[str] = frozenset()
 
     def __repr__(self) -> str:
         shown = []
@@ -233,6 +240,10 @@ def _boolean(text: str) -> bool:
         raise ValueError(f"{text!r} is not yes or no") from None
 
 
+def _optionalBoolean(text: str) -> Optional[bool]:
+    return _boolean(text) if text.strip() else None
+
+
 def _optionalPath(text: str) -> Optional[str]:
     return text or None
 
@@ -334,6 +345,10 @@ OPTIONS = (
            parse=_boolean, flag=True),
     Option("metrics", "metrics", "serve /metrics and a status page here (a port: loopback)",
            parse=listenOn, check=_serverEndpoint, shown="off"),
+    Option("row-logs", "row_logs", "log a line per row sent or updated (yes/no)",
+           parse=_optionalBoolean, shown="servers.vd_server_logs, else yes"),
+    Option("stand-in", "stand_in", "stand in for VICIdial's Perl ACQS in ps (yes/no)",
+           parse=_boolean),
     Option("demo", "demo", "run the demo: SQLite and simulated Asterisk",
            parse=_boolean, flag=True, inINI=False),
 )
@@ -518,7 +533,8 @@ def loadSettings(
     file and C{astguiclient} into L{Settings}, in the order the module
     docstring gives; raise L{usage.UsageError} with a sentence on bad or
     missing values, or when a setting named in C{required} is not found
-    (the daemon needs both; tools that only use the database, fewer).
+    (the daemon's C{send-secret} is not: it may come from VICIdial's
+    C{servers} row, which L{acqs.app} reads at start).
     """
     environ = os.environ if environ is None else environ
     cli = _Source({k: v for k, v in options.items() if v is not None}, lambda n: f"--{n}")
@@ -530,6 +546,7 @@ def loadSettings(
         lambda n: f"{_VICIDIAL_SHOWN[n]} in {astguiclient}",
     )
     values, dbSource = _plainValues((cli, ini, vicidial))
+    given = frozenset(values)
     url = values.get("db", attr.fields_dict(Settings)["db"].default)
     values["db"], urlPassword = withoutPassword(url)
 
@@ -558,15 +575,11 @@ def loadSettings(
                 f"run where {astguiclient} has VARserver_ip"
                 + (" (--demo needs none)" if "send-secret" in required else "")
             )
-        if not send and "send-secret" in required:
-            raise usage.UsageError(
-                "no AMI secret: give --send-secret-file FILE, set ACQS_SEND_SECRET, or "
-                "set send-secret in the --config file (VICIdial's is ASTmgrSECRET "
-                "in the servers table)"
-            )
+    given |= {name for name, secret in (("send_secret", send), ("listen_secret", listen))
+              if secret}
     return Settings(
         db_password=dbPassword, send_secret=send or "", listen_secret=listen or "",
-        **values,
+        given=given, **values,
     )
 
 

@@ -28,6 +28,8 @@ whose keys are all optional (an absent key is not checked):
   - C{updates_dropped} (int): updates dropped since start (too many waited).
   - C{metrics_error} (str): why the metrics port could not be had.
   - C{problems} (list of str): anything else the application finds wrong.
+  - C{warnings} (list of str): what else is wrong that a restart would not
+    mend (a Perl ACQS beside acqs): DEGRADED.
 
 Other keys (counters and the like) are shown, not judged.
 
@@ -268,6 +270,7 @@ def judge(status: dict, now: float, grace: float = 60.0, maxPending: int = 10_00
     if status.get("metrics_error"):
         problems.append(Problem(DEGRADED_, str(status["metrics_error"])))
     problems.extend(Problem(UNHEALTHY_, str(p)) for p in status.get("problems") or ())
+    problems.extend(Problem(DEGRADED_, str(p)) for p in status.get("warnings") or ())
     return sorted(problems, key=lambda p: -VERDICTS.index(p.level))
 
 

@@ -5,11 +5,18 @@ silent; see L{acqs.store.recovery} for the rule), and pruning: acqs_action
 records whose vicidial_manager row VICIdial's AST_flush_DBqueue.pl deleted,
 and, with C{keepHours}, this server's rows older than that, for a server
 that runs acqs without VICIdial's cron.
+
+With C{onServer}, the heartbeat's transaction also reads VICIdial's
+C{servers} row (while C{readServer()}), handed to C{onServer}: one more
+statement, no extra transaction.
+While C{standsIn()} (no Perl sender can be running: acqs holds VICIdial's
+process title), rows a Perl sender left in QUEUE go back to NEW at once,
+not after C{staleAfter}.
 """
 
 import os
 import socket
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -18,6 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from .store.interfaces import IQueueStore
+from .store.servers import ServerRead
 
 # Rows and records one pruning statement deletes at most, and how many
 # batches one round may take.
@@ -38,6 +46,9 @@ class Housekeeper(Service):
         interval: float = 5.0,
         keepHours: Optional[float] = None,
         pruneInterval: float = 60.0,
+        onServer: Optional[Callable[[ServerRead], None]] = None,
+        readServer: Callable[[], bool] = lambda: True,
+        standsIn: Callable[[], bool] = lambda: False,
     ):
         self._clock = clock
         self._store = store
@@ -46,6 +57,9 @@ class Housekeeper(Service):
         self._staleAfter = staleAfter
         self._keepHours = keepHours
         self._pruneInterval = pruneInterval
+        self._onServer = onServer
+        self._readServer = readServer
+        self._standsIn = standsIn
         self._host, self._pid = socket.gethostname(), os.getpid()
         self._loop = LoopingCall(self._tick)
         self._loop.clock = clock
@@ -67,9 +81,14 @@ class Housekeeper(Service):
 
     async def _housekeep(self) -> None:
         try:
-            await self._store.heartbeat(self.serverIP, self.instance, self._host, self._pid)
+            reading = self._onServer is not None and self._readServer()
+            server = await self._store.heartbeat(self.serverIP, self.instance, self._host,
+                                                 self._pid, readServer=reading)
+            if reading:
+                self._tell(server)
             recovery = await self._store.recoverStranded(
-                self.serverIP, self.instance, self._staleAfter)
+                self.serverIP, self.instance, self._staleAfter,
+                unclaimedAfter=0 if self._standsIn() else None)
             now = self._clock.seconds()
             if self._prunedAt is None or now - self._prunedAt >= self._pruneInterval:
                 self._prunedAt = now
@@ -83,6 +102,12 @@ class Housekeeper(Service):
         self.healthy = True
         self.downSince = self.error = None
         self.recovered += len(recovery.requeued) + len(recovery.unknown)  # the store logs them
+
+    def _tell(self, server: ServerRead) -> None:
+        try:
+            self._onServer(server)
+        except Exception:
+            self.log.failure("Following VICIdial's servers row failed")
 
     async def _prune(self) -> None:
         records = rows = 0

@@ -81,6 +81,8 @@ class Sender(Service):
     @param allowed: the lower-case action names that may be sent; all when
         None.
     @param ready: whether rows may be claimed now (the listener listens).
+    @param hold: another reason not to claim now (a Perl sender runs beside
+        acqs), or None.
     @param writes: where Asterisk's answers are written (shared with the
         listener, so that an answer and its call's ringing go in one
         transaction); a writer of its own if None.
@@ -108,6 +110,7 @@ class Sender(Service):
         onAnswer: Callable[[Action, SendResult, float], None] = lambda action, result, at: None,
         allowed: Optional[Collection[str]] = None,
         ready: Callable[[], bool] = lambda: True,
+        hold: Callable[[], Optional[str]] = lambda: None,
         writes: Optional[BatchWriter] = None,
         stopTimeout: float = 30.0,
         metrics: Observer = NO_OBSERVER,
@@ -132,6 +135,8 @@ class Sender(Service):
         self._onAnswer = onAnswer
         self._allowed = allowed
         self._ready = ready
+        self._hold = hold
+        self._held: Optional[str] = None
         self._waiting = False  # for the listener
         self._stopTimeout = stopTimeout
         self._backlog: Deque[Action] = deque()
@@ -200,6 +205,15 @@ class Sender(Service):
 
     def _mayClaim(self) -> bool:
         if self._stopping or self.amiDownSince is not None:
+            return False
+        held = self._hold()
+        if held != self._held:
+            if held is not None:
+                self.log.error("Not claiming rows: {reason}", reason=held)
+            else:
+                self.log.info("Claiming rows again (held while {reason})", reason=self._held)
+            self._held = held
+        if held is not None:
             return False
         if not self._ready():
             if not self._waiting:

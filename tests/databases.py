@@ -215,3 +215,61 @@ class ScratchDatabase:
     def _one(self, table: str, columns: Sequence[str], man_id: int) -> Optional[dict]:
         found = self.rows(f"SELECT {', '.join(columns)} FROM {table} WHERE man_id = %s", (man_id,))
         return dict(zip(columns, found[0])) if found else None
+
+
+# VICIdial 2.14's servers table (extras/MySQL_AST_CREATE_tables.sql), the
+# columns acqs reads and their neighbours, with VICIdial's defaults.
+SERVERS_MYSQL = """
+CREATE TABLE servers (
+server_id VARCHAR(10) NOT NULL,
+server_description VARCHAR(255),
+server_ip VARCHAR(15) NOT NULL,
+active ENUM('Y','N'),
+asterisk_version VARCHAR(20) default '1.4.21.2',
+max_vicidial_trunks SMALLINT(4) default '23',
+telnet_host VARCHAR(20) NOT NULL default 'localhost',
+telnet_port INT(5) NOT NULL default '5038',
+ASTmgrUSERNAME VARCHAR(20) NOT NULL default 'cron',
+ASTmgrSECRET VARCHAR(20) NOT NULL default '1234',
+ASTmgrUSERNAMEupdate VARCHAR(20) NOT NULL default 'updatecron',
+ASTmgrUSERNAMElisten VARCHAR(20) NOT NULL default 'listencron',
+ASTmgrUSERNAMEsend VARCHAR(20) NOT NULL default 'sendcron',
+local_gmt VARCHAR(6) default '-5.00',
+answer_transfer_agent VARCHAR(20) NOT NULL default '8365',
+ext_context VARCHAR(20) NOT NULL default 'default',
+vd_server_logs ENUM('Y','N') default 'Y',
+unique index server_id (server_id)
+) ENGINE=MyISAM
+"""
+SERVERS_SQLITE = (
+    "CREATE TABLE servers (server_id TEXT NOT NULL UNIQUE, server_description TEXT,"
+    " server_ip TEXT NOT NULL, active TEXT, asterisk_version TEXT DEFAULT '1.4.21.2',"
+    " max_vicidial_trunks INTEGER DEFAULT 23, telnet_host TEXT NOT NULL DEFAULT 'localhost',"
+    " telnet_port INTEGER NOT NULL DEFAULT 5038, ASTmgrUSERNAME TEXT NOT NULL DEFAULT 'cron',"
+    " ASTmgrSECRET TEXT NOT NULL DEFAULT '1234',"
+    " ASTmgrUSERNAMEupdate TEXT NOT NULL DEFAULT 'updatecron',"
+    " ASTmgrUSERNAMElisten TEXT NOT NULL DEFAULT 'listencron',"
+    " ASTmgrUSERNAMEsend TEXT NOT NULL DEFAULT 'sendcron', local_gmt TEXT DEFAULT '-5.00',"
+    " answer_transfer_agent TEXT NOT NULL DEFAULT '8365',"
+    " ext_context TEXT NOT NULL DEFAULT 'default', vd_server_logs TEXT DEFAULT 'Y')"
+)
+
+
+def createServers(db: ScratchDatabase) -> None:
+    """Create VICIdial's servers table in C{db}."""
+    db.execute(SERVERS_MYSQL if db.url.kind == MYSQL else SERVERS_SQLITE)
+
+
+def addServer(db: ScratchDatabase, server_ip: str, **columns) -> None:
+    """A servers row for C{server_ip}, VICIdial's defaults but for C{columns}."""
+    columns.setdefault("server_id", f"s{secrets.token_hex(4)}")
+    names = ["server_ip", *columns]
+    marks = ", ".join(["%s"] * len(names))
+    db.execute(f"INSERT INTO servers ({', '.join(names)}) VALUES ({marks})",
+               [server_ip, *columns.values()])
+
+
+def setServer(db: ScratchDatabase, server_ip: str, **columns) -> None:
+    """Change C{columns} of C{server_ip}'s servers rows, as Admin -> Servers does."""
+    db.execute(f"UPDATE servers SET {', '.join(f'{n} = %s' for n in columns)}"
+               " WHERE server_ip = %s", [*columns.values(), server_ip])

@@ -302,10 +302,21 @@ class SecretTests(LoadTestCase):
         self.assertEqual(self.load(server_ip="10.0.0.9").send_secret, "l")
 
     def test_missingSecret(self):
-        """Without any AMI secret acqs refuses to start and names the ways to give one."""
-        message = self.refused(server_ip="10.0.0.9")
-        self.assertIn("--send-secret-file", message)
-        self.assertIn("ACQS_SEND_SECRET", message)
+        """Without any AMI secret the settings load with none: on a VICIdial server it comes
+        from the servers row (acqs.app refuses to start where none is found)."""
+        s = self.load(server_ip="10.0.0.9")
+        self.assertEqual((s.send_secret, s.listen_secret), ("", ""))
+        self.assertNotIn("send_secret", s.given)
+
+    def test_givenSettings(self):
+        """Settings.given names what the command line, the INI file and astguiclient.conf
+        gave, and the secrets given anywhere: those beat VICIdial's servers row."""
+        self.env["ACQS_SEND_SECRET"] = "s"
+        s = self.load(server_ip="10.0.0.9", config=self.ini("listen-user = l\n"))
+        self.assertEqual(s.given, {"server_ip", "listen_user", "send_secret", "listen_secret"})
+        del self.env["ACQS_SEND_SECRET"]
+        self.assertEqual(self.loadVICIdial(send_user="u").given,
+                         {"server_ip", "db", "send_user"})
 
     def test_emptySecretFile(self):
         """An empty secret file is refused."""

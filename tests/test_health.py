@@ -218,6 +218,12 @@ class CheckTests(SynchronousTestCase):
         self.write(problems=["AMI login refused"])
         self.assertEqual(self.check(), ("UNHEALTHY", ["AMI login refused"]))
 
+    def test_applicationWarnings(self):
+        """Warnings the application reports (a restart would not mend them) are DEGRADED."""
+        self.write(warnings=["VICIdial's Perl ACQS runs on this box (pid 7)"])
+        self.assertEqual(self.check(), ("DEGRADED", [
+            "VICIdial's Perl ACQS runs on this box (pid 7)"]))
+
     def test_unreadable(self):
         """A status file that is not JSON is a problem."""
         with open(self.path, "w") as f:

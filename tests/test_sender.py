@@ -160,13 +160,13 @@ class MemoryStore:
     def applyUpdates(self, server_ip, updates):
         return succeed(0)
 
-    def recoverStranded(self, server_ip, instance, staleAfter):
+    def recoverStranded(self, server_ip, instance, staleAfter, unclaimedAfter=None):
         return succeed(Recovery((), ()))
 
     def register(self, server_ip, instance, host, pid, staleAfter, isAlive):
         return succeed(None)
 
-    def heartbeat(self, server_ip, instance, host=None, pid=None):
+    def heartbeat(self, server_ip, instance, host=None, pid=None, readServer=False):
         return succeed(None)
 
     def trackedCalls(self, server_ip, ringWindow):

@@ -30,7 +30,7 @@ from acqs.store.records import (
     SendResult,
 )
 
-from .databases import scratchMySQL, scratchSQLite
+from .databases import addServer, createServers, scratchMySQL, scratchSQLite
 
 SERVER = "10.10.11.12"
 OTHER = "10.10.11.13"
@@ -803,6 +803,53 @@ class QueueStoreTests:
         self.assertEqual(recovery, Recovery(requeued=(old,), unknown=()))
         self.assertEqual((self.db.status(old), self.db.status(recent)), ("NEW", "QUEUE"))
         self.assertIn("no acqs claim", self.db.action(old)["reason"])
+
+    async def test_recoverUnclaimedAtOnce(self):
+        """With unclaimedAfter 0 (no Perl sender can run), a QUEUE row with no acqs claim goes
+        back to NEW at once, whatever its entry_date says, with the reason; rows claimed by a
+        live acqs, and SENT rows, are left alone."""
+        future = "2999-01-01 00:00:00"  # a GUI client whose clock runs ahead
+        perl = self.db.insertAction(SERVER, "Originate", CID, status="QUEUE")
+        ahead = self.db.insertAction(SERVER, "Hangup", CID, status="QUEUE", entry_date=future)
+        sent = self.db.insertAction(SERVER, "Hangup", CID, status="SENT")
+        [live] = self.db.insertActions(SERVER, 1)
+        await self.store.claim(SERVER, 1, "box1")
+        await self.store.heartbeat(SERVER, "box1")
+        other = self.db.openStore()
+        self.assertEqual(await other.recoverStranded(SERVER, "box2", 60), Recovery((), ()))
+        recovery = await other.recoverStranded(SERVER, "box2", 60, unclaimedAfter=0)
+        self.assertEqual(recovery, Recovery(requeued=(perl, ahead), unknown=()))
+        self.assertEqual([self.db.status(i) for i in (perl, ahead, sent, live)],
+                         ["NEW", "NEW", "SENT", "QUEUE"])
+        self.assertIn("left by VICIdial's Perl sender", self.db.action(perl)["reason"])
+
+    async def test_heartbeatReadsServersRow(self):
+        """With readServer, the heartbeat's transaction reads VICIdial's servers row: the
+        first of the server IP, the role users under the >3-characters rule, the shared
+        secret, 5038 for an empty port; none for another IP."""
+        createServers(self.db)
+        addServer(self.db, SERVER, telnet_host="10.0.0.9", telnet_port=0,
+                  ASTmgrUSERNAMEsend="abc", ASTmgrUSERNAMElisten="listencron",
+                  vd_server_logs="N", max_vicidial_trunks=40, asterisk_version="13.38.3")
+        addServer(self.db, SERVER, telnet_host="second-row")
+        read = await self.store.heartbeat(SERVER, "box1", "host-a", 1, readServer=True)
+        row = read.row
+        self.assertEqual((row.ami, row.send_user, row.listen_user, row.secret),
+                         ("tcp:host=10.0.0.9:port=5038", "cron", "listencron", "1234"))
+        self.assertEqual((row.vd_server_logs, row.max_vicidial_trunks, row.asterisk_version),
+                         (False, 40, "13.38.3"))
+        self.assertNotIn("1234", repr(row))
+        self.assertEqual(self.db.rows("SELECT host FROM acqs_instance"), [("host-a",)])
+        read = await self.store.heartbeat(OTHER, "box1", readServer=True)
+        self.assertEqual((read.row, read.missing), (None, None))
+
+    async def test_heartbeatWithoutServersTable(self):
+        """Without a servers table (not VICIdial) the heartbeat still beats and says why no
+        row was read."""
+        read = await self.store.heartbeat(SERVER, "box1", "host-a", 1, readServer=True)
+        self.assertIsNone(read.row)
+        self.assertIn("servers", read.missing)
+        self.assertEqual(self.db.rows("SELECT host FROM acqs_instance"), [("host-a",)])
 
     async def test_recoverHalfMarked(self):
         """A SENT row whose record still says queued (a MyISAM mark that failed half-way) was

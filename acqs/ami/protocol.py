@@ -454,7 +454,9 @@ class AMIFactory(Factory):
     """
     Builds AMI protocols and logs them in as one user.
 
-    The secret is kept here and only ever written to the wire.
+    The secret is kept here and only ever written to the wire.  With
+    C{credentials}, the user and secret are C{credentials()} at each login
+    instead (settings that change while acqs runs).
     """
 
     noisy = False  # short-lived sessions would log a start and stop each
@@ -469,14 +471,18 @@ class AMIFactory(Factory):
         md5: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         greetingTimeout: Optional[float] = None,
+        credentials: Optional[Callable[[], Tuple[str, str]]] = None,
     ):
-        self.username = username
-        self._secret = secret
+        self._credentials = credentials or (lambda: (username, secret))
         self._clock = clock
         self.events = events
         self.md5 = md5
         self.timeout = timeout
         self.greetingTimeout = timeout if greetingTimeout is None else greetingTimeout
+
+    @property
+    def username(self) -> str:
+        return self._credentials()[0]
 
     def __repr__(self) -> str:
         return f"<AMIFactory user={self.username!r} events={self.events!r}>"
@@ -497,7 +503,8 @@ class AMIFactory(Factory):
         try:
             await _within(protocol.whenGreeted(), self.greetingTimeout, self._clock,
                           "AMI greeting")
-            return await protocol.login(self.username, self._secret, self.events, self.md5)
+            username, secret = self._credentials()
+            return await protocol.login(username, secret, self.events, self.md5)
         except BaseException:
             protocol.transport.abortConnection()
             raise

@@ -8,19 +8,20 @@ records, on MySQL/MariaDB or SQLite, behind L{IQueueStore}.
 C{acqs initdb --db URL} (L{acqs.store.schema.initdb}) creates the tables.
 """
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from .claims import WAIT_STEP
 from .dialects import dialectFor
 from .interfaces import IQueueStore, StoreUnavailable
 from .records import InstanceConflict
 from .recovery import register
+from .servers import ServerRead, readServer
 from .sqlstore import SQLQueueStore
 from .transaction import Transaction
 from .url import DatabaseURL, parseURL
 
 __all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL", "parseURL",
-           "openStore", "registerInstance"]
+           "openStore", "registerInstance", "lookUpServer", "ServerRead"]
 
 
 def openStore(
@@ -53,15 +54,28 @@ def registerInstance(url: DatabaseURL, server_ip: str, instance: str, host: str,
     raise L{InstanceConflict} while another live process holds it, and
     L{StoreUnavailable} when the database cannot be asked.
     """
+    _once(url, register, server_ip, instance, host, pid, staleAfter, isAlive)
+
+
+def lookUpServer(url: DatabaseURL, server_ip: str) -> ServerRead:
+    """
+    VICIdial's C{servers} row of C{server_ip}, blocking (at start-up);
+    raise L{StoreUnavailable} when the database cannot be asked.
+    """
+    return _once(url, readServer, server_ip)
+
+
+def _once(url: DatabaseURL, work: Callable[..., Any], *args: Any) -> Any:
+    """C{work(t, *args)} as one transaction on a connection of its own."""
     dialect = dialectFor(url)
     try:
         connection = dialect.connect(url)
         try:
             cursor = connection.cursor()
             dialect.begin(cursor)
-            register(Transaction(cursor, dialect), server_ip, instance, host, pid, staleAfter,
-                     isAlive)
+            result = work(Transaction(cursor, dialect), *args)
             connection.commit()
+            return result
         finally:
             connection.close()
     except dialect.errors as e:

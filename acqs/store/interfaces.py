@@ -82,12 +82,16 @@ class IQueueStore(Interface):
         the number of row changes.
         """
 
-    def recoverStranded(server_ip: str, instance: str, staleAfter: float):
+    def recoverStranded(server_ip: str, instance: str, staleAfter: float,
+                        unclaimedAfter=None):
         """
         Resolve rows of C{server_ip} left claimed by a claimant that is gone:
-        C{instance} itself (a previous run of this instance), or any
-        instance whose heartbeat is older than C{staleAfter} seconds.  Rows
-        never marked sending go back to NEW; rows marked sending but never
+        C{instance} itself (a previous run of this instance), any instance
+        whose heartbeat is older than C{staleAfter} seconds, or nobody acqs
+        knows (QUEUE with no claim record: the Perl sender) for a row
+        older than C{unclaimedAfter} seconds (C{staleAfter} if None; 0: at
+        once, for a caller that knows no Perl sender runs).  Rows never
+        marked sending go back to NEW; rows marked sending but never
         answered get response N and are not sent again.  Fires with a
         L{Recovery}.
         """
@@ -99,8 +103,12 @@ class IQueueStore(Interface):
         L{InstanceConflict} while another live process holds it.
         """
 
-    def heartbeat(server_ip: str, instance: str, host: str, pid: int):
-        """Record that C{instance} serving C{server_ip} is alive."""
+    def heartbeat(server_ip: str, instance: str, host: str, pid: int, readServer: bool = False):
+        """
+        Record that C{instance} serving C{server_ip} is alive; with
+        C{readServer}, in the same transaction, read VICIdial's C{servers}
+        row of C{server_ip}: fires with its L{ServerRead}.
+        """
 
     def trackedCalls(server_ip: str, ringWindow: float):
         """

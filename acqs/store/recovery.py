@@ -43,19 +43,28 @@ Recovered = Tuple[List[Tuple[int, Optional[str]]], List[Tuple[int, Optional[str]
 
 
 def recoverStranded(t: Transaction, server_ip: str, instance: str, staleAfter: float,
-                    inFlight: FrozenSet[int]) -> Recovered:
+                    inFlight: FrozenSet[int], unclaimedAfter: Optional[float] = None
+                    ) -> Recovered:
     """
     Take back the stranded rows of C{server_ip}, but those in C{inFlight}
-    (the asking store's own claims).
+    (the asking store's own claims); rows no acqs claimed count after
+    C{unclaimedAfter} seconds (C{staleAfter} if None).
     """
     ago = t.dialect.agoParameter(staleAfter)
+    unclaimedAfter = staleAfter if unclaimedAfter is None else unclaimedAfter
     # A claimant is gone: a previous run of this instance, or an instance
-    # silent for staleAfter; rows no acqs claimed count after staleAfter.
+    # silent for staleAfter; rows no acqs claimed count after unclaimedAfter
+    # (at once when 0, whatever the entry_date of the GUI client's clock).
+    params: Tuple = (server_ip, instance, ago, ago)
+    unclaimed = "a.claimed_by IS NULL"
+    if unclaimedAfter > 0:
+        unclaimed += " AND (v.entry_date IS NULL OR v.entry_date < {ago})"
+        params += (t.dialect.agoParameter(unclaimedAfter),)
     gone = (
         " AND (a.claimed_by = %s"
         " OR (a.claimed_by IS NOT NULL AND a.claimed_at < {ago}"
         " AND (i.heartbeat_at IS NULL OR i.heartbeat_at < {ago}))"
-        " OR (a.claimed_by IS NULL AND (v.entry_date IS NULL OR v.entry_date < {ago})))"
+        f" OR ({unclaimed}))"
     )
     joins = (
         " LEFT JOIN acqs_instance i"
@@ -66,7 +75,7 @@ def recoverStranded(t: Transaction, server_ip: str, instance: str, staleAfter: f
         f"SELECT {columns} FROM vicidial_manager v"
         " LEFT JOIN acqs_action a ON a.man_id = v.man_id" + joins
         + " WHERE v.server_ip = %s AND v.status = 'QUEUE'" + gone,
-        (server_ip, instance, ago, ago, ago),
+        params,
     )
     # Marked sending (SENT, or moved on), or half-marked (SENT, still queued).
     stranded += t.select(
@@ -75,7 +84,7 @@ def recoverStranded(t: Transaction, server_ip: str, instance: str, staleAfter: f
         + " WHERE a.outcome IN ('queued', 'sending') AND v.server_ip = %s"
         " AND (v.status = 'SENT' OR (a.outcome = 'sending' AND v.status <> 'QUEUE'))"
         + gone,
-        (server_ip, instance, ago, ago, ago),
+        params,
     )
     requeue: List[Read] = []
     unknown: List[Read] = []
@@ -89,7 +98,8 @@ def recoverStranded(t: Transaction, server_ip: str, instance: str, staleAfter: f
     # under the same token, a new claim has its own).
     requeued = _stillAsRead(t, requeue)
     unknowns = _stillAsRead(t, unknown)
-    t.requeue([(m, _requeuedReason(claimants[m], staleAfter)) for m in requeued], "requeued")
+    t.requeue([(m, _requeuedReason(claimants[m], unclaimedAfter)) for m in requeued],
+              "requeued")
     t.finish([(m, _unknownReason(claimants[m])) for m in unknowns], SENT, "unknown")
     return ([(m, claimants[m]) for m in requeued], [(m, claimants[m]) for m in unknowns])
 
@@ -106,10 +116,13 @@ def _stillAsRead(t: Transaction, rows: Sequence[Read]) -> List[int]:
     return sorted(kept)
 
 
-def _requeuedReason(claimant: Optional[str], staleAfter: float) -> str:
+def _requeuedReason(claimant: Optional[str], unclaimedAfter: float) -> str:
+    if claimant is None and unclaimedAfter <= 0:
+        return ("found in QUEUE with no acqs claim while no other sender runs on this box"
+                " (left by VICIdial's Perl sender); never marked sending; requeued")
     if claimant is None:
         return (
-            f"found claimed for over {staleAfter:g} s with no acqs claim "
+            f"found claimed for over {unclaimedAfter:g} s with no acqs claim "
             "(another sender stopped?); never marked sending; requeued"
         )
     return f"claimed by {claimant}, which stopped before sending it; requeued"

@@ -91,6 +91,19 @@ def initdb(url: DatabaseURL) -> SchemaReport:
     )
 
 
+def examine(dialect: Dialect, connection) -> Tuple[Tuple[str, ...], List[str], Tuple[str, ...]]:
+    """
+    What L{initdb} would do on C{connection}, doing nothing: acqs' tables
+    missing, the ALTER TABLE statements those there need, and the warnings
+    about vicidial_manager (if there is one).
+    """
+    present = _tables(dialect, connection)
+    creates = [s for s in statements(dialect.kind) if not s.upper().startswith("CREATE INDEX")]
+    upgrades = _upgrades(dialect, connection, creates, present)
+    warnings = _check(dialect, connection.cursor()) if "vicidial_manager" in present else ()
+    return tuple(t for t in ACQS_TABLES if t not in present), upgrades, warnings
+
+
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)", re.S)
 _INDEX = re.compile(r"(?:INDEX|KEY) (\w+) \(", re.I)
 
@@ -119,11 +132,13 @@ def tableDefinitions(creates: List[str]) -> Dict[str, Tuple[Dict[str, str], Dict
     return tables
 
 
-def _upgrades(dialect: Dialect, connection, creates: List[str]) -> List[str]:
-    """The ALTER TABLE statements that bring older acqs tables up to date."""
+def _upgrades(dialect: Dialect, connection, creates: List[str], present=ACQS_TABLES) -> List[str]:
+    """The ALTER TABLE statements that bring older acqs tables (of C{present}) up to date."""
     cursor = connection.cursor()
     found = []
     for table, (columns, indexes) in tableDefinitions(creates).items():
+        if table not in present:
+            continue
         haveColumns, haveIndexes = dialect.describe(cursor, table)
         found += [f"ALTER TABLE {table} ADD COLUMN {definition}"
                   for name, definition in columns.items() if name.lower() not in haveColumns]

@@ -52,7 +52,7 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import calls, duties, pruning, reads, recovery, sending
+from . import calls, duties, pruning, reads, recovery, sending, servers
 from .claims import WAIT_STEP, underClaimLock, waitThenClaim
 from .dialects import Dialect
 from .interfaces import IQueueStore, StoreUnavailable
@@ -182,12 +182,13 @@ class SQLQueueStore:
         return changes
 
     @_deferred
-    async def recoverStranded(self, server_ip: str, instance: str, staleAfter: float):
+    async def recoverStranded(self, server_ip: str, instance: str, staleAfter: float,
+                              unclaimedAfter: Optional[float] = None):
         async with self._claiming:
             info = await self._probe()
             requeued, unknown = await self._run(
                 underClaimLock, server_ip, info, recovery.recoverStranded,
-                cut(instance, INSTANCE), staleAfter, frozenset(self._inFlight),
+                cut(instance, INSTANCE), staleAfter, frozenset(self._inFlight), unclaimedAfter,
             )
         recovered = Recovery(
             requeued=tuple(man_id for man_id, _ in requeued),
@@ -216,9 +217,9 @@ class SQLQueueStore:
 
     @_deferred
     async def heartbeat(self, server_ip: str, instance: str, host: str = None,
-                        pid: int = None):
-        await self._run(recovery.heartbeat, server_ip, cut(instance, INSTANCE),
-                        cut(host, HOST) or None, pid)
+                        pid: int = None, readServer: bool = False):
+        return await self._run(servers.heartbeatReading if readServer else recovery.heartbeat,
+                               server_ip, cut(instance, INSTANCE), cut(host, HOST) or None, pid)
 
     @_deferred
     async def trackedCalls(self, server_ip: str, ringWindow: float):

@@ -94,7 +94,7 @@ class Asterisk22Tests(DutiesTestsMixin, TestCase):
         services = {type(s).__name__: s for s in self.acqs}
         snapshot = snapshotOf(self.listenerService, services["Sender"],
                               services["Housekeeper"], self.acqs.store,
-                              services["NewRowsWatch"], 0.0, "tcp:host=127.0.0.1")()
+                              services["NewRowsWatch"], 0.0, lambda: "tcp:host=127.0.0.1")()
         self.assertEqual(snapshot["duties"], {
             "dtmf": "on", "peer_events": "on", "phone_ip": "on", "phone_status": "on",
             "cpd": "on", "sip_hangup_cause": "on"})

@@ -352,7 +352,7 @@ class KillTests(TestCase):
             self, "--server-ip", SERVER, "--db", str(self.db.url),
             "--ami", f"tcp:host=127.0.0.1:port={self.asterisk.number}",
             "--send-user", "sender", "--listen-user", "listener", "--linger", "0.2",
-            "--instance", "killed", "--status-file", "",
+            "--instance", "killed", "--status-file", "", "--stand-in", "no",
             env={"ACQS_SEND_SECRET": "sendersecret", "ACQS_LISTEN_SECRET": "listenersecret"})
 
     async def test_sigkillMidLoad(self):
@@ -401,7 +401,7 @@ class RealAsteriskKillTests(TestCase):
                 self, "--server-ip", SERVER, "--db", str(db.url),
                 "--ami", f"tcp:host=127.0.0.1:port={proxy.port}",
                 "--send-user", "sender", "--listen-user", "listener", "--linger", "0.2",
-                "--instance", "killed", "--status-file", "",
+                "--instance", "killed", "--status-file", "", "--stand-in", "no",
                 env={"ACQS_SEND_SECRET": "sendersecret",
                      "ACQS_LISTEN_SECRET": "listenersecret"})
 
