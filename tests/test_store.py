@@ -6,7 +6,7 @@ recovery rule and tracked calls.
 
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import time
@@ -16,6 +16,7 @@ from functools import partial
 from twisted.internet import reactor
 
 from acqs.store import IQueueStore, StoreUnavailable
+from acqs.store.interfaces import CannotWait
 from acqs.store.dialects import STATEMENTS_KEPT, MySQLDialect, SQLiteDialect
 from acqs.store.reads import NewRows
 from acqs.store.records import (
@@ -873,46 +874,52 @@ class QueueStoreTests:
 
     waits = True  # whether this database can wait in the server
 
-    async def test_claimWaitsForNew(self):
-        """Where the server can wait: a waiting claim returns nothing after its wait with no
-        NEW row of this server, claims a row INSERTed meanwhile as soon as it comes, and
-        claims at once a row already there.  Where it cannot, it claims at once."""
+    async def test_lookForNew(self):
+        """A look says whether a NEW row of the server is there, not of another server, nor a
+        row claimed already."""
+        self.db.insertAction(OTHER, "Originate", CID)
+        self.assertFalse(await self.store.lookForNew(SERVER))
+        self.db.insertAction(SERVER, "Originate", CID)
+        self.assertTrue(await self.store.lookForNew(SERVER))
+        await self.claimAll()
+        self.assertFalse(await self.store.lookForNew(SERVER))
+
+    async def test_waitForNew(self):
+        """Where the server can wait: a wait with no NEW row of this server returns after its
+        time, one that a row INSERTed meanwhile ends returns as soon as it comes, and one
+        with a row already there at once; each says how many looks it took.  Where it
+        cannot, the wait fails with CannotWait, saying why."""
         self.db.insertAction(OTHER, "Originate", CID)
         started = time.monotonic()
-        self.assertEqual(await self.store.claim(SERVER, 10, "box1", wait=0.2), [])
-        self.assertEqual(self.store.serverInfo.waits, self.waits)
         if not self.waits:
+            with self.assertRaises(CannotWait) as caught:
+                await self.store.waitForNew(SERVER, 0.2, 0.01)
+            self.assertIn("cannot wait", str(caught.exception))
             return
+        self.assertEqual(await self.store.waitForNew(SERVER, 0.2, 0.01), (False, 21))
         self.assertGreaterEqual(time.monotonic() - started, 0.19)
         gui = self.db.connect()
         self.addCleanup(gui.close)
         reactor.callLater(0.1, lambda: self.db.insertAction(SERVER, "Originate", CID,
                                                             connection=gui))
         started = time.monotonic()
-        rows = await self.store.claim(SERVER, 10, "box1", wait=5)
-        self.assertEqual(len(rows), 1)
+        found, looks = await self.store.waitForNew(SERVER, 5, 0.01)
+        self.assertTrue(found)
+        self.assertLess(looks, 400)
         self.assertLess(time.monotonic() - started, 4)
-        self.db.insertAction(SERVER, "Originate", CID)
-        self.assertEqual(len(await self.store.claim(SERVER, 10, "box1", wait=5)), 1)
+        self.assertEqual(await self.store.waitForNew(SERVER, 5, 0.01), (True, 1))
 
     async def test_waitLooksEveryStep(self):
-        """A wait looks for NEW rows every waitStep seconds: a row INSERTed just after a look
-        is claimed at the next one, not before.  Where nothing waits in the server, a claim
-        answers at once whatever the step."""
-        store = self.db.openStore(waitStep=0.4)
-        self.assertEqual(await store.claim(SERVER, 10, "box1"), [])  # learns the server
-        if not store.serverInfo.waits:
-            started = time.monotonic()
-            self.assertEqual(await store.claim(SERVER, 10, "box1", wait=5), [])
-            self.assertLess(time.monotonic() - started, 0.3)
-            return
+        """A wait looks for NEW rows every step: a row INSERTed just after a look is seen at
+        the next one, not before."""
+        if not self.waits:
+            raise SkipTest("this database cannot wait in the server")
         gui = self.db.connect()
         self.addCleanup(gui.close)
         reactor.callLater(0.05, lambda: self.db.insertAction(SERVER, "Originate", CID,
                                                              connection=gui))
         started = time.monotonic()
-        rows = await store.claim(SERVER, 10, "box1", wait=5)
-        self.assertEqual(len(rows), 1)
+        self.assertEqual(await self.store.waitForNew(SERVER, 5, 0.4), (True, 2))
         self.assertGreaterEqual(time.monotonic() - started, 0.35)
         self.assertLess(time.monotonic() - started, 4)
 
