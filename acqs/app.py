@@ -211,7 +211,7 @@ def acqsServices(
                     maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
                     warm=settings.warm_sessions, warmIdle=settings.warm_idle,
                     wakeup=Wakeup(reactor, store, settings.server_ip, settings.wakeup,
-                                  settings.wake_step, settings.wake_idle_step),
+                                  settings.poll_interval, settings.idle_poll_interval),
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
                     ready=lambda: listener.protocol is not None, writes=writes,
                     stopTimeout=settings.action_timeout, metrics=metrics,

@@ -6,7 +6,7 @@ Each setting is taken from the first place that has it:
 
  1. the command line (C{--server-ip}, C{--db}, ...);
  2. the INI file named by C{--config}: one C{[acqs]} section whose keys are
-    the long option names (C{wake-step = 0.01}; C{_} may stand for C{-});
+    the long option names (C{poll-interval = 0.01}; C{_} may stand for C{-});
  3. C{/etc/astguiclient.conf}, VICIdial's own file: C{VARserver_ip} and
     C{VARDB_*} (skipped with C{--demo});
  4. the built-in defaults of L{Settings}; for the AMI settings, VICIdial's
@@ -79,8 +79,8 @@ class Settings:
     listen_secret: str = ""
     md5: bool = False
     wakeup: str = "auto"
-    wake_step: float = 0.01
-    wake_idle_step: float = 0.25
+    poll_interval: float = 0.01
+    idle_poll_interval: float = 0.25
     linger: float = 10.0
     max_sessions: int = 50
     max_connecting: int = 4
@@ -317,12 +317,12 @@ OPTIONS = (
     Option("listen-secret", "listen_secret", "listener's AMI secret (shown by ps)",
            shown="send secret"),
     Option("listen-secret-file", None, "file whose first line is the listener's secret"),
-    Option("wakeup", "wakeup", "how NEW rows are found: auto, wait (in MariaDB) or poll",
+    Option("wakeup", "wakeup", "how NEW rows are found: auto, wait or poll",
            check=_wakeup),
-    Option("wake-step", "wake_step", "seconds between looks for NEW rows while rows come",
+    Option("poll-interval", "poll_interval", "seconds between looks for NEW rows",
            parse=seconds, check=_positive),
-    Option("wake-idle-step", "wake_idle_step", "seconds between looks after 10 s without rows",
-           parse=seconds, check=_positive),
+    Option("idle-poll-interval", "idle_poll_interval",
+           "seconds between looks when idle", parse=seconds, check=_positive),
     Option("linger", "linger", "seconds a session lingers after its action",
            parse=seconds, check=_notNegative),
     Option("max-sessions", "max_sessions", "most AMI send sessions open at once",

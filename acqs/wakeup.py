@@ -16,9 +16,9 @@ client's INSERT could wait for.
 
 Every look costs the database a thread wake-up (0.1-0.3 ms of CPU,
 whatever the look), so the step backs off by the time since the last
-claimed row (L{schedule}): the fast step (C{--wake-step}, 10 ms) for 2 s,
-five times that until 10 s, then the idle step (C{--wake-idle-step},
-0.25 s).  A wait in the server ends where its step would change, and after
+claimed row (L{schedule}): the fast step (C{--poll-interval}, 10 ms) for
+2 s, five times that until 10 s, then the idle step
+(C{--idle-poll-interval}, 0.25 s).  A wait in the server ends where its step would change, and after
 a second at most.  The wake-up is a hint: the claim that follows decides.
 """
 

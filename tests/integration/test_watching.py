@@ -305,7 +305,6 @@ class OutageTests(Watched, TestCase):
         await eventually(lambda: listener.protocol)
         await self.asterisk.down()
         await eventually(lambda: listener.protocol is None)
-        await claimWaitOver()
         waiting = [self.db.insertAction(SERVER, "Hangup", f"HL{n:04d}", ["Channel: SIP/x-1"])
                    for n in range(12)]
 
@@ -390,15 +389,6 @@ class OutageTests(Watched, TestCase):
         self.assertTrue(problems[0].startswith(
             f"cannot serve metrics and the status page on tcp:{taken.getHost().port}"), problems)
         self.assertIn("Address already in use", problems[0])
-
-
-def claimWaitOver():
-    """
-    Fires once a claim that began waiting in MariaDB before the listener went is over
-    (--idle-wait, 1 s): such a claim still takes the first row that comes and holds it
-    in QUEUE (the fast path's issue 16); these tests count rows left NEW.
-    """
-    return deferLater(reactor, 1.5, lambda: None)
 
 
 async def eventuallyAsync(check, timeout=20.0, interval=0.1):
@@ -493,7 +483,6 @@ class BrowserTests(Watched, TestCase):
         listener = next(s for s in acqs if isinstance(s, Listener))
         await self.asterisk.down()
         await eventually(lambda: listener.protocol is None)
-        await claimWaitOver()
         waiting = [self.db.insertAction(SERVER, "Hangup", f"V12071822000000{n:05d}",
                                         [f"Channel: SIP/carrier-{n:08x}"],
                                         channel=f"SIP/carrier-{n:08x}") for n in range(30)]
