@@ -18,8 +18,9 @@ Every look costs the database a thread wake-up (0.1-0.3 ms of CPU,
 whatever the look), so the step backs off by the time since the last
 claimed row (L{schedule}): the fast step (C{--poll-interval}, 10 ms) for
 2 s, five times that until 10 s, then the idle step
-(C{--idle-poll-interval}, 0.25 s).  A wait in the server ends where its step would change, and after
-a second at most.  The wake-up is a hint: the claim that follows decides.
+(C{--idle-poll-interval}, 0.25 s).  A wait in the server ends where its
+step would change (after one step at least), and after a second at most.
+The wake-up is a hint: the claim that follows decides.
 """
 
 import math
@@ -97,8 +98,8 @@ class Wakeup:
         step, left = schedule(self._clock.seconds() - self._lastRow, self._fast, self._idle)
         if self.mode == WAIT:
             try:
-                found, looks = await self._store.waitForNew(self.serverIP, min(LONGEST, left),
-                                                            step)
+                found, looks = await self._store.waitForNew(
+                    self.serverIP, max(step, min(LONGEST, left)), step)
             except CannotWait as e:
                 self._fallBack(str(e))
             else:

@@ -306,6 +306,32 @@ class QueueStoreTests:
         self.assertIsNone(self.db.action(other.man_id)["call_answered_at"])
         self.assertIsNone(self.db.action(other.man_id)["live"])
 
+    async def test_answerWithItsCall(self):
+        """Answers that come with their calls' updates in one batch: each answered row gets
+        its response and its call's status, channel and uniqueid (one write of the row); a
+        row the batch does not move gets its response alone; a lost claim's answer is not
+        written."""
+        [up, hungUp, still, lost] = await self.claimed(4)
+        await self.store.markSending(self.claims([up, hungUp, still, lost]))
+        self.db.execute("UPDATE acqs_action SET claim_token = 'other' WHERE man_id = %s",
+                        (lost.man_id,))
+        await self.store.record(SERVER, self.results([up, hungUp, lost], callAnswered=True)
+                                + [SendResult(still.man_id, still.claim, False, "no")]
+                                + [CallUpdated(f"M{1:019d}", "PJSIP/trunk-1", "1700000000.1"),
+                                   CallUpdated(f"M{2:019d}", "PJSIP/trunk-2", "1700000000.2"),
+                                   CallDead("1700000000.2", "PJSIP/trunk-2"),
+                                   CallUpdated(f"M{4:019d}", "PJSIP/trunk-4", "1700000000.4")])
+        self.assertEqual(
+            [(r["status"], r["response"], r["channel"], r["uniqueid"])
+             for r in map(self.db.row, (up.man_id, hungUp.man_id, still.man_id,
+                                        lost.man_id))],
+            [("UPDATED", "Y", "PJSIP/trunk-1", "1700000000.1"),
+             ("DEAD", "Y", "PJSIP/trunk-2", "1700000000.2"),
+             ("SENT", "N", "", ""),
+             ("UPDATED", "N", "PJSIP/trunk-4", "1700000000.4")])
+        self.assertEqual(self.db.action(up.man_id)["outcome"], "sent")
+        self.assertEqual(self.db.action(lost.man_id)["outcome"], "sending")
+
     async def claimed(self, count, **kwargs):
         self.db.insertActions(SERVER, count, **kwargs)
         return await self.claimAll()
@@ -914,6 +940,7 @@ class QueueStoreTests:
         the next one, not before."""
         if not self.waits:
             raise SkipTest("this database cannot wait in the server")
+        await self.store.waitForNew(SERVER, 0, 0.4)  # connected, and the server known
         gui = self.db.connect()
         self.addCleanup(gui.close)
         reactor.callLater(0.05, lambda: self.db.insertAction(SERVER, "Originate", CID,
