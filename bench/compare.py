@@ -101,6 +101,8 @@ def table(acqs, perl):
         each("GUI INSERT p50 ms", lambda r: r["inserts"][0], 2)
         each("GUI INSERT p99 ms", lambda r: r["inserts"][1], 2)
         each("GUI INSERT max ms", lambda r: r["inserts"][2], 2)
+        each("table lock waits (MyISAM)", lambda r: r.get("tableLockWaits", math.nan), 0,
+             compare=False)
         each("SUT CPU ms/action", lambda r: r["cpu"])
         each("lost / sent twice", lambda r: r["lost"] + r["twice"], 0, compare=False)
     widths = [max(len(cell[i]) for cell in lines) for i in range(4)]

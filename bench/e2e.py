@@ -6,6 +6,7 @@ the rows.
     python bench/e2e.py [--rates 20,100,500,1000] [--seconds 15 | --rows N]
                         [--idle 20] [--ring 0.2] [--hold 0.5] [ACQS OPTIONS ...]
     python bench/e2e.py --sut perl --vicidial-bin DIR [--rates 20]
+    python bench/e2e.py --instances 20 --engine MyISAM --rates 100 --probe-rate 5
 
 Set-up.  A scratch database with a random name on --mysql (default
 ACQS_TEST_MYSQL or mysql://root@127.0.0.1:3306/test; its database part is
@@ -45,7 +46,12 @@ which Asterisk (here the simulator) answers at once with an error and which
 start no call: what the sender alone sustains, the listener idle.  With
 --instances N, N acqs (--instance bench-0 ... on server IPs 10.10.11.12 and
 on), each with a simulator of its own, share the one database; rows go to
-each server in turn, and the figures add the N up (RSS: the largest).
+each server in turn, and the figures add the N up (RSS: the largest); with
+--sut perl, N pairs of VICIdial's scripts, each in its own namespace with
+its own server IP.  --engine MyISAM makes vicidial_manager MyISAM, as
+VICIdial's own table is (acqs initdb makes it InnoDB).
+bench/compare.py runs acqs and the Perl in turn and prints both side by
+side, with ratios.
 
 Load.  For each rate, the driver inserts the rows on a PyMySQL connection of
 their own, at Poisson arrivals, each with the GUI clients' positional INSERT (''
@@ -78,6 +84,9 @@ Figures, per rate:
                 and transactions per action: the COMMITs the server ran
                 (its Com_commit, everyone's: run on a quiet server) but the
                 driver's own, one per row.
+  GUI INSERTs   how long each GUI client's INSERT took (execute and commit,
+                on its own connection), p50, p99, max; and each instance's
+                INSERT->AMI p99 (the lowest and highest of the N).
   lost/twice/left   rows the simulator never received, received more than
                 once, and not DEAD once no row has become DEAD for --settle s.
   %CPU          of the SUT, the simulator, this driver and the whole MariaDB
@@ -90,7 +99,9 @@ Idle: for --idle s after start-up (and --warmup s), with the driver quiet:
 the statements per second clients sent (the server's Questions: run the bench
 on an otherwise quiet server), the SUT user's statements per second
 (USER_STATISTICS, which also counts each statement a wait runs inside the
-server), and the SUT's and the MariaDB server's CPU %.  The load average
+server), and the SUT's and the MariaDB server's CPU %; with --probe-rate R,
+R GUI INSERTs a second for a server no SUT serves, each timed (they count
+in the server's CPU, the same for every SUT).  The load average
 is printed before and after: other work on the machine shows in the figures,
 so repeat runs and compare ranges.
 """
@@ -162,6 +173,19 @@ mount --bind "$3" "$4" || exit 1
 "$5" &
 sleep 1
 exec "$6"
+"""
+# With --instances N, each pair has a PID namespace of its own too: the Perl
+# sender exits when `ps` shows another sender ("I am not alone"), as one
+# machine runs one pair.  The shell stays, as the namespace's init, so that
+# SIGTERM reaches it; when it ends, the kernel ends the pair and its children.
+PERL_START_APART = """
+mount -t overlay bench-etc -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc || exit 1
+mount --bind "$3" "$4" || exit 1
+trap 'exit 0' TERM
+"$5" &
+sleep 1
+"$6" &
+wait
 """
 # procps-ng 4.0 cuts the AIX-format `ps -o "%p %a"` to 27 characters, so
 # AST_manager_send.pl never sees "AST_manager_li" and stops within a second,
@@ -369,6 +393,10 @@ class Database:
         """COMMITs every client had the server run so far (its Com_commit)."""
         return int(self.query("SHOW GLOBAL STATUS LIKE 'Com_commit'")[0][1])
 
+    def tableLocksWaited(self) -> int:
+        """Table locks (MyISAM's) someone had to wait for so far (Table_locks_waited)."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Table_locks_waited'")[0][1])
+
     def userStatistics(self):
         """
         (statements, MariaDB CPU seconds) of the SUT's user so far; NaN while
@@ -465,9 +493,10 @@ def perlCommand(args, db, port, work, serverIP=SERVER_IP):
         f"PATHhome => {home}\nPATHlogs => {logs}\nVARserver_ip => {serverIP}\n"
         f"VARDB_server => {s.host}\nVARDB_database => {db.name}\nVARDB_user => {db.user}\n"
         f"VARDB_pass => {db.password}\nVARDB_port => {s.port}\n")
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", PERL_START,
-            "sh", str(upper), str(overlayWork), str(work / "ps"), ps, str(home / listener),
-            str(home / "AST_manager_send.pl")]
+    apart = ["--pid", "--fork", "--mount-proc"] if args.instances > 1 else []
+    return ["unshare", "--mount", "--propagation", "private", *apart, "/bin/sh", "-c",
+            PERL_START_APART if apart else PERL_START, "sh", str(upper), str(overlayWork),
+            str(work / "ps"), ps, str(home / listener), str(home / "AST_manager_send.pl")]
 
 
 # Load
@@ -626,7 +655,7 @@ class Run:
         callerids = [f"{self.prefix}{index:02d}{n:011d}" for n in range(count)]
         like = callerids[0][:9] + "%"
         statements, dbCPU = self.db.userStatistics()
-        commits = self.db.commits()
+        commits, lockWaits = self.db.commits(), self.db.tableLocksWaited()
         sutCPU, simCPU, ownCPU = self.sutCPU(), self.simCPU(), driverCPU()
         serverCPU, machine, overflows = processCPU(self.db.pid), machineCPU(), listenOverflows()
         for tree in self.trees:
@@ -647,6 +676,7 @@ class Run:
         overflows = listenOverflows() - overflows
         statementsAfter, dbCPUAfter = self.db.userStatistics()
         commits = self.db.commits() - commits - count  # but the driver's
+        lockWaits = self.db.tableLocksWaited() - lockWaits
 
         originates, ringing = {}, {}
         for asterisk in self.asterisks:
@@ -674,7 +704,7 @@ class Run:
             sent=sent,
             ami=[percentile(toAMI, p) for p in (50, 95, 99)],
             instanceP99=perInstance,
-            inserts=insertWaits(inserts),
+            inserts=insertWaits(inserts), tableLockWaits=lockWaits,
             row=[percentile(toRow, p) for p in (50, 99)],
             cpu=1000 * sutCPU / max(len(received), 1),
             rss=max(tree.peakRSS for tree in self.trees) / 1024,
@@ -753,8 +783,8 @@ def report(args, idle, results):
     for r in results:
         i = r["inserts"]
         print(f"GUI INSERTs at {r['rate']:g}/s: p50 {i[0]:.2f} ms, p99 {i[1]:.2f} ms,"
-              f" max {i[2]:.2f} ms; INSERT->AMI p99 per instance"
-              f" {min(r['instanceP99']):.1f}-{max(r['instanceP99']):.1f} ms")
+              f" max {i[2]:.2f} ms; table lock waits {r['tableLockWaits']}; INSERT->AMI p99"
+              f" per instance {min(r['instanceP99']):.1f}-{max(r['instanceP99']):.1f} ms")
     for r in results:
         if r["left"]:
             print(f"left behind at {r['rate']:g}/s: "

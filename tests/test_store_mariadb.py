@@ -154,11 +154,11 @@ class MarkAndWaitRaceTests(TestCase):
     """
     Two stores serving one server_ip, as a hot-standby pair with warm sessions: each
     waits in the server for NEW rows, then claims and marks some of them itself
-    (C{send}), while a GUI client inserts.  Claimed rows are sent (marked first if the claim did not mark
-    them), or released as a session lost before it went out would release them, marked
-    ones too.  No row is ever held, marked or answered by both; a released claim marks and
-    answers nothing; and at the end every row was answered once, none left QUEUE or SENT
-    without an answer.
+    (C{send}), while a GUI client inserts.  Claimed rows are sent (marked first if the
+    claim did not mark them), or released as a session lost before it went out would
+    release them, marked ones too.  No row is ever held, marked or answered by both; a
+    released claim marks and answers nothing; and at the end every row was answered once,
+    none left QUEUE or SENT without an answer.
     """
 
     ROWS = 240
