@@ -47,6 +47,7 @@ from .store import (InstanceConflict, StoreUnavailable, lookUpServer, openStore,
                     registerInstance)
 from .store.interfaces import IQueueStore
 from .store.url import parseURL
+from .wakeup import Wakeup
 from .web import WebService, webServices
 
 
@@ -107,8 +108,7 @@ def buildService(settings: Settings, reactor) -> IService:
     live = LiveSettings(settings)
     readServerSettings(settings, live)
     presence = standIn(settings, reactor) if settings.stand_in else None
-    store = openStore(settings.db, reactor, password=settings.db_password,
-                      waitStep=settings.wait_step)
+    store = openStore(settings.db, reactor, password=settings.db_password)
     acqs = Acqs(store)
     if presence is not None:
         presence.setServiceParent(acqs)
@@ -210,7 +210,8 @@ def acqsServices(
     sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
                     maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
                     warm=settings.warm_sessions, warmIdle=settings.warm_idle,
-                    pollInterval=settings.poll_interval, idleWait=settings.idle_wait,
+                    wakeup=Wakeup(reactor, store, settings.server_ip, settings.wakeup,
+                                  settings.poll_interval, settings.idle_poll_interval),
                     onOriginate=tracker.expect, onAnswer=answered, allowed=allowed,
                     ready=lambda: listener.protocol is not None, writes=writes,
                     stopTimeout=settings.action_timeout, metrics=metrics,
@@ -296,6 +297,7 @@ def snapshotOf(
             "pruned": housekeeper.pruned,
             "database": _describe(store.serverInfo),
             "metrics_error": metricsError(),
+            **sender.wakeup.snapshot(),
         }
 
     return snapshot

@@ -6,7 +6,7 @@ Each setting is taken from the first place that has it:
 
  1. the command line (C{--server-ip}, C{--db}, ...);
  2. the INI file named by C{--config}: one C{[acqs]} section whose keys are
-    the long option names (C{poll-interval = 0.05}; C{_} may stand for C{-});
+    the long option names (C{poll-interval = 0.01}; C{_} may stand for C{-});
  3. C{/etc/astguiclient.conf}, VICIdial's own file: C{VARserver_ip} and
     C{VARDB_*} (skipped with C{--demo});
  4. the built-in defaults of L{Settings}; for the AMI settings, VICIdial's
@@ -47,6 +47,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from .actions import VICIDIAL_ACTIONS
+from .wakeup import MODES as WAKEUPS
 from .store.url import hidePassword, parseURL, withoutPassword
 
 log = Logger()
@@ -77,9 +78,9 @@ class Settings:
     listen_user: str = "cron"
     listen_secret: str = ""
     md5: bool = False
-    poll_interval: float = 0.05
-    idle_wait: float = 1.0
-    wait_step: float = 0.002
+    wakeup: str = "auto"
+    poll_interval: float = 0.01
+    idle_poll_interval: float = 0.25
     linger: float = 10.0
     max_sessions: int = 50
     max_connecting: int = 4
@@ -143,6 +144,10 @@ def _notNegativeCount(value) -> Optional[str]:
 
 def _positiveOrNone(value) -> Optional[str]:
     return None if value is None else _positive(value)
+
+
+def _wakeup(value) -> Optional[str]:
+    return None if value in WAKEUPS else f"must be one of {', '.join(WAKEUPS)}, not {value!r}"
 
 
 def _ipv4(value) -> Optional[str]:
@@ -312,12 +317,12 @@ OPTIONS = (
     Option("listen-secret", "listen_secret", "listener's AMI secret (shown by ps)",
            shown="send secret"),
     Option("listen-secret-file", None, "file whose first line is the listener's secret"),
-    Option("poll-interval", "poll_interval", "seconds between polls, where no wait",
+    Option("wakeup", "wakeup", "how NEW rows are found: auto, wait or poll",
+           check=_wakeup),
+    Option("poll-interval", "poll_interval", "seconds between looks for NEW rows",
            parse=seconds, check=_positive),
-    Option("idle-wait", "idle_wait", "seconds a wait for NEW rows lasts in MariaDB",
-           parse=seconds, check=_positive),
-    Option("wait-step", "wait_step", "seconds between a wait's looks for NEW rows",
-           parse=seconds, check=_positive),
+    Option("idle-poll-interval", "idle_poll_interval",
+           "seconds between looks when idle", parse=seconds, check=_positive),
     Option("linger", "linger", "seconds a session lingers after its action",
            parse=seconds, check=_notNegative),
     Option("max-sessions", "max_sessions", "most AMI send sessions open at once",

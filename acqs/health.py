@@ -359,7 +359,7 @@ def _statusFileOf(configPath: Optional[str]) -> Optional[str]:
 
 def _summary(status: dict) -> str:
     shown = (
-        f"{key}={value}"
+        f'{key}="{value}"' if isinstance(value, str) and " " in value else f"{key}={value}"
         for key, value in sorted(status.items())
         if key not in ("pid", "time") and not key.endswith(("_at", "_since"))
         and isinstance(value, (bool, int, float, str))

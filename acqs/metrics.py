@@ -220,6 +220,17 @@ class AcqsCollector:
                          "Age of the oldest row waiting as NEW, by its entry_date (whole"
                          " seconds, database clock); 0 when none waits",
                          self._newRows.oldestAge or 0)
+        wakeup = sender.wakeup
+        mode = InfoMetricFamily(
+            "acqs_wakeup", "How the sender finds NEW rows: wait (in MariaDB) or poll, and why"
+            " it polls where a wait was wanted (no fault)")
+        mode.add_metric([], {"mode": wakeup.mode, "reason": wakeup.reason or ""})
+        yield mode
+        yield _gauge("acqs_wakeup_step_seconds",
+                     "Seconds between looks for NEW rows now (backing off while none come)",
+                     wakeup.step)
+        yield _counter("acqs_wakeup_looks", "Looks for NEW rows: each costs the database a"
+                       " thread wake-up", wakeup.looks)
         yield _gauge("acqs_claims_ok", "1 while claiming rows succeeds",
                      sender.claimFailingSince is None)
         yield _counter("acqs_claim_failures", "Claim rounds that failed", sender.claimFailures)

@@ -4,13 +4,11 @@ own short-lived AMI session.
 
 Claims are sized to free capacity, so rows wait as NEW in the table (in
 man_id order) rather than as QUEUE in memory.  Claiming runs in rounds, one
-after another: a claim first waits for a NEW row in the database itself
-(MariaDB: one statement that returns as soon as a NEW row of this server
-exists, or after C{idleWait} seconds) and then claims, in the same thread
-and connection, so a row is seen within milliseconds while an idle instance
-asks the database about once a second; where the database cannot wait,
-rounds poll every C{pollInterval}, backing off to C{idleWait} while nothing
-comes.  Sessions connect and log in
+after another: unless the last claim filled its room, a round first waits
+for a NEW row (L{acqs.wakeup}: a wait in MariaDB, or looks, backing off
+while none comes), then checks again that it may claim (AMI or the listener
+may have gone meanwhile: rows then stay NEW, where a standby can take
+them), and claims in a transaction of its own.  Sessions connect and log in
 first, then take the oldest claimed row: at most C{maxConnecting} are
 connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
@@ -20,11 +18,11 @@ oldest first to make room.  An idle session that ends by itself within
 C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
 only after a pause, longer each time, as probes back off.
 
-A claim that does not wait in the database marks its first rows SENT itself
-(a transaction less), as many as sessions wait logged in as it starts; the
-sessions are kept for them, and a row marked so goes out at once on one, or
-back to NEW at once if none is left.  Nothing is marked for a claim that
-waits: the sessions counted on might be gone when the wait ends.
+A claim marks its first rows SENT itself (a transaction less), as many as
+sessions wait logged in as it starts; the sessions are kept for them, and a
+row marked so goes out at once on one, or back to NEW at once if none is
+left.  Claims never wait, so only a claim's own milliseconds lie between
+counting the sessions and sending.
 
 When AMI cannot be reached, refuses the login, or answers that it did not
 run an action (Asterisk shutting down), claiming pauses, the rows waiting
@@ -58,6 +56,7 @@ from .metrics import NO_OBSERVER, Observer
 from .session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from .store.interfaces import IQueueStore, StoreUnavailable
 from .store.records import SendResult
+from .wakeup import Wakeup
 
 SessionOpener = Callable[[], ActionSession]
 
@@ -68,6 +67,9 @@ MAX_PAUSE = 30.0
 SHORT_LIFE = 1.0
 # While AMI stays unreachable, how often it is said again (seconds).
 DOWN_REMINDER = 60.0
+# While no row may be claimed (no room; AMI or the listener away), how often
+# to look again (seconds); room freeing up ends the pause at once.
+NAP = 0.05
 
 
 class Sender(Service):
@@ -87,6 +89,8 @@ class Sender(Service):
         listener, so that an answer and its call's ringing go in one
         transaction); a writer of its own if None.
     @param metrics: told of the rows claimed and released (L{acqs.metrics}).
+    @param wakeup: what tells it that NEW rows came; a L{Wakeup} of the
+        store's with its defaults if None.
     """
 
     log = Logger()
@@ -103,8 +107,6 @@ class Sender(Service):
         maxConnecting: int = 4,
         warm: int = 0,
         warmIdle: float = 10.0,
-        pollInterval: float = 0.05,
-        idleWait: float = 1.0,
         probeInterval: float = 0.5,
         onOriginate: Callable[[str], None] = lambda callerid: None,
         onAnswer: Callable[[Action, SendResult, float], None] = lambda action, result, at: None,
@@ -114,8 +116,10 @@ class Sender(Service):
         writes: Optional[BatchWriter] = None,
         stopTimeout: float = 30.0,
         metrics: Observer = NO_OBSERVER,
+        wakeup: Optional[Wakeup] = None,
     ):
         self._clock = clock
+        self.wakeup = wakeup if wakeup is not None else Wakeup(clock, store, serverIP)
         self._store = store
         self._metrics = metrics
         self._openSession = openSession
@@ -125,9 +129,6 @@ class Sender(Service):
         self._maxConnecting = maxConnecting
         self._warm = warm
         self._warmIdle = warmIdle
-        self._pollInterval = pollInterval
-        self._idleWait = idleWait
-        self._idle = pollInterval  # the current poll interval where the database cannot wait
         self._napping: Optional[Deferred] = None
         self._more = True  # the last claim filled its room: claim again at once
         self._probeInterval = probeInterval
@@ -193,7 +194,7 @@ class Sender(Service):
         return sum(1 for s in self._done if s.lingering)
 
     # Claiming: one round at a time, back to back; a round with nothing to do
-    # waits (for room, for a NEW row in the database, or a poll interval).
+    # waits (for room, or for a NEW row: the wake-up).
 
     def startService(self) -> None:
         super().startService()
@@ -230,32 +231,39 @@ class Sender(Service):
 
     async def _claimRound(self) -> None:
         try:
-            room = self._room() if self._mayClaim() else 0
-            if room <= 0:
-                await self._nap(self._pollInterval)
+            if not self._claimable():
+                await self._nap(NAP)
                 return
-            # After a claim that filled its room there may be more: no wait.
-            wait = 0.0 if self._more else self._idleWait
-            started = self._clock.seconds()
-            claimed = await self._claim(room, wait)
+            waited = not self._more  # after a claim that filled its room, more at once
+            if waited:
+                try:
+                    if not await self.wakeup.wait():
+                        return
+                except StoreUnavailable:
+                    pass  # the claim tries, and reports the failure as claims do
+                # AMI or the listener may have gone during the wait: then the
+                # rows stay NEW, where a standby (or a later round) takes them.
+                if not self._claimable():
+                    await self._nap(NAP)
+                    return
+            room = self._room()
+            claimed = await self._claim(room)
             if claimed is None:
-                await self._nap(self._pollInterval)
+                await self._nap(NAP)
                 return
             self._more = claimed == room
-            info = self._store.serverInfo
-            if info is not None and info.waits:
-                if wait and not claimed and self._clock.seconds() - started < wait / 2:
-                    # NEW rows there, none claimable (another claim holds them): no spin.
-                    await self._nap(self._pollInterval)
-            elif claimed:
-                self._idle = self._pollInterval
-            else:
-                # The database cannot wait: poll, more slowly the longer nothing comes.
-                await self._nap(self._idle)
-                self._idle = min(self._idleWait, self._idle * 2)
+            if claimed:
+                self.wakeup.claimed()
+            elif waited:
+                # NEW rows there, none claimable (another claim holds them): no spin.
+                await self._nap(self.wakeup.step)
         except Exception:
             self.log.failure("A claim round failed")
-            await self._nap(self._pollInterval)
+            await self._nap(NAP)
+
+    def _claimable(self) -> bool:
+        """Whether a claim may run now: there is room, and AMI and the listener are there."""
+        return self._mayClaim() and self._room() > 0
 
     def _nap(self, seconds: float) -> Deferred:
         """Wait C{seconds}, or less if room frees up or acqs stops (L{_wake})."""
@@ -274,21 +282,17 @@ class Sender(Service):
         if napping is not None and not napping.called:
             napping.callback(None)
 
-    async def _claim(self, room: int, wait: float) -> Optional[int]:
+    async def _claim(self, room: int) -> Optional[int]:
         """
-        Claim up to C{room} rows, first waiting up to C{wait} seconds in the
-        database for one, and queue them; how many, or None if claiming
-        failed.
+        Claim up to C{room} rows and queue them; how many, or None if
+        claiming failed.  The first are marked for the sessions idle as the
+        claim starts.
         """
-        # Sessions counted on before a wait may be gone when it ends: marks
-        # are for claims that do not wait, and for sessions idle as they start.
-        ready = [] if self._waitsInDatabase(wait) else [
-            s for s in self._idleSessions if s not in self._reserved][:room]
+        ready = [s for s in self._idleSessions if s not in self._reserved][:room]
         self._reserved.update(ready)
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
-                                           refuse=lambda row: refusal(row, self._allowed),
-                                           wait=wait)
+                                           refuse=lambda row: refusal(row, self._allowed))
         except Exception as e:
             self._unreserve(ready)
             self.claimFailures += 1
@@ -315,11 +319,6 @@ class Sender(Service):
         self._unreserve(ready)
         self._pump()
         return len(rows)
-
-    def _waitsInDatabase(self, wait: float) -> bool:
-        """Whether a claim told to wait C{wait} seconds may wait in the database."""
-        info = self._store.serverInfo
-        return wait > 0 and (info is None or info.waits)
 
     def _unreserve(self, sessions: Sequence[ActionSession]) -> None:
         """A claim is done with C{sessions}: those whose idle time ran out meanwhile retire."""
@@ -563,6 +562,7 @@ class Sender(Service):
         if self._loop.running:
             self._loop.stop()
         self._wake()
+        self.wakeup.interrupt()
         await self._looping
         for call in (self._probe, self._warmHold):
             if call is not None and call.active():

@@ -227,6 +227,16 @@ def _sender(status: Dict[str, object]) -> str:
     return "yes"
 
 
+def _wakeup(status: Dict[str, object]) -> str:
+    """How the sender finds NEW rows (acqs.wakeup), and why it polls where it does."""
+    step = status.get("wakeup_step")
+    every = f", every {step:g} s now" if isinstance(step, (int, float)) else ""
+    if status.get("wakeup") == "wait":
+        return f"waits for NEW rows in the server{every}"
+    reason = status.get("wakeup_reason")
+    return f"polls for NEW rows{every}" + (f" ({reason})" if reason else "")
+
+
 def _backlog(status: Dict[str, object]) -> str:
     rows = status.get("new_rows")
     if rows is None:
@@ -262,7 +272,8 @@ def render(status: Dict[str, object], problems: List[Problem], rows: List[RowVie
                                      bool(status.get("listener_connected")))),
         ("sender reaches AMI", _sender(status)),
         ("claims succeed", claims),
-        ("database", status.get("database") or "not known yet"),
+        ("database", (status.get("database") or "not known yet")
+         + (f"; {_wakeup(status)}" if status.get("wakeup") else "")),
         ("database reachable", _yes(status.get("store_ok"))
          + (f": {status.get('store_error')}" if status.get("store_ok") is False
             and status.get("store_error") else "")),

@@ -6,6 +6,7 @@ the rows.
     python bench/e2e.py [--rates 20,100,500,1000] [--seconds 15 | --rows N]
                         [--idle 20] [--ring 0.2] [--hold 0.5] [ACQS OPTIONS ...]
     python bench/e2e.py --sut perl --vicidial-bin DIR [--rates 20]
+    python bench/e2e.py --instances 20 --engine MyISAM --rates 100 --probe-rate 5
 
 Set-up.  A scratch database with a random name on --mysql (default
 ACQS_TEST_MYSQL or mysql://root@127.0.0.1:3306/test; its database part is
@@ -45,7 +46,12 @@ which Asterisk (here the simulator) answers at once with an error and which
 start no call: what the sender alone sustains, the listener idle.  With
 --instances N, N acqs (--instance bench-0 ... on server IPs 10.10.11.12 and
 on), each with a simulator of its own, share the one database; rows go to
-each server in turn, and the figures add the N up (RSS: the largest).
+each server in turn, and the figures add the N up (RSS: the largest); with
+--sut perl, N pairs of VICIdial's scripts, each in its own namespace with
+its own server IP.  --engine MyISAM makes vicidial_manager MyISAM, as
+VICIdial's own table is (acqs initdb makes it InnoDB).
+bench/compare.py runs acqs and the Perl in turn and prints both side by
+side, with ratios.
 
 Load.  For each rate, the driver inserts the rows on a PyMySQL connection of
 their own, at Poisson arrivals, each with the GUI clients' positional INSERT (''
@@ -78,6 +84,9 @@ Figures, per rate:
                 and transactions per action: the COMMITs the server ran
                 (its Com_commit, everyone's: run on a quiet server) but the
                 driver's own, one per row.
+  GUI INSERTs   how long each GUI client's INSERT took (execute and commit,
+                on its own connection), p50, p99, max; and each instance's
+                INSERT->AMI p99 (the lowest and highest of the N).
   lost/twice/left   rows the simulator never received, received more than
                 once, and not DEAD once no row has become DEAD for --settle s.
   %CPU          of the SUT, the simulator, this driver and the whole MariaDB
@@ -90,12 +99,15 @@ Idle: for --idle s after start-up (and --warmup s), with the driver quiet:
 the statements per second clients sent (the server's Questions: run the bench
 on an otherwise quiet server), the SUT user's statements per second
 (USER_STATISTICS, which also counts each statement a wait runs inside the
-server), and the SUT's and the MariaDB server's CPU %.  The load average
+server), and the SUT's and the MariaDB server's CPU %; with --probe-rate R,
+R GUI INSERTs a second for a server no SUT serves, each timed (they count
+in the server's CPU, the same for every SUT).  The load average
 is printed before and after: other work on the machine shows in the figures,
 so repeat runs and compare ranges.
 """
 
 import argparse
+import json
 import math
 import os
 import random
@@ -119,6 +131,8 @@ from acqs.store.url import parseURL
 BENCH = Path(__file__).resolve().parent
 TREE = BENCH.parent
 SERVER_IP = "10.10.11.12"
+# The GUI INSERT probe's rows (--probe-rate) are for a server no SUT serves.
+PROBE_IP = "10.10.99.99"
 SEND_SECRET, LISTEN_SECRET = "sendersecret", "listenersecret"
 TICK = os.sysconf("SC_CLK_TCK")
 INSERT = (
@@ -159,6 +173,19 @@ mount --bind "$3" "$4" || exit 1
 "$5" &
 sleep 1
 exec "$6"
+"""
+# With --instances N, each pair has a PID namespace of its own too: the Perl
+# sender exits when `ps` shows another sender ("I am not alone"), as one
+# machine runs one pair.  The shell stays, as the namespace's init, so that
+# SIGTERM reaches it; when it ends, the kernel ends the pair and its children.
+PERL_START_APART = """
+mount -t overlay bench-etc -o "lowerdir=/etc,upperdir=$1,workdir=$2" /etc || exit 1
+mount --bind "$3" "$4" || exit 1
+trap 'exit 0' TERM
+"$5" &
+sleep 1
+"$6" &
+wait
 """
 # procps-ng 4.0 cuts the AIX-format `ps -o "%p %a"` to 27 characters, so
 # AST_manager_send.pl never sees "AST_manager_li" and stops within a second,
@@ -366,6 +393,10 @@ class Database:
         """COMMITs every client had the server run so far (its Com_commit)."""
         return int(self.query("SHOW GLOBAL STATUS LIKE 'Com_commit'")[0][1])
 
+    def tableLocksWaited(self) -> int:
+        """Table locks (MyISAM's) someone had to wait for so far (Table_locks_waited)."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Table_locks_waited'")[0][1])
+
     def userStatistics(self):
         """
         (statements, MariaDB CPU seconds) of the SUT's user so far; NaN while
@@ -423,7 +454,15 @@ def acqsCommand(args, extra, db, port, work, serverIP=SERVER_IP, instance="bench
             "--linger", "0", "--status-file", "", *extra]
 
 
-def perlCommand(args, db, port, work):
+def perlTables(db, count):
+    """The tables VICIdial's scripts read: a `servers` row for each instance's server."""
+    columns = ", ".join(f"`{c}` VARCHAR(100) NOT NULL DEFAULT ''" for c in SERVERS_COLUMNS)
+    db.query(f"CREATE TABLE servers ({columns}) ENGINE=InnoDB")
+    db.query("CREATE TABLE server_updater (server_ip VARCHAR(15) NOT NULL,"
+             " last_update DATETIME) ENGINE=InnoDB")
+
+
+def perlCommand(args, db, port, work, serverIP=SERVER_IP):
     """VICIdial's scripts from --vicidial-bin, with the tables and config file they read."""
     home = Path(args.vicidial_bin).resolve()
     listener, version = PERL_LISTENERS[args.dialect]
@@ -434,17 +473,14 @@ def perlCommand(args, db, port, work):
         raise SystemExit("--sut perl needs root: /etc/astguiclient.conf is laid over /etc in a"
                          " private mount namespace")
     values = dict.fromkeys(SERVERS_COLUMNS, "")
-    values.update(server_id="bench", server_ip=SERVER_IP, active="Y", asterisk_version=version,
+    values.update(server_id=f"bench{serverIP}", server_ip=serverIP, active="Y",
+                  asterisk_version=version,
                   telnet_host="127.0.0.1", telnet_port=str(port), ASTmgrUSERNAME="cron",
                   ASTmgrSECRET=SEND_SECRET, ASTmgrUSERNAMEupdate="updatecron",
                   ASTmgrUSERNAMElisten="listener", ASTmgrUSERNAMEsend="sender",
                   vd_server_logs="Y", active_asterisk_server="Y")
-    columns = ", ".join(f"`{c}` VARCHAR(100) NOT NULL DEFAULT ''" for c in SERVERS_COLUMNS)
-    db.query(f"CREATE TABLE servers ({columns}) ENGINE=InnoDB")
     db.query(f"INSERT INTO servers ({', '.join(values)})"
              f" VALUES ({', '.join(['%s'] * len(values))})", list(values.values()))
-    db.query("CREATE TABLE server_updater (server_ip VARCHAR(15) NOT NULL,"
-             " last_update DATETIME) ENGINE=InnoDB")
     upper, overlayWork, logs = work / "etc", work / "etc-work", work / "logs"
     for d in (upper, overlayWork, logs):
         d.mkdir()
@@ -454,12 +490,13 @@ def perlCommand(args, db, port, work):
     (work / "ps").chmod(0o755)
     s = db.server
     (upper / "astguiclient.conf").write_text(
-        f"PATHhome => {home}\nPATHlogs => {logs}\nVARserver_ip => {SERVER_IP}\n"
+        f"PATHhome => {home}\nPATHlogs => {logs}\nVARserver_ip => {serverIP}\n"
         f"VARDB_server => {s.host}\nVARDB_database => {db.name}\nVARDB_user => {db.user}\n"
         f"VARDB_pass => {db.password}\nVARDB_port => {s.port}\n")
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", PERL_START,
-            "sh", str(upper), str(overlayWork), str(work / "ps"), ps, str(home / listener),
-            str(home / "AST_manager_send.pl")]
+    apart = ["--pid", "--fork", "--mount-proc"] if args.instances > 1 else []
+    return ["unshare", "--mount", "--propagation", "private", *apart, "/bin/sh", "-c",
+            PERL_START_APART if apart else PERL_START, "sh", str(upper), str(overlayWork),
+            str(work / "ps"), ps, str(home / listener), str(home / "AST_manager_send.pl")]
 
 
 # Load
@@ -470,25 +507,27 @@ def insertRows(db, rate, callerids, seed, template=INSERT, servers=(SERVER_IP,))
     Insert a row for each of C{callerids} at Poisson arrivals of C{rate} per
     second, as GUI clients do, on a connection of its own, for each of
     C{servers} in turn; returns the time.time() after each commit, by
-    callerid.
+    callerid, and how long each INSERT took (execute and commit, seconds).
     """
     connection = db.connect(autocommit=False)
     cursor = connection.cursor()
     cursor.execute("SET SESSION sql_mode=''")
     arrivals = random.Random(seed)
-    committed = {}
+    committed, waits = {}, []
     due = time.perf_counter()
     for n, callerid in enumerate(callerids):
         due += arrivals.expovariate(rate)
         wait = due - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
+        began = time.perf_counter()
         cursor.execute(template.format(server=servers[n % len(servers)], callerid=callerid,
                                        agent=AGENT, context=CONTEXT, number=f"{n:010d}"))
         connection.commit()
+        waits.append(time.perf_counter() - began)
         committed[callerid] = time.time()
     connection.close()
-    return committed
+    return committed, waits
 
 
 class Sampler(threading.Thread):
@@ -521,7 +560,11 @@ class Run:
         args = self.args
         self.db = Database(parseURL(args.mysql))
         self.db.initdb(self.work, self.log("initdb.log"))
+        if args.engine:
+            self.db.query(f"ALTER TABLE vicidial_manager ENGINE={args.engine}")
         perl = args.sut == "perl"
+        if perl:
+            perlTables(self.db, args.instances)
         for n, serverIP in enumerate(serverIPs(args.instances)):
             work = self.work / f"instance{n}"
             work.mkdir()
@@ -529,7 +572,7 @@ class Run:
                                 self.log(f"asterisk{n}.log"))
             self.asterisks.append(asterisk)
             if perl:
-                command = perlCommand(args, self.db, asterisk.port, work)
+                command = perlCommand(args, self.db, asterisk.port, work, serverIP)
             else:
                 command = acqsCommand(args, self.extra, self.db, asterisk.port, work,
                                       serverIP, f"bench-{n}")
@@ -539,7 +582,7 @@ class Run:
                                       start_new_session=True)
             self.trees.append(Tree(reaper))
             Sampler(self.trees[-1]).start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 + 2 * args.instances
         for asterisk, tree in zip(self.asterisks, self.trees):
             while "listener" not in asterisk.logins:
                 if not tree.alive() or time.monotonic() > deadline:
@@ -568,14 +611,22 @@ class Run:
         questions = self.db.questions()
         cpu, server = self.sutCPU(), processCPU(self.db.pid) if self.db.pid else math.nan
         started = time.monotonic()
-        time.sleep(self.args.idle)
+        self.idleInserts = []
+        if self.args.probe_rate:
+            count = round(self.args.probe_rate * self.args.idle)
+            _, self.idleInserts = insertRows(
+                self.db, self.args.probe_rate,
+                [f"P{self.prefix[1:]}{n:012d}" for n in range(count)], seed=99,
+                template=HANGUP, servers=(PROBE_IP,))
+        time.sleep(max(0.0, self.args.idle - (time.monotonic() - started)))
         elapsed = time.monotonic() - started
         statementsAfter, _ = self.db.userStatistics()
         # Minus this method's own SHOW STATUS (one each time).
         clients = (self.db.questions() - questions - 1) / elapsed
         serverAfter = processCPU(self.db.pid) if self.db.pid else math.nan
         return (clients, (statementsAfter - statements) / elapsed,
-                100 * (self.sutCPU() - cpu) / elapsed, 100 * (serverAfter - server) / elapsed)
+                100 * (self.sutCPU() - cpu) / elapsed, 100 * (serverAfter - server) / elapsed,
+                self.idleInserts)
 
     def _settle(self, like, count):
         """
@@ -604,13 +655,13 @@ class Run:
         callerids = [f"{self.prefix}{index:02d}{n:011d}" for n in range(count)]
         like = callerids[0][:9] + "%"
         statements, dbCPU = self.db.userStatistics()
-        commits = self.db.commits()
+        commits, lockWaits = self.db.commits(), self.db.tableLocksWaited()
         sutCPU, simCPU, ownCPU = self.sutCPU(), self.simCPU(), driverCPU()
         serverCPU, machine, overflows = processCPU(self.db.pid), machineCPU(), listenOverflows()
         for tree in self.trees:
             tree.peakRSS = 0
         started = time.monotonic()
-        committed = insertRows(self.db, rate, callerids, seed=index,
+        committed, inserts = insertRows(self.db, rate, callerids, seed=index,
                                template=HANGUP if args.load == "hangups" else INSERT,
                                servers=serverIPs(args.instances))
         self._settle(like, count)
@@ -625,6 +676,7 @@ class Run:
         overflows = listenOverflows() - overflows
         statementsAfter, dbCPUAfter = self.db.userStatistics()
         commits = self.db.commits() - commits - count  # but the driver's
+        lockWaits = self.db.tableLocksWaited() - lockWaits
 
         originates, ringing = {}, {}
         for asterisk in self.asterisks:
@@ -632,6 +684,11 @@ class Run:
             ringing.update(asterisk.ringing)
         received = [c for c in callerids if c in originates]
         toAMI = sorted(1000 * (originates[c][0] - committed[c]) for c in received)
+        ips = serverIPs(args.instances)
+        perInstance = [percentile(sorted(1000 * (originates[c][0] - committed[c])
+                                         for n, c in enumerate(callerids)
+                                         if n % len(ips) == i and c in originates), 99)
+                       for i in range(len(ips))]
         updated = dict(self.db.query(
             "SELECT callerid, at FROM bench_updated WHERE callerid LIKE %s", (like,)))
         toRow = sorted(1000 * (updated[c] - ringing[c]) for c in received
@@ -646,6 +703,8 @@ class Run:
             inserted=(count - 1) / (committed[callerids[-1]] - committed[callerids[0]]),
             sent=sent,
             ami=[percentile(toAMI, p) for p in (50, 95, 99)],
+            instanceP99=perInstance,
+            inserts=insertWaits(inserts), tableLockWaits=lockWaits,
             row=[percentile(toRow, p) for p in (50, 99)],
             cpu=1000 * sutCPU / max(len(received), 1),
             rss=max(tree.peakRSS for tree in self.trees) / 1024,
@@ -676,6 +735,13 @@ class Run:
 
 def load():
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def insertWaits(seconds):
+    """p50, p99 and max of GUI INSERTs' times (execute and commit), in ms."""
+    ordered = sorted(1000 * t for t in seconds)
+    return [percentile(ordered, 50), percentile(ordered, 99),
+            ordered[-1] if ordered else math.nan]
 
 
 def report(args, idle, results):
@@ -710,6 +776,15 @@ def report(args, idle, results):
               f" {r['simPercent']:>9.0f} {r['ownPercent']:>6.0f} {r['serverPercent']:>7.0f}"
               f" {r['machinePercent'] * cpus - ours:>5.0f} {r['machinePercent']:>7.0f}"
               f"  {r['overflows']:>16}")
+    if args.probe_rate:
+        i = insertWaits(idle[4])
+        print(f"\nGUI INSERTs (execute and commit) idle, {args.probe_rate:g}/s for a server no"
+              f" SUT serves: p50 {i[0]:.2f} ms, p99 {i[1]:.2f} ms, max {i[2]:.2f} ms")
+    for r in results:
+        i = r["inserts"]
+        print(f"GUI INSERTs at {r['rate']:g}/s: p50 {i[0]:.2f} ms, p99 {i[1]:.2f} ms,"
+              f" max {i[2]:.2f} ms; table lock waits {r['tableLockWaits']}; INSERT->AMI p99"
+              f" per instance {min(r['instanceP99']):.1f}-{max(r['instanceP99']):.1f} ms")
     for r in results:
         if r["left"]:
             print(f"left behind at {r['rate']:g}/s: "
@@ -724,8 +799,17 @@ def parse(argv):
     parser.add_argument("--vicidial-bin", metavar="DIR",
                         help="with --sut perl: the directory of VICIdial's ACQS scripts")
     parser.add_argument("--rates", default="20,100,500,1000",
-                        type=lambda s: [float(r) for r in s.split(",")],
-                        help="actions per second, comma-separated [20,100,500,1000]")
+                        type=lambda s: [float(r) for r in s.split(",") if r and r != "none"],
+                        help="actions per second, comma-separated; none: idle only"
+                             " [20,100,500,1000]")
+    parser.add_argument("--engine", choices=("InnoDB", "MyISAM"),
+                        help="vicidial_manager's engine [acqs initdb's: InnoDB]; VICIdial's"
+                             " own table is MyISAM")
+    parser.add_argument("--probe-rate", type=float, default=0.0,
+                        help="during the idle window, GUI INSERTs per second for a server no"
+                             " SUT serves, each timed [0: none]")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the figures as JSON (bench/compare.py reads them)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--seconds", type=float, default=15.0,
                       help="seconds of load per rate [15: 300 rows at 20/s]")
@@ -754,8 +838,8 @@ def parse(argv):
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (logs, config) and name it")
     args, extra = parser.parse_known_args(argv)
-    if args.sut == "perl" and (not args.vicidial_bin or extra or args.instances != 1):
-        parser.error("--sut perl takes --vicidial-bin DIR and no acqs options, one instance")
+    if args.sut == "perl" and (not args.vicidial_bin or extra):
+        parser.error("--sut perl takes --vicidial-bin DIR and no acqs options")
     return args, extra
 
 
@@ -771,6 +855,14 @@ def main(argv):
         results = [run.rate(i, rate) for i, rate in enumerate(args.rates)]
         print(f"after the run: {load()}\n")
         report(args, idle, results)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(dict(sut=args.sut, options=extra, instances=args.instances,
+                               engine=args.engine or "InnoDB", load=os.getloadavg(),
+                               idle=dict(clientStatements=idle[0], statements=idle[1],
+                                         sutPercent=idle[2], serverPercent=idle[3],
+                                         inserts=insertWaits(idle[4])),
+                               rates=results), f, indent=1)
     finally:
         run.tearDown()
         if args.keep:

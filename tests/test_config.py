@@ -75,7 +75,7 @@ class DefaultsTests(LoadTestCase):
         )
         self.assertEqual(
             (s.poll_interval, s.linger, s.max_sessions, s.action_timeout, s.stale_after),
-            (0.05, 10.0, 50, 10.0, 60.0),
+            (0.01, 10.0, 50, 10.0, 60.0),
         )
         self.assertEqual((s.status_file, s.json_log, s.roll_logs, s.demo),
                          ("acqs.status.json", None, False, False))
@@ -235,6 +235,8 @@ class CommandLineChecksTests(LoadTestCase):
         """Numbers out of range on the command line are refused with the option name."""
         for option, value, expected in [
             ("poll_interval", 0.0, "--poll-interval must be more than 0, not 0"),
+            ("idle_poll_interval", -1.0, "--idle-poll-interval must be more than 0, not -1"),
+            ("wakeup", "binlog", "--wakeup must be one of auto, wait, poll, not 'binlog'"),
             ("linger", -1.0, "--linger must be 0 or more, not -1"),
             ("action_timeout", float("inf"), "--action-timeout must be more than 0, not inf"),
             ("stale_after", float("nan"), "--stale-after must be more than 0, not nan"),

@@ -262,6 +262,16 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual((code, out), (OK, f"HEALTHY pid={os.getpid()} sent=5\n"))
         self.assertEqual(self.health("--status-file", self.path, "-q"), (OK, ""))
 
+    def test_wakeupFallbackHealthy(self):
+        """Polling where a wait in the database was wanted is no fault: HEALTHY, and the
+        line says which wake-up is in use and why."""
+        self.write(wakeup="poll", wakeup_reason="MySQL 8.0.36 cannot wait in the server",
+                   wakeup_step=0.25)
+        code, out = self.health("--status-file", self.path)
+        self.assertEqual((code, out), (OK, f"HEALTHY pid={os.getpid()} wakeup=poll"
+                                           ' wakeup_reason="MySQL 8.0.36 cannot wait in the'
+                                           ' server" wakeup_step=0.25\n'))
+
     def test_degraded(self):
         """Degraded: exit 1 and its lines, even with --quiet (cron logs them)."""
         self.write(ami_ok=False, ami_down_since=time.time() - 3, ami_cause="unreachable")

@@ -18,9 +18,9 @@ from zope.interface.verify import verifyObject
 
 from acqs.ami.errors import LoginFailed
 from acqs.ami.message import Message
-from acqs.sender import MAX_PAUSE, SHORT_LIFE, Sender
+from acqs.sender import MAX_PAUSE, NAP, SHORT_LIFE, Sender
 from acqs.session import ClaimLost, MarkFailed, NotRun, NotSent
-from acqs.store.interfaces import IQueueStore, StoreUnavailable
+from acqs.store.interfaces import CannotWait, IQueueStore, StoreUnavailable
 from acqs.store.duties import DutyWritten
 from acqs.store.reads import NewRows
 from acqs.store.records import (
@@ -60,11 +60,12 @@ class MemoryStore:
     """
     L{IQueueStore} in memory, with the contract the sender relies on: claims
     take NEW rows oldest first under a token of their own and mark the first
-    C{send}; marks, answers and releases act only under that token; a claim
-    told to C{wait} waits on the clock for a NEW row, as MariaDB's does.
+    C{send}; marks, answers and releases act only under that token; a wait
+    for NEW rows waits on the clock, as MariaDB's does (where C{waits}), and
+    a look answers at once.
 
-    Knobs: C{failing} (claims raise it), C{markFailing} (marks raise it),
-    C{gate} (a Deferred each claim awaits before it takes rows).
+    Knobs: C{failing} (claims and looks raise it), C{markFailing} (marks
+    raise it), C{gate} (a Deferred each claim awaits before it takes rows).
     """
 
     def __init__(self, clock: Clock, waits: bool = True):
@@ -72,6 +73,8 @@ class MemoryStore:
         self.serverInfo = ServerInfo("memory", "InnoDB", skipLocked=True, waits=waits)
         self.rows: Dict[int, Row] = {}
         self.claims: List[dict] = []  # the arguments of every claim
+        self.waits: List[dict] = []  # the arguments of every wait, and what it found
+        self.looks = 0
         self.marks: List[list] = []  # the claims of every markSending
         self.failing: Optional[Exception] = None
         self.markFailing: Optional[Exception] = None
@@ -91,19 +94,39 @@ class MemoryStore:
     def status(self, man_id: int) -> str:
         return self.rows[man_id].status
 
-    def claim(self, server_ip, limit, instance, send=0, refuse=None, wait=0.0):
-        return Deferred.fromCoroutine(self._claim(limit, send, wait))
+    def lookForNew(self, server_ip):
+        self.looks += 1
+        if self.failing is not None:
+            return fail(self.failing)
+        return succeed(bool(self._new()))
 
-    async def _claim(self, limit: int, send: int, wait: float) -> List[ActionRow]:
-        self.claims.append(dict(limit=limit, send=send, wait=wait, at=self.clock.seconds()))
+    def waitForNew(self, server_ip, timeout, step):
+        return Deferred.fromCoroutine(self._waitForNew(timeout, step))
+
+    async def _waitForNew(self, timeout: float, step: float):
+        if not self.serverInfo.waits:
+            raise CannotWait("memory cannot wait")
+        wait = dict(timeout=timeout, step=step, at=self.clock.seconds())
+        self.waits.append(wait)
         if self.failing is not None:
             raise self.failing
-        if wait and self.serverInfo.waits and not self._new():
+        started = self.clock.seconds()
+        if not self._new():
             waiting = self._newRow = Deferred()
-            call = self.clock.callLater(wait, lambda: waiting.called or waiting.callback(None))
+            call = self.clock.callLater(timeout, lambda: waiting.called or waiting.callback(None))
             await waiting
             if call.active():
                 call.cancel()
+        wait["found"] = bool(self._new())
+        return wait["found"], 1 + int((self.clock.seconds() - started) / step)
+
+    def claim(self, server_ip, limit, instance, send=0, refuse=None):
+        return Deferred.fromCoroutine(self._claim(limit, send))
+
+    async def _claim(self, limit: int, send: int) -> List[ActionRow]:
+        self.claims.append(dict(limit=limit, send=send, at=self.clock.seconds()))
+        if self.failing is not None:
+            raise self.failing
         if self.gate is not None:
             await self.gate
         self._tokens += 1
@@ -332,6 +355,16 @@ class SenderTestCase(SynchronousTestCase):
         while self.clock.seconds() < end:
             self.clock.advance(min(step, end - self.clock.seconds()))
 
+    def runUntil(self, end: float) -> None:
+        """Run every call due until clock time C{end}, each at its exact time."""
+        self.clock.advance(0)
+        while True:
+            due = min((c.getTime() for c in self.clock.getDelayedCalls()), default=end)
+            if due > end:
+                break
+            self.clock.advance(max(0.0, due - self.clock.seconds()))
+        self.clock.advance(end - self.clock.seconds())
+
     def open(self) -> List[FakeSession]:
         """The sessions not yet closed."""
         return [s for s in self.sessions if not s.closed.called]
@@ -409,18 +442,19 @@ class TransitionTests(SenderTestCase):
             session.answer()
         self.advance(0.2)
         second = self.store.claims[1]
-        self.assertEqual((second["limit"], second["wait"]), (3, 0))
+        self.assertEqual(second["limit"], 3)
+        self.assertEqual([w for w in self.store.waits if w["at"] < second["at"]], [])
 
     def test_claimFails(self):
-        """A failing claim is counted and said once; rounds go on every poll interval,
-        not in a loop; the next claim that works clears it."""
+        """A failing claim (or wait) is counted and said once; rounds go on every NAP
+        seconds, not in a loop; the next claim that works clears it."""
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.store.failing = StoreUnavailable("queue store mysql://acqs@db/asterisk failed")
-        sender = self.start(pollInterval=0.05)
+        sender = self.start()
         self.advance(1)
         self.assertEqual(sender.claimFailingSince, 0)
         self.assertIn("failed", sender.claimError)
-        self.assertLessEqual(len(self.store.claims), 1 / 0.05 + 1)
+        self.assertLessEqual(len(self.store.claims), 1 / NAP + 1)
         self.assertEqual(sender.claimFailures, len(self.store.claims))
         said = [formatEvent(e) for e in logged if "claim" in formatEvent(e).lower()]
         self.assertEqual(said, ["Cannot claim rows: queue store mysql://acqs@db/asterisk"
@@ -562,26 +596,52 @@ class AMIFailureTests(SenderTestCase):
         self.assertEqual(self.carrying(man_id).written.man_id, man_id)
 
     def test_rowsClaimedDuringOutageReleased(self):
-        """Rows a claim brings while AMI is down (it went down during the claim's wait) go
+        """Rows a claim brings while AMI is down (it went down during the claim itself) go
         back to NEW at once, never held in QUEUE for the outage."""
         sender = self.start()
-        self.advance(0.1)  # the claim now waits in the database
+        self.advance(0.1)
         self.store.insert()
-        self.advance(0)  # claimed; its session is connecting, the next claim waits
+        self.advance(0)  # claimed; its session is connecting
+        self.store.gate = Deferred()
         man_id = self.store.insert()
-        self.sessions[0].failLogin(refused())  # AMI is down...
+        self.advance(0.1)  # the claim of that row is under way...
+        self.sessions[0].failLogin(refused())  # ...when AMI goes down
         self.assertIsNotNone(sender.amiDownSince)
-        self.clock.advance(0)  # ...when the waiting claim brings the row
+        self.store.gate.callback(None)
+        self.clock.advance(0)
         self.assertEqual(self.store.status(man_id), NEW)
         self.assertEqual(self.store.rows[man_id].reason,
                          "not sent: AMI unreachable when it was claimed")
+        self.assertEqual(sender.backlogCount, 0)
+
+    def test_rowsWakingDuringOutageNotClaimed(self):
+        """Issue 16, item 4: AMI goes down while a wait for NEW rows runs; the row that ends
+        the wait is not claimed (may-claim is asked again after the wait), so it stays NEW
+        through the outage, where a standby can take it, and is claimed once AMI answers."""
+        sender = self.start(probeInterval=0.5)
+        self.advance(0.1)
+        self.store.insert()
+        self.advance(0)  # claimed; its session is connecting, the next round waits
+        claims = len(self.store.claims)
+        self.assertTrue(self.store.waits and "found" not in self.store.waits[-1])
+        self.sessions[0].failLogin(refused())  # AMI is down
+        man_id = self.store.insert()  # and the wait ends
+        self.advance(2)
+        self.assertEqual(self.store.waits[-1]["found"], True)
+        self.assertEqual(len(self.store.claims), claims)
+        row = self.store.rows[man_id]
+        self.assertEqual((row.status, row.outcome, row.attempts), (NEW, None, 0))
+        self.sessions[-1].logIn()  # a probe: AMI is back
+        self.advance(0.1)
+        self.logInAll()
+        self.assertEqual(self.store.status(man_id), SENT)
         self.assertEqual(sender.backlogCount, 0)
 
 
 class WarmSessionTests(SenderTestCase):
     """Sessions kept logged in for the next rows, and the marks claims make for them."""
 
-    waits = False  # claims do not wait in the database: they may mark rows
+    waits = False  # the sender polls (the marks are the same after a wait)
 
     def test_warmSessionCarriesMarkedRow(self):
         """Warm sessions wait logged in; a claim that does not wait marks a row for one,
@@ -614,10 +674,10 @@ class WarmSessionTests(SenderTestCase):
         self.start(warm=1, warmIdle=10.0)
         [session] = self.warmUp(1)
         self.store.gate = Deferred()
+        man_id = self.store.insert()
         self.advance(0.1)  # a claim counting on the session is under way
         self.assertEqual(self.store.claims[-1]["send"], 1)
         self.advance(10)  # its idle time runs out
-        man_id = self.store.insert()
         self.store.gate.callback(None)
         self.assertFalse(session.stopped)
         self.assertEqual(session.written.man_id, man_id)
@@ -628,9 +688,11 @@ class WarmSessionTests(SenderTestCase):
         self.start(warm=1, warmIdle=10.0)
         [session] = self.warmUp(1)
         self.store.gate = Deferred()
-        self.advance(0.1)
+        man_id = self.store.insert()
+        self.advance(0.1)  # a claim counting on the session is under way
         self.advance(10)
         self.assertFalse(session.stopped)
+        self.store.rows[man_id].status = QUEUE  # another instance took the row meanwhile
         self.store.gate.callback(None)
         self.assertTrue(session.stopped)
 
@@ -640,9 +702,9 @@ class WarmSessionTests(SenderTestCase):
         self.start(warm=1)
         [session] = self.warmUp(1)
         self.store.gate = Deferred()
-        self.advance(0.1)
-        session.drop()  # its connection ends during the claim; another is opened
         man_id = self.store.insert()
+        self.advance(0.1)  # a claim counting on the session is under way
+        session.drop()  # its connection ends during the claim; another is opened
         self.store.gate.callback(None)
         self.clock.advance(0)
         row = self.store.rows[man_id]  # released, then claimed again unmarked
@@ -697,7 +759,7 @@ class WarmSessionTests(SenderTestCase):
             self.clock.callLater(0.002, session.drop)
 
         self.onOpen = loginThenClose
-        self.start(warm=1, probeInterval=0.5, idleWait=0.1)
+        self.start(warm=1, probeInterval=0.5)
         self.advance(1)  # in the second pause, which ends at 1.5 s
         self.onOpen = lambda session: None
         opened = len(self.sessions)
@@ -707,29 +769,31 @@ class WarmSessionTests(SenderTestCase):
         self.assertEqual(self.store.status(man_id), QUEUE)
 
 
-class WaitingClaimTests(SenderTestCase):
-    """Claims that wait in the database (MariaDB) mark nothing."""
+class WaitTests(SenderTestCase):
+    """Rounds that wait in the database (MariaDB) for NEW rows, then claim apart."""
 
-    def test_waitingClaimMarksNothing(self):
-        """A claim that waits in the database marks no row, though sessions wait logged in:
-        they might be gone when the wait ends.  The row is marked by its session."""
+    def test_claimAfterWaitMarks(self):
+        """The wait is apart from the claim: the claim after it marks the row for a warm
+        session idle as the claim begins, which sends it at once, no mark of its own."""
         self.start(warm=2)
         first, _ = self.warmUp(2)
-        self.advance(1.5)  # the claim now waiting began with both sessions logged in
-        self.assertGreater(self.store.claims[-1]["wait"], 0)
-        self.assertEqual(self.store.claims[-1]["send"], 0)
+        self.advance(1.5)
+        self.assertNotIn("found", self.store.waits[-1])  # a wait runs
         man_id = self.store.insert()
         self.clock.advance(0)
+        self.assertEqual(self.store.claims[-1]["send"], 2)
         self.assertEqual((self.store.status(man_id), first.written.man_id), (SENT, man_id))
-        self.assertEqual(self.store.marks, [[(man_id, self.store.rows[man_id].token)]])
+        self.assertEqual(self.store.rows[man_id].outcome, "sending")
+        self.assertEqual(self.store.marks, [])
 
     def test_outageDuringWaitLeavesRowNew(self):
-        """AMI goes away while a claim waits with two warm sessions ready: the row the claim
-        then brings goes back to NEW at once (a crash then loses nothing), and is sent
-        once AMI answers again."""
+        """AMI goes away while a wait runs with two warm sessions ready: the row that ends
+        the wait is not claimed, so it stays NEW with no record (a crash then loses
+        nothing, a standby may send it), and is sent once AMI answers again."""
         sender = self.start(warm=2, probeInterval=0.5)
         warm = self.warmUp(2)
-        self.advance(2.5)  # a claim waits in the database, counting on them
+        self.advance(2.5)  # a wait runs, with the warm sessions ready
+        claims = len(self.store.claims)
         for session in warm:
             session.drop()  # Asterisk went away
         for session in self.open():
@@ -738,15 +802,59 @@ class WaitingClaimTests(SenderTestCase):
         man_id = self.store.insert()
         self.clock.advance(0)
         row = self.store.rows[man_id]
-        self.assertEqual((row.status, row.outcome, row.attempts), (NEW, "released", 1))
-        self.assertEqual(sender.backlogCount, 0)
+        self.assertEqual((row.status, row.outcome, row.attempts), (NEW, None, 0))
+        self.assertEqual(len(self.store.claims), claims)
         self.advance(0.5)
         self.sessions[-1].logIn()  # the probe: AMI is back
         self.advance(0.1)
+        self.logInAll()
         self.assertEqual(self.store.status(man_id), SENT)
         self.carrying(man_id).answer()
         self.clock.advance(0)
         self.assertEqual(self.store.rows[man_id].outcome, "sent")
+
+    def test_waitsBackOff(self):
+        """Waits look every 10 ms for 2 s after the last claimed row, every 50 ms until 10 s,
+        then every 0.25 s; each ends where its step changes, after 1 s at most; a claimed
+        row brings the fast step back."""
+        sender = self.start()
+        self.runUntil(29.999)
+        steps = {(w["step"], min(w["timeout"], 1.0)) for w in self.store.waits}
+        self.assertEqual({step for step, _ in steps}, {0.01, 0.05, 0.25})
+        self.assertTrue(all(w["timeout"] <= 1.0 for w in self.store.waits))
+        self.assertEqual([(w["at"], w["step"]) for w in self.store.waits
+                          if w["at"] in (0, 1, 2, 9, 10)],
+                         [(0, 0.01), (1, 0.01), (2, 0.05), (9, 0.05), (10, 0.25)])
+        self.assertEqual(len(self.store.waits), 2 + 8 + 20)
+        self.assertEqual(sender.wakeup.step, 0.25)
+        man_id = self.store.insert()
+        self.advance(0)
+        self.assertEqual(self.store.status(man_id), QUEUE)
+        self.advance(0.5)
+        self.assertEqual(self.store.waits[-1]["step"], 0.01)
+
+
+class PollTests(SenderTestCase):
+    """Rounds where the database cannot wait: looks from acqs, backing off the same way."""
+
+    waits = False
+
+    def test_looksBackOff(self):
+        """Looks come every 10 ms for 2 s after the last claimed row, every 50 ms until
+        10 s, then every 0.25 s, and say why the sender polls."""
+        sender = self.start()
+        self.runUntil(1.999)
+        self.assertEqual(self.store.looks, 200)
+        self.runUntil(9.999)
+        self.assertEqual(self.store.looks, 200 + 160)
+        self.runUntil(19.999)
+        self.assertEqual(self.store.looks, 200 + 160 + 40)
+        self.assertEqual((sender.wakeup.mode, sender.wakeup.reason),
+                         ("poll", "memory cannot wait"))
+        self.assertEqual(self.store.claims[1:], [])  # nothing came: no claim
+        man_id = self.store.insert()
+        self.advance(0.25)
+        self.assertEqual(self.store.status(man_id), QUEUE)
 
 
 class StopTests(SenderTestCase):
@@ -778,9 +886,10 @@ class PolledStopTests(SenderTestCase):
         sender = self.start(warm=1)
         self.warmUp(1)
         self.store.gate = Deferred()
-        self.advance(0.1)
-        stopped = sender.stopService()
         man_id = self.store.insert()
+        self.advance(0.1)
+        self.assertEqual(self.store.claims[-1]["send"], 1)  # under way, marking for it
+        stopped = sender.stopService()
         self.store.gate.callback(None)
         self.advance(1)
         self.successResultOf(stopped)

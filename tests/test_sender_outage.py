@@ -12,6 +12,7 @@ from acqs.sender import Sender
 from acqs.session import ActionSession
 from acqs.simulator import Simulator
 from acqs.simulator.memory import MemoryNetwork
+from acqs.wakeup import POLL, Wakeup
 
 
 class NoRows:
@@ -19,8 +20,11 @@ class NoRows:
 
     serverInfo = None
 
-    def claim(self, server_ip, limit, instance, send=0, refuse=None, wait=0.0):
+    def claim(self, server_ip, limit, instance, send=0, refuse=None):
         return succeed([])
+
+    def lookForNew(self, server_ip):
+        return succeed(False)
 
     def markSending(self, claims):
         raise AssertionError("nothing is claimed, so nothing is marked")
@@ -35,10 +39,12 @@ class RefusedLoginTests(SynchronousTestCase):
         self.network = MemoryNetwork(self.sim)
         self.logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         factory = AMIFactory("sender", "wrong", self.clock, timeout=5)
+        store = NoRows()
         self.sender = Sender(
-            self.clock, NoRows(), lambda: ActionSession(self.clock, self.network.endpoint(),
-                                                         factory, 0, 5),
-            "10.10.11.12", "box1", warm=1, idleWait=1)
+            self.clock, store, lambda: ActionSession(self.clock, self.network.endpoint(),
+                                                      factory, 0, 5),
+            "10.10.11.12", "box1", warm=1,
+            wakeup=Wakeup(self.clock, store, "10.10.11.12", POLL))
 
     def test_probesBackOff(self):
         """Refused logins: the sender stops claiming, keeps the cause, probes after 1, 2,

@@ -6,7 +6,7 @@ recovery rule and tracked calls.
 
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 import time
@@ -16,6 +16,7 @@ from functools import partial
 from twisted.internet import reactor
 
 from acqs.store import IQueueStore, StoreUnavailable
+from acqs.store.interfaces import CannotWait
 from acqs.store.dialects import STATEMENTS_KEPT, MySQLDialect, SQLiteDialect
 from acqs.store.reads import NewRows
 from acqs.store.records import (
@@ -304,6 +305,32 @@ class QueueStoreTests:
         self.assertEqual(self.db.action(sync.man_id)["live"], 1)
         self.assertIsNone(self.db.action(other.man_id)["call_answered_at"])
         self.assertIsNone(self.db.action(other.man_id)["live"])
+
+    async def test_answerWithItsCall(self):
+        """Answers that come with their calls' updates in one batch: each answered row gets
+        its response and its call's status, channel and uniqueid (one write of the row); a
+        row the batch does not move gets its response alone; a lost claim's answer is not
+        written."""
+        [up, hungUp, still, lost] = await self.claimed(4)
+        await self.store.markSending(self.claims([up, hungUp, still, lost]))
+        self.db.execute("UPDATE acqs_action SET claim_token = 'other' WHERE man_id = %s",
+                        (lost.man_id,))
+        await self.store.record(SERVER, self.results([up, hungUp, lost], callAnswered=True)
+                                + [SendResult(still.man_id, still.claim, False, "no")]
+                                + [CallUpdated(f"M{1:019d}", "PJSIP/trunk-1", "1700000000.1"),
+                                   CallUpdated(f"M{2:019d}", "PJSIP/trunk-2", "1700000000.2"),
+                                   CallDead("1700000000.2", "PJSIP/trunk-2"),
+                                   CallUpdated(f"M{4:019d}", "PJSIP/trunk-4", "1700000000.4")])
+        self.assertEqual(
+            [(r["status"], r["response"], r["channel"], r["uniqueid"])
+             for r in map(self.db.row, (up.man_id, hungUp.man_id, still.man_id,
+                                        lost.man_id))],
+            [("UPDATED", "Y", "PJSIP/trunk-1", "1700000000.1"),
+             ("DEAD", "Y", "PJSIP/trunk-2", "1700000000.2"),
+             ("SENT", "N", "", ""),
+             ("UPDATED", "N", "PJSIP/trunk-4", "1700000000.4")])
+        self.assertEqual(self.db.action(up.man_id)["outcome"], "sent")
+        self.assertEqual(self.db.action(lost.man_id)["outcome"], "sending")
 
     async def claimed(self, count, **kwargs):
         self.db.insertActions(SERVER, count, **kwargs)
@@ -873,46 +900,53 @@ class QueueStoreTests:
 
     waits = True  # whether this database can wait in the server
 
-    async def test_claimWaitsForNew(self):
-        """Where the server can wait: a waiting claim returns nothing after its wait with no
-        NEW row of this server, claims a row INSERTed meanwhile as soon as it comes, and
-        claims at once a row already there.  Where it cannot, it claims at once."""
+    async def test_lookForNew(self):
+        """A look says whether a NEW row of the server is there, not of another server, nor a
+        row claimed already."""
+        self.db.insertAction(OTHER, "Originate", CID)
+        self.assertFalse(await self.store.lookForNew(SERVER))
+        self.db.insertAction(SERVER, "Originate", CID)
+        self.assertTrue(await self.store.lookForNew(SERVER))
+        await self.claimAll()
+        self.assertFalse(await self.store.lookForNew(SERVER))
+
+    async def test_waitForNew(self):
+        """Where the server can wait: a wait with no NEW row of this server returns after its
+        time, one that a row INSERTed meanwhile ends returns as soon as it comes, and one
+        with a row already there at once; each says how many looks it took.  Where it
+        cannot, the wait fails with CannotWait, saying why."""
         self.db.insertAction(OTHER, "Originate", CID)
         started = time.monotonic()
-        self.assertEqual(await self.store.claim(SERVER, 10, "box1", wait=0.2), [])
-        self.assertEqual(self.store.serverInfo.waits, self.waits)
         if not self.waits:
+            with self.assertRaises(CannotWait) as caught:
+                await self.store.waitForNew(SERVER, 0.2, 0.01)
+            self.assertIn("cannot wait", str(caught.exception))
             return
+        self.assertEqual(await self.store.waitForNew(SERVER, 0.2, 0.01), (False, 21))
         self.assertGreaterEqual(time.monotonic() - started, 0.19)
         gui = self.db.connect()
         self.addCleanup(gui.close)
         reactor.callLater(0.1, lambda: self.db.insertAction(SERVER, "Originate", CID,
                                                             connection=gui))
         started = time.monotonic()
-        rows = await self.store.claim(SERVER, 10, "box1", wait=5)
-        self.assertEqual(len(rows), 1)
+        found, looks = await self.store.waitForNew(SERVER, 5, 0.01)
+        self.assertTrue(found)
+        self.assertLess(looks, 400)
         self.assertLess(time.monotonic() - started, 4)
-        self.db.insertAction(SERVER, "Originate", CID)
-        self.assertEqual(len(await self.store.claim(SERVER, 10, "box1", wait=5)), 1)
+        self.assertEqual(await self.store.waitForNew(SERVER, 5, 0.01), (True, 1))
 
     async def test_waitLooksEveryStep(self):
-        """A wait looks for NEW rows every waitStep seconds: a row INSERTed just after a look
-        is claimed at the next one, not before.  Where nothing waits in the server, a claim
-        answers at once whatever the step."""
-        store = self.db.openStore(waitStep=0.4)
-        self.assertEqual(await store.claim(SERVER, 10, "box1"), [])  # learns the server
-        if not store.serverInfo.waits:
-            started = time.monotonic()
-            self.assertEqual(await store.claim(SERVER, 10, "box1", wait=5), [])
-            self.assertLess(time.monotonic() - started, 0.3)
-            return
+        """A wait looks for NEW rows every step: a row INSERTed just after a look is seen at
+        the next one, not before."""
+        if not self.waits:
+            raise SkipTest("this database cannot wait in the server")
+        await self.store.waitForNew(SERVER, 0, 0.4)  # connected, and the server known
         gui = self.db.connect()
         self.addCleanup(gui.close)
         reactor.callLater(0.05, lambda: self.db.insertAction(SERVER, "Originate", CID,
                                                              connection=gui))
         started = time.monotonic()
-        rows = await store.claim(SERVER, 10, "box1", wait=5)
-        self.assertEqual(len(rows), 1)
+        self.assertEqual(await self.store.waitForNew(SERVER, 5, 0.4), (True, 2))
         self.assertGreaterEqual(time.monotonic() - started, 0.35)
         self.assertLess(time.monotonic() - started, 4)
 

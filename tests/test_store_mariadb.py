@@ -26,6 +26,7 @@ from acqs.store.records import SendResult
 from .databases import mysqlConnection, scratchMySQL
 
 SERVER = "10.10.11.12"
+OTHER = "10.10.11.13"
 
 # The INSERT that GUI clients send, verbatim from ../shared/reference/ACQS.txt.
 ACQS_INSERT = (
@@ -152,12 +153,12 @@ class RaceTests(TestCase):
 class MarkAndWaitRaceTests(TestCase):
     """
     Two stores serving one server_ip, as a hot-standby pair with warm sessions: each
-    claim waits in the server for NEW rows and marks some of them itself (C{send}), while
-    a GUI client inserts.  Claimed rows are sent (marked first if the claim did not mark
-    them), or released as a session lost before it went out would release them, marked
-    ones too.  No row is ever held, marked or answered by both; a released claim marks and
-    answers nothing; and at the end every row was answered once, none left QUEUE or SENT
-    without an answer.
+    waits in the server for NEW rows, then claims and marks some of them itself
+    (C{send}), while a GUI client inserts.  Claimed rows are sent (marked first if the
+    claim did not mark them), or released as a session lost before it went out would
+    release them, marked ones too.  No row is ever held, marked or answered by both; a
+    released claim marks and answers nothing; and at the end every row was answered once,
+    none left QUEUE or SENT without an answer.
     """
 
     ROWS = 240
@@ -182,8 +183,9 @@ class MarkAndWaitRaceTests(TestCase):
             deadline = time.monotonic() + 120
             while len(sent) < self.ROWS and not failed:
                 self.assertLess(time.monotonic(), deadline, f"{len(sent)} rows answered")
+                await store.waitForNew(SERVER, 0.1, 0.002)
                 rows = await store.claim(SERVER, rng.choice((1, 2, 5)), name,
-                                         send=rng.choice((0, 1, 2)), wait=0.1)
+                                         send=rng.choice((0, 1, 2)))
                 for row in rows:
                     self.assertNotIn(row.man_id, held, f"claimed by {name} too")
                     held[row.man_id] = name
@@ -249,15 +251,78 @@ class MarkAndWaitRaceTests(TestCase):
         await self.race(scratchMySQL(self, engine="MyISAM"))
 
     async def test_raceWithoutSkipLocked(self):
-        """The pair where the server has no SKIP LOCKED (forced): serialised claims."""
+        """The pair where the server has no SKIP LOCKED (forced): serialised claims.  Issue
+        16, item 3: a wait once held row locks that the other store's claim, holding the
+        claim lock, waited for, until its GET_LOCK gave up after 10 s."""
         db = scratchMySQL(self)
         db.openStore = partial(db.openStore, skipLocked=False)
         await self.race(db)
 
-    test_raceWithoutSkipLocked.todo = (  # type: ignore[attr-defined]
-        StoreUnavailable, "issue 16, item 3: the wait's locking read holds row locks that a"
-        " claim of the other store, holding the claim lock, waits for: its GET_LOCK gives up"
-        " after 10 s")
+
+class WaitLockTests(TestCase):
+    """A wait for NEW rows locks nothing that anyone else could wait for (issue 16)."""
+
+    async def waitDuring(self, db, what, seconds=2.0):
+        """Run C{what()} in a thread while a store waits C{seconds} for a row never coming."""
+        store = db.openStore()
+        await store.claim(SERVER, 1, "box1")  # learns the server
+        waiting = store.waitForNew(SERVER, seconds, 0.01)
+        await deferLater(reactor, 0.3, lambda: None)
+        result = await deferToThread(what)
+        self.assertEqual(await waiting, (False, 1 + int(seconds / 0.01)))
+        return result
+
+    async def alterDuringWait(self, db):
+        admin = db.connect()
+        self.addCleanup(admin.close)
+        gui = db.connect()
+        self.addCleanup(gui.close)
+
+        def alter():
+            cursor = admin.cursor()
+            cursor.execute("SET SESSION lock_wait_timeout = 1")
+            cursor.execute("ALTER TABLE vicidial_manager COMMENT 'during a wait'")
+            return db.insertAction(OTHER, "Hangup", "G0000000000000000001", connection=gui)
+
+        man_id = await self.waitDuring(db, alter)
+        self.assertEqual(db.status(man_id), "NEW")
+        [(comment,)] = db.rows("SELECT TABLE_COMMENT FROM information_schema.TABLES"
+                               " WHERE TABLE_SCHEMA = DATABASE()"
+                               " AND TABLE_NAME = 'vicidial_manager'")
+        self.assertEqual(comment, "during a wait")
+
+    async def test_alterDuringWaitInnoDB(self):
+        """Issue 16, item 7: the wait holds the metadata lock of vicidial_manager only for
+        each look, so an ALTER (or VICIdial's nightly OPTIMIZE) gets it within a
+        lock_wait_timeout of 1 s during a 2 s wait, and a GUI INSERT after it goes in."""
+        await self.alterDuringWait(scratchMySQL(self))
+
+    async def test_alterDuringWaitMyISAM(self):
+        """The same on VICIdial's MyISAM table."""
+        await self.alterDuringWait(scratchMySQL(self, engine="MyISAM"))
+
+    async def test_noRowLock(self):
+        """A wait that sees a NEW row it cannot claim (another claim holds it FOR UPDATE) does
+        not wait for that row's lock, and takes none: the row stays free for a NOWAIT
+        locking read."""
+        db = scratchMySQL(self)
+        [man_id] = db.insertActions(SERVER, 1)
+        store = db.openStore()
+        holder = db.connect()
+        self.addCleanup(holder.close)
+        holder.autocommit(False)
+        holder.cursor().execute("SELECT man_id FROM vicidial_manager WHERE man_id = %s"
+                                " FOR UPDATE", (man_id,))
+        self.assertEqual(await store.waitForNew(SERVER, 5, 0.01), (True, 1))
+        holder.rollback()
+        other = db.connect()
+        self.addCleanup(other.close)
+        other.autocommit(False)
+        cursor = other.cursor()
+        cursor.execute("SELECT man_id FROM vicidial_manager WHERE man_id = %s"
+                       " FOR UPDATE NOWAIT", (man_id,))
+        self.assertEqual(cursor.fetchall(), ((man_id,),))
+        other.rollback()
 
 
 class OutageTests(TestCase):

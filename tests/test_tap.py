@@ -24,8 +24,9 @@ OPERATOR_OPTIONS = [
 OTHER_OPTIONS = [
     "--instance", "--db-password-file", "--send-secret-file", "--listen-secret-file",
     "--action-timeout", "--stale-after", "--status-file", "--json-log",
-    "--md5", "--roll-logs", "--demo", "--idle-wait", "--max-connecting", "--warm-sessions",
-    "--warm-idle", "--greeting-timeout", "--allow-actions", "--keep-hours", "--wait-step",
+    "--md5", "--roll-logs", "--demo", "--max-connecting", "--warm-sessions",
+    "--warm-idle", "--greeting-timeout", "--allow-actions", "--keep-hours", "--wakeup",
+    "--idle-poll-interval",
 ]
 
 

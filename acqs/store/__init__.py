@@ -10,7 +10,6 @@ C{acqs initdb --db URL} (L{acqs.store.schema.initdb}) creates the tables.
 
 from typing import Any, Callable, Optional, Union
 
-from .claims import WAIT_STEP
 from .dialects import dialectFor
 from .interfaces import IQueueStore, StoreUnavailable
 from .records import InstanceConflict
@@ -27,7 +26,6 @@ __all__ = ["IQueueStore", "StoreUnavailable", "InstanceConflict", "DatabaseURL",
 def openStore(
     url: Union[str, DatabaseURL], reactor, password: Optional[str] = None,
     skipLocked: Optional[bool] = None, waits: Optional[bool] = None,
-    waitStep: float = WAIT_STEP,
 ) -> IQueueStore:
     """
     The queue store at C{url} (a L{DatabaseURL} or its text), using
@@ -35,8 +33,7 @@ def openStore(
     yet: the first call connects, and a database that is down fails calls
     with L{StoreUnavailable} until it is back.  C{skipLocked=False} makes
     claims take the path of servers without SKIP LOCKED, C{waits=False}
-    the sender poll as on servers that cannot wait for NEW rows; a wait
-    in the server looks for them every C{waitStep} seconds.  Raises
+    the sender poll as on servers that cannot wait for NEW rows.  Raises
     C{ValueError} for a malformed URL.
     """
     if not isinstance(url, DatabaseURL):
@@ -44,7 +41,7 @@ def openStore(
     url = url.withPassword(password)
     dialect = dialectFor(url)
     return SQLQueueStore(url, dialect, dialect.pool(url, reactor), reactor, skipLocked, waits,
-                         waitStep)
+                         dialect.waitPool(url, reactor))
 
 
 def registerInstance(url: DatabaseURL, server_ip: str, instance: str, host: str, pid: int,

@@ -14,7 +14,8 @@ vicidial_manager.uniqueid, only by a uniqueid short enough not to have been
 cut.  acqs_action.live marks the rows whose call acqs holds for up.
 
 One transaction reads the rows the updates may move, applies the rules in
-order in memory, then writes each changed row once.  UPDATED applies to
+order in memory, then writes each changed row once, the C{response} of an
+answer that comes with its call's updates in the same statement.  UPDATED applies to
 QUEUE, SENT and UPDATED rows, DEAD to any row not DEAD (a recording's row
 stays as it is); DEAD is final.  A dialing leg gives SENT rows its channel
 and uniqueid (they stay SENT), and UPDATED rows still on a Local channel
@@ -22,12 +23,13 @@ its uniqueid only (what VICIdial's readers see stays unresolved until it
 rings); never QUEUE rows, nor rows on a non-Local channel.
 """
 
-from typing import Dict, Iterable, List, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import attr
 
 from .records import (
     DEAD,
+    QUEUE,
     SENT,
     UPDATED,
     CallDead,
@@ -38,7 +40,7 @@ from .records import (
     SendResult,
     TrackedCalls,
 )
-from .sending import recordSent
+from .sending import recordAnswers, writeResponses
 from .transaction import (
     CALLERID,
     CAUSE,
@@ -81,14 +83,25 @@ class _Row:
 def record(t: Transaction, server_ip: str, results: Sequence[SendResult],
            updates: Sequence[Update]) -> int:
     """Asterisk's answers, then the call updates: how many rows the updates moved."""
-    if results:
-        recordSent(t, results)
-    return applyUpdates(t, server_ip, updates) if updates else 0
+    responses = recordAnswers(t, results) if results else {}
+    if not updates:
+        writeResponses(t, responses)
+        return 0
+    return applyUpdates(t, server_ip, updates, responses)
 
 
-def applyUpdates(t: Transaction, server_ip: str, updates: Sequence[Update]) -> int:
-    """The call updates of C{server_ip}'s rows, in order: how many rows they moved."""
+def applyUpdates(t: Transaction, server_ip: str, updates: Sequence[Update],
+                 responses: Optional[Dict[int, str]] = None) -> int:
+    """
+    The call updates of C{server_ip}'s rows, in order: how many rows they
+    moved.  C{responses} (L{recordAnswers}) go with the rows' writes.
+    """
+    responses = responses or {}
     rows = _callRows(t, server_ip, updates)
+    for man_id in responses:
+        row = rows.get(man_id)
+        if row is not None and row.status == QUEUE:  # as writeResponses would make it
+            row.status, row.moved = SENT, True
     byCallerid: Dict[str, List[_Row]] = {}
     for row in rows.values():
         byCallerid.setdefault(row.callerid.lower(), []).append(row)
@@ -104,7 +117,10 @@ def applyUpdates(t: Transaction, server_ip: str, updates: Sequence[Update]) -> i
             changes += _dead(rows.values(), update)
         else:
             changes += _ended(byCallerid, update)
-    _writeCalls(t, server_ip, [row for row in rows.values() if row.changed])
+    _writeCalls(t, server_ip, [row for row in rows.values() if row.changed or row.moved],
+                responses)
+    writeResponses(t, {m: r for m, r in responses.items()
+                       if m not in rows or not rows[m].moved})
     return changes
 
 
@@ -239,8 +255,12 @@ def _ended(byCallerid: Dict[str, List[_Row]], update: CallEnded) -> int:
     return changes
 
 
-def _writeCalls(t: Transaction, server_ip: str, rows: List[_Row]) -> None:
-    """acqs_action first, then every moved vicidial_manager row: one statement each."""
+def _writeCalls(t: Transaction, server_ip: str, rows: List[_Row],
+                responses: Dict[int, str]) -> None:
+    """
+    acqs_action first, then every moved vicidial_manager row, with the
+    C{responses} of those: one statement each.
+    """
     new = t.dialect.inserted
 
     def keep(column: str) -> str:
@@ -257,7 +277,7 @@ def _writeCalls(t: Transaction, server_ip: str, rows: List[_Row]) -> None:
           # 1: live now; 0: not live any more; NULL: as it was.
           None if "live" not in row.changed else int(bool(row.changed["live"])),
           row.changed.get("reason"))
-         for row in rows],
+         for row in rows if row.changed],
         server_ip=keep("server_ip"),
         # An existing record keeps its outcome, unless the catch-up ended it.
         outcome=f"CASE WHEN {new('outcome')} = 'ended_unseen' THEN {new('outcome')}"
@@ -280,11 +300,30 @@ def _writeCalls(t: Transaction, server_ip: str, rows: List[_Row]) -> None:
             cases[column] = caseOf(len(chunk))
             for row in chunk:
                 params += [row.man_id, value(row)]
+        answered = [row.man_id for row in chunk if row.man_id in responses]
+        if not answered:
+            t.write(
+                "UPDATE vicidial_manager SET status = {status}, channel = {channel},"
+                " uniqueid = {uniqueid} WHERE man_id IN ({ids}) AND status <> 'DEAD'",
+                params + ids,
+                ids=marks(len(ids)),
+                **cases,
+            )
+            continue
+        # The answer's response is written even where the row turned DEAD
+        # meanwhile, which keeps its status, channel and uniqueid; status is
+        # set last (MySQL's later assignments see the earlier ones).
         t.write(
-            "UPDATE vicidial_manager SET status = {status}, channel = {channel},"
-            " uniqueid = {uniqueid} WHERE man_id IN ({ids}) AND status <> 'DEAD'",
-            params + ids,
+            "UPDATE vicidial_manager SET response = {response},"
+            " channel = CASE WHEN status = 'DEAD' THEN channel ELSE {channel} END,"
+            " uniqueid = CASE WHEN status = 'DEAD' THEN uniqueid ELSE {uniqueid} END,"
+            " status = CASE WHEN status = 'DEAD' THEN status ELSE {status} END"
+            " WHERE man_id IN ({ids}) AND (status <> 'DEAD' OR man_id IN ({answered}))",
+            [v for m in answered for v in (m, responses[m])] + params[2 * len(chunk):]
+            + params[:2 * len(chunk)] + ids + answered,
+            response="CASE man_id" + " WHEN %s THEN %s" * len(answered) + " ELSE response END",
             ids=marks(len(ids)),
+            answered=marks(len(answered)),
             **cases,
         )
 

@@ -1,8 +1,7 @@
 """
 Claims: NEW rows of a server_ip to QUEUE (or straight to SENT), for one
-claimant; the wait in the server for NEW rows that comes before; the dead
-check; and the claim lock that serialises claims where rows cannot be
-skipped.
+claimant; the dead check; and the claim lock that serialises claims where
+rows cannot be skipped.
 
 On MySQL/MariaDB, one transaction selects the oldest NEW rows of a
 server_ip with C{FOR UPDATE SKIP LOCKED}, so instances serving the same
@@ -12,9 +11,9 @@ finds out once (L{ServerInfo}).  Elsewhere (VICIdial's MyISAM table,
 MariaDB 10.3-10.5, MySQL 5.7) claims are serialised with
 C{GET_LOCK('acqs-claim-<server_ip>@<database>')} around a plain C{FOR UPDATE}, and a
 warning says so.  On SQLite, C{BEGIN IMMEDIATE} lets one writer in at a
-time.  On MariaDB a claim may first wait in the server for a NEW row
-(L{MySQLDialect.waitForNew<acqs.store.dialects.MySQLDialect.waitForNew>}),
-in the same transaction: one thread hop.
+time.  A claim never waits for rows: what wakes the sender up
+(L{acqs.wakeup}) looks for them apart, outside any transaction, so that it
+holds no lock a claim or an ALTER could wait for.
 
 Each claim has a token of its own (see L{acqs.store.sending}).  Rows the
 claimant will not send (its C{refuse} rule) and rows the dead check stops
@@ -36,8 +35,6 @@ from .dialects import INSERTED
 from .records import CMD_LINE_COLUMNS, DEAD, NEW, QUEUE, ActionRow, ServerInfo
 from .transaction import RECORDING_EXTENS, TEXT, Transaction, chunks, cut, marks
 
-# How often a wait in the database looks for a NEW row (seconds), by default.
-WAIT_STEP = 0.002
 DEAD_CHECKED_ACTIONS = ("hangup", "redirect")
 
 _ROW_COLUMNS = "man_id, server_ip, action, callerid, " + ", ".join(CMD_LINE_COLUMNS)
@@ -67,19 +64,6 @@ def underClaimLock(t: Transaction, server_ip: str, info: ServerInfo,
         raise
     t.dialect.unlockClaims(t, server_ip, commit=True)
     return result
-
-
-def waitThenClaim(t: Transaction, server_ip: str, info: ServerInfo, wait: float,
-                  waitStep: float, limit: int, instance: str, token: str, send: int,
-                  refuse: Refuse) -> Claimed:
-    """
-    Wait (C{wait} > 0) in the database for a NEW row, looking every
-    C{waitStep} seconds, then claim: one thread hop.
-    """
-    if wait > 0 and not t.dialect.waitForNew(t, server_ip, wait, waitStep):
-        return [], [], []
-    return underClaimLock(t, server_ip, info, claim, limit, instance, token, info, send,
-                          refuse)
 
 
 def claim(t: Transaction, server_ip: str, limit: int, instance: str, token: str,

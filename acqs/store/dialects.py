@@ -4,8 +4,8 @@ What differs between the queue store on MySQL/MariaDB and on SQLite.
 The store's transactions (see L{acqs.store.transaction}) write their SQL
 once, with C{%s} parameters and a few named fragments (C{{now}}, C{{ago}},
 C{{lockRows}}, C{{is}}); a dialect fills those in and knows how to connect,
-start a transaction, upsert, find out what the server can do, wait for NEW
-rows and serialise claims.
+start a transaction, upsert, find out what the server can do (whether it
+can wait for NEW rows: L{acqs.store.waiting}) and serialise claims.
 """
 
 import contextlib
@@ -78,6 +78,17 @@ class PooledConnection(adbapi.Connection):
 
 class _ConnectionPool(adbapi.ConnectionPool):
     connectionFactory = PooledConnection
+
+
+class _AutocommitConnection(PooledConnection):
+    """A connection in autocommit: there is nothing to commit (no COMMIT sent)."""
+
+    def commit(self):
+        pass
+
+
+class _AutocommitPool(adbapi.ConnectionPool):
+    connectionFactory = _AutocommitConnection
 
 
 # Statements each dialect keeps filled in (L{Dialect.sql}).
@@ -156,6 +167,26 @@ class Dialect:
             **self.connectArguments(url),
         )
 
+    def waitPool(self, url: DatabaseURL, reactor) -> adbapi.ConnectionPool:
+        """
+        One connection in autocommit, for the looks for NEW rows
+        (L{acqs.store.waiting}): none of its statements is ever inside a
+        transaction.
+        """
+        return _AutocommitPool(
+            self.module,
+            cp_min=1,
+            cp_max=1,
+            cp_reconnect=True,
+            cp_reactor=reactor,
+            cp_openfun=self.opened,
+            **self.autocommitArguments(url),
+        )
+
+    def autocommitArguments(self, url: DatabaseURL) -> Dict[str, Any]:
+        """L{connectArguments} of a connection in autocommit."""
+        return self.connectArguments(url)
+
     def opened(self, connection) -> None:
         """Set up a new connection."""
 
@@ -180,10 +211,6 @@ class Dialect:
 
     def probe(self, txn) -> ServerInfo:
         """What the server is and can do; C{engine} None if there is no table yet."""
-        raise NotImplementedError()
-
-    def waitForNew(self, txn, server_ip: str, timeout: float, step: float) -> bool:
-        """Where L{ServerInfo.waits}: wait in the server for a NEW row (see MySQLDialect)."""
         raise NotImplementedError()
 
     def claimLock(self, info: ServerInfo) -> str:
@@ -273,6 +300,9 @@ class MySQLDialect(Dialect):
             arguments["database"] = url.database
         return arguments
 
+    def autocommitArguments(self, url: DatabaseURL) -> Dict[str, Any]:
+        return dict(self.connectArguments(url), autocommit=True)
+
     def connect(self, url: DatabaseURL, database: bool = True):
         return pymysql.connect(**self.connectArguments(url, database))
 
@@ -300,19 +330,6 @@ class MySQLDialect(Dialect):
         # BEGIN NOT ATOMIC outside stored programs: MariaDB 10.1.1 and later.
         return ServerInfo(version, engine, innodb and self._skipsLocked(txn),
                           waits="mariadb" in version.lower())
-
-    def waitForNew(self, txn, server_ip: str, timeout: float, step: float) -> bool:
-        """
-        Wait in the server, one statement, until a NEW row of C{server_ip}
-        exists (True) or C{timeout} seconds passed (False), looking every
-        C{step} seconds (an index lookup).
-        """
-        rounds = max(1, int(timeout / step))
-        txn.execute(_WAIT_FOR_NEW, (rounds, server_ip, step, rounds))
-        [(found,)] = txn.fetchall()
-        while txn.nextset():
-            pass
-        return bool(found)
 
     def claimLock(self, info: ServerInfo) -> str:
         return " FOR UPDATE SKIP LOCKED" if info.skipLocked else " FOR UPDATE"
@@ -373,19 +390,6 @@ class MySQLDialect(Dialect):
         with contextlib.suppress(pymysql.err.Error):
             txn.connection.rollback()
             txn.execute(*release)
-
-
-# MariaDB loops in the server, checking vicidial_manager's serverstat index,
-# and answers as soon as there is a NEW row: no client round trip per look.
-_WAIT_FOR_NEW = """BEGIN NOT ATOMIC
-  DECLARE looked INT DEFAULT 0;
-  WHILE looked < %s AND NOT EXISTS (
-      SELECT 1 FROM vicidial_manager WHERE server_ip = %s AND status = 'NEW') DO
-    DO SLEEP(%s);
-    SET looked = looked + 1;
-  END WHILE;
-  SELECT looked < %s;
-END"""
 
 
 class SQLiteDialect(Dialect):

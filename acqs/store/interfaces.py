@@ -15,6 +15,11 @@ class StoreUnavailable(Exception):
     itself on the next call."""
 
 
+class CannotWait(Exception):
+    """The database cannot wait for NEW rows in the server (L{IQueueStore.waitForNew}):
+    the text says why; looks (L{IQueueStore.lookForNew}) work everywhere."""
+
+
 class IQueueStore(Interface):
     """
     Every method returns a Deferred and runs as one transaction.  Each
@@ -26,8 +31,7 @@ class IQueueStore(Interface):
 
     serverInfo = Attribute("The L{ServerInfo} of the database, once the first claim knows it.")
 
-    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None,
-              wait: float = 0.0):
+    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None):
         """
         Move up to C{limit} NEW rows of C{server_ip} to QUEUE, oldest
         man_id first, recording C{instance} as their claimant; no two
@@ -37,11 +41,24 @@ class IQueueStore(Interface):
         reason.  The first C{send} rows claimed are also marked sending, as
         L{markSending} would (C{marked}), for sessions ready to send them,
         where vicidial_manager is transactional (L{ServerInfo.transactional}:
-        not on MyISAM, where the mark stays a step of its own).
-        With C{wait}, where the database can (L{ServerInfo.waits}), it first
-        waits up to C{wait} seconds in the database for a NEW row.  Fires
-        with the claimed L{ActionRow}s, in man_id order, each with its claim
-        token.
+        not on MyISAM, where the mark stays a step of its own).  A claim
+        never waits for rows (L{waitForNew} does, apart).  Fires with the
+        claimed L{ActionRow}s, in man_id order, each with its claim token.
+        """
+
+    def lookForNew(server_ip: str):
+        """
+        Fires with whether a NEW row of C{server_ip} is there: one indexed
+        look, in autocommit, that locks nothing beyond itself.
+        """
+
+    def waitForNew(server_ip: str, timeout: float, step: float):
+        """
+        Look for a NEW row of C{server_ip} at once and then every C{step}
+        seconds, for C{timeout} seconds at most, in the database itself,
+        outside any transaction (no row lock, the metadata lock only for
+        each look).  Fires with C{(found, looks)}; fails with L{CannotWait}
+        where the database cannot (L{ServerInfo.waits}).
         """
 
     def markSending(claims: Sequence[Claim]):

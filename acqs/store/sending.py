@@ -46,6 +46,17 @@ def release(t: Transaction, claims: Sequence[Claim], reason: str) -> List[int]:
 
 def recordSent(t: Transaction, results: Sequence[SendResult]) -> List[int]:
     """Asterisk's answers, on the rows whose claim still holds: the man_ids recorded."""
+    responses = recordAnswers(t, results)
+    writeResponses(t, responses)
+    return sorted(responses)
+
+
+def recordAnswers(t: Transaction, results: Sequence[SendResult]) -> Dict[int, str]:
+    """
+    Asterisk's answers in acqs_action, on the rows whose claim still holds:
+    their vicidial_manager C{response} (Y or N), by man_id, for
+    L{writeResponses} (or a write of the rows' own that includes it).
+    """
     # Each claim's answers in one guarded UPDATE; only where it changed
     # fewer rows than it named is it asked which (the others' claims lost).
     accepted: List[int] = []
@@ -83,8 +94,13 @@ def recordSent(t: Transaction, results: Sequence[SendResult]) -> List[int]:
                     " AND claim_token {is} %s AND outcome = 'sent'",
                     ids + [token], ids=marks(len(ids)))]
     mine = set(accepted)
-    for success, response in ((True, "Y"), (False, "N")):
-        ids = [r.man_id for r in results if bool(r.answered) is success and r.man_id in mine]
+    return {r.man_id: "Y" if r.answered else "N" for r in results if r.man_id in mine}
+
+
+def writeResponses(t: Transaction, responses: Dict[int, str]) -> None:
+    """vicidial_manager's C{response} of answered rows (a QUEUE row becomes SENT)."""
+    for response in ("Y", "N"):
+        ids = sorted(m for m, r in responses.items() if r == response)
         for chunk in chunks(ids):
             t.write(
                 "UPDATE vicidial_manager SET response = %s,"
@@ -93,4 +109,3 @@ def recordSent(t: Transaction, results: Sequence[SendResult]) -> List[int]:
                 [response] + list(chunk),
                 ids=marks(len(chunk)),
             )
-    return sorted(mine)

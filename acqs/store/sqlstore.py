@@ -5,8 +5,9 @@ companion tables acqs_action and acqs_instance (see C{sql/acqs.sql}).
 L{SQLQueueStore} is the L{IQueueStore} API: it runs each call as one
 transaction in the pool's threads, retrying and reconnecting, and reports
 outages.  The transactions themselves live in modules named for what they
-do: L{acqs.store.claims} (the wait for NEW rows, claims, the dead check,
-the claim lock), L{acqs.store.sending} (markSending, release,
+do: L{acqs.store.claims} (claims, the dead check, the claim lock),
+L{acqs.store.waiting} (the looks for NEW rows, on a connection of their
+own in autocommit), L{acqs.store.sending} (markSending, release,
 recordSent), L{acqs.store.calls} (the listener's updates, tracked calls),
 L{acqs.store.recovery} (stranded rows, instance names, heartbeats),
 L{acqs.store.pruning}; L{acqs.store.transaction} holds what they share.
@@ -52,10 +53,10 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from . import calls, duties, pruning, reads, recovery, sending, servers
-from .claims import WAIT_STEP, underClaimLock, waitThenClaim
+from . import calls, duties, pruning, reads, recovery, sending, servers, waiting
+from .claims import claim, underClaimLock
 from .dialects import Dialect
-from .interfaces import IQueueStore, StoreUnavailable
+from .interfaces import CannotWait, IQueueStore, StoreUnavailable
 from .records import (
     ActionRow,
     CallDead,
@@ -92,18 +93,19 @@ class SQLQueueStore:
     C{dialect} says what differs between MySQL/MariaDB and SQLite.  With
     C{skipLocked=False} claims are serialised even where the server could
     skip locked rows, and with C{waits=False} nobody waits in the server
-    for NEW rows (the paths older servers and MySQL take).
+    for NEW rows (the paths older servers and MySQL take).  C{waitPool}
+    holds the connection of the looks for NEW rows.
     """
 
     log = Logger()
 
     def __init__(self, url: DatabaseURL, dialect: Dialect, pool, reactor,
                  skipLocked: Optional[bool] = None, waits: Optional[bool] = None,
-                 waitStep: float = WAIT_STEP):
+                 waitPool=None):
         self._url = url
-        self._waitStep = waitStep
         self._dialect = dialect
         self._pool = pool
+        self._waitPool = waitPool if waitPool is not None else pool
         self._reactor = reactor
         self._inFlight: Set[int] = set()  # man_ids this store claimed and nobody settled
         # Claims and recoveries of this store take turns, so that a recovery
@@ -126,15 +128,14 @@ class SQLQueueStore:
 
     @_deferred
     async def claim(self, server_ip: str, limit: int, instance: str, send: int = 0,
-                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None,
-                    wait: float = 0.0):
+                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None):
         if limit < 1:
             return []
         async with self._claiming:
             info = await self._probe()
             rows, checked, refused = await self._run(
-                waitThenClaim, server_ip, info, wait if info.waits else 0, self._waitStep,
-                limit, cut(instance, INSTANCE), secrets.token_hex(8), send, refuse,
+                underClaimLock, server_ip, info, claim, limit, cut(instance, INSTANCE),
+                secrets.token_hex(8), info, send, refuse,
             )
             self._inFlight.update(row.man_id for row in rows)
         self.deadChecked += len(checked)
@@ -146,6 +147,25 @@ class SQLQueueStore:
             self.log.warn("Row {man_id} of {server_ip} refused: {reason}",
                           man_id=man_id, server_ip=server_ip, reason=reason)
         return rows
+
+    @_deferred
+    async def lookForNew(self, server_ip: str):
+        return await self._autocommit(waiting.lookForNew, server_ip)
+
+    @_deferred
+    async def waitForNew(self, server_ip: str, timeout: float, step: float):
+        info = await self._probe()
+        if not info.waits:
+            raise CannotWait(self._whyNoWait(info))
+        return await self._autocommit(waiting.waitForNew, server_ip,
+                                      1 + max(0, round(timeout / step)), step)
+
+    def _whyNoWait(self, info: ServerInfo) -> str:
+        if self._waitless:
+            return "it was told it cannot wait in the server"
+        if self._dialect.kind == "sqlite":
+            return "SQLite cannot wait in the server"
+        return f"{info.version} cannot wait in the server (MariaDB 10.1.1+ can)"
 
     @_deferred
     async def markSending(self, claims: Sequence[Claim]):
@@ -248,6 +268,8 @@ class SQLQueueStore:
             self._idle.append(waiting)
             await waiting
         self._pool.close()
+        if self._waitPool is not self._pool:
+            self._waitPool.close()
 
     def _settled(self, man_ids: Iterable[int]) -> None:
         self._inFlight.difference_update(man_ids)
@@ -279,11 +301,22 @@ class SQLQueueStore:
         threads, C{t} its L{Transaction}; database errors become
         L{StoreUnavailable}.
         """
+        return await self._using(self._pool.runInteraction, self._transaction, interaction,
+                                 *args)
+
+    async def _autocommit(self, look, *args):
+        """
+        Run C{look(t, *args)} on the wait connection, in autocommit (no
+        transaction); database errors become L{StoreUnavailable}.
+        """
+        return await self._using(self._waitPool.runWithConnection, self._looking, look, *args)
+
+    async def _using(self, run, *args):
         if self._closed:
             raise StoreUnavailable(f"the queue store for {self._url} is closed")
         self._running += 1
         try:
-            result = await self._pool.runInteraction(self._transaction, interaction, *args)
+            result = await run(*args)
         except self._dialect.errors as e:
             raise self._unavailable(e) from e
         finally:
@@ -294,6 +327,17 @@ class SQLQueueStore:
                     waiting.callback(None)
         self._available()
         return result
+
+    def _looking(self, connection, look, *args):
+        """In the wait connection's thread: a connection found dead is replaced once."""
+        for attempt in (1, 2):
+            t = Transaction(connection.cursor(), self._dialect)
+            try:
+                return look(t, *args)
+            except self._dialect.errors as e:
+                if attempt == 2 or not self._dialect.gone(e) or t.executed > 1:
+                    raise
+                connection.reconnect()
 
     def _transaction(self, txn, interaction, *args):
         """

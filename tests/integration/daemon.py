@@ -70,7 +70,7 @@ def startAcqs(testCase, db, endpoint, store=None, **settings) -> Acqs:
     ends."""
     values = dict(server_ip=SERVER, db=str(db.url), send_user="sender",
                   send_secret="sendersecret", listen_user="listener",
-                  listen_secret="listenersecret", linger=0.2, poll_interval=0.01,
+                  listen_secret="listenersecret", linger=0.2,
                   action_timeout=5.0, status_file=None, instance="e2e")
     values.update(settings)
     store = store or db.openStore()

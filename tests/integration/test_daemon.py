@@ -367,15 +367,15 @@ class SimulatorLifeCycle(SimulatorCalls):
 
     async def test_warmSessionsCarryRows(self):
         """By default two send sessions wait logged in, and a row goes out on one of them.
-        The claim that waited in the database for it did not mark it SENT (the sessions it
-        could count on might have been gone by then): its session did, at once."""
-        record = await self.warmSessionCarries()
-        self.assertGreater(record["sending_at"], record["claimed_at"])
+        The wait for rows is apart from the claim, so the claim marks the row for the warm
+        session itself, in the same statement, where the table has transactions."""
+        self.claimMarked(await self.warmSessionCarries())
 
     async def test_claimMarksForWarmSessions(self):
-        """Where claims do not wait in the database (they poll), a claim marks a row for a
-        warm session itself, in the same statement, where the table has transactions."""
-        record = await self.warmSessionCarries(store=self.db.openStore(waits=False))
+        """The same where the database cannot wait: the sender polls."""
+        self.claimMarked(await self.warmSessionCarries(store=self.db.openStore(waits=False)))
+
+    def claimMarked(self, record):
         if self.engine == "MyISAM":  # its SENT would outlive a failed claim: a step of its own
             self.assertGreater(record["sending_at"], record["claimed_at"])
         else:
@@ -383,8 +383,8 @@ class SimulatorLifeCycle(SimulatorCalls):
 
     async def test_warmSessionsReplaced(self):
         """A warm session left idle for --warm-idle logs off and another takes its place,
-        also while a claim waiting in the database counts on it: none lives long."""
-        self.start(linger=0, idle_wait=0.2, warm_idle=0.5)  # it expires during a wait
+        also while a wait for rows runs: none lives long."""
+        self.start(linger=0, warm_idle=0.5)  # it expires during a wait
         await eventually(lambda: len(self.senders()) == 2)
         first = set(self.senders())
 
@@ -449,13 +449,22 @@ class SimulatorLifeCycle(SimulatorCalls):
         self.assertEqual(max(peak), 3)  # the limit, reached, was what held them back
 
     async def test_asteriskDown(self):
-        """While Asterisk is down rows stay NEW, never lost; once it is back each goes once."""
-        self.start()
+        """While Asterisk is down rows stay NEW, never claimed, not even by a claim that was
+        waiting for rows as it went (issue 16, item 4: it asks again whether it may claim),
+        so a standby could send them; once it is back each goes once."""
+        acqs = self.start()
+        listener = next(s for s in acqs if isinstance(s, Listener))
         await eventually(lambda: self.sim.sessions)
         await self.asterisk.down()
+        await eventually(lambda: listener.protocol is None)
         ids = [self.insert("Hangup", f"Channel: SIP/none-{n}") for n in range(3)]
-        await eventually(lambda: (self.db.action(ids[0]) or {}).get("outcome") == "released")
-        self.assertEqual({self.db.status(i) for i in ids} - {"NEW", "QUEUE"}, set())
+        histories = [History(self.db, man_id) for man_id in ids]
+        for _ in range(100):  # 2 s of outage, longer than a wait
+            for history in histories:
+                history.look()
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual([h.seen for h in histories], [["NEW"]] * 3)
+        self.assertEqual([self.db.action(i) for i in ids], [None] * 3)  # never claimed
         self.asterisk.up()
         for man_id in ids:
             self.assertEqual(await self.answered(man_id, timeout=40), "N")
@@ -463,22 +472,23 @@ class SimulatorLifeCycle(SimulatorCalls):
         self.assertEqual(sorted(sent), [f"SIP/none-{n}" for n in range(3)])
 
     async def test_rowClaimedAsAMIGoesNotLeftSent(self):
-        """A row that a claim waiting with warm sessions ready brings just after AMI went
-        away goes back to NEW at once (a crash then would lose nothing, and a standby could
-        send it), never held SENT for the outage; it is sent once when AMI is back."""
-        acqs = self.start(linger=0, idle_wait=5)
+        """A row that comes just after AMI went away, while warm sessions were ready, is
+        neither marked SENT nor claimed: it stays NEW (a crash then would lose nothing, and a
+        standby could send it); it is sent once when AMI is back."""
+        acqs = self.start(linger=0)
         sender = next(s for s in acqs if isinstance(s, Sender))
         await eventually(lambda: len(self.senders()) == 2)
         first = self.insert("Hangup", "Channel: SIP/none-0000")
         self.assertEqual(await self.answered(first), "N")
         await eventually(lambda: len(self.senders()) == 2)
-        await self.asterisk.down()  # the claim waiting now counted on the warm sessions
+        await self.asterisk.down()  # a wait now runs, with the warm sessions ready
         await eventually(lambda: sender.amiDownSince is not None)
         man_id = self.insert("Hangup", "Channel: SIP/none-0001")
-        await eventually(lambda: (self.db.action(man_id) or {}).get("outcome") == "released")
-        self.assertEqual(self.db.status(man_id), "NEW")
-        self.assertEqual(self.db.action(man_id)["reason"],
-                         "not sent: AMI unreachable when it was claimed")
+        history = History(self.db, man_id)
+        for _ in range(75):
+            history.look()
+            await deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual((history.seen, self.db.action(man_id)), (["NEW"], None))
         self.asterisk.up()
         self.assertEqual(await self.answered(man_id, timeout=40), "N")
         sent = [m["Channel"] for _, m in self.sim.actions if m["Action"] == "Hangup"]

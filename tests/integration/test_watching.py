@@ -234,6 +234,32 @@ def _scrape(metrics: Metrics) -> str:
     return generate_latest(metrics.registry).decode("utf-8")
 
 
+    async def test_wakeupSaid(self):
+        """The metrics say which wake-up is in use (a wait in MariaDB), how often it looks
+        now and how many looks it made; where the database cannot wait, that it polls and
+        why, and the page says so too."""
+        self.start()
+        await eventually(lambda: self.db.rows("SELECT COUNT(*) FROM acqs_instance")[0][0])
+        first = await self.scrape()
+        [wait] = [dict(k[1]) for k in first if k[0] == "acqs_wakeup_info"]
+        self.assertEqual(wait, {"mode": "wait", "reason": ""})
+        self.assertEqual(first[("acqs_wakeup_step_seconds", ())], 0.01)
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertGreater((await self.scrape())[("acqs_wakeup_looks_total", ())],
+                           first[("acqs_wakeup_looks_total", ())])
+
+    async def test_pollingSaid(self):
+        """The same where the database cannot wait in the server: it polls, and says why."""
+        self.start(store=self.db.openStore(waits=False))
+        await deferLater(reactor, 0.5, lambda: None)
+        [poll] = [dict(k[1]) for k in await self.scrape() if k[0] == "acqs_wakeup_info"]
+        self.assertEqual(poll, {"mode": "poll",
+                                "reason": "it was told it cannot wait in the server"})
+        _, _, page = await get(self.base + "/")
+        self.assertIn("polls for NEW rows, every 0.01 s now (it was told it cannot wait in"
+                      " the server)", page)
+
+
 class PageTests(Watched, TestCase):
     async def test_rowsAndTheirLives(self):
         """The page shows health, state and this server's rows with their life cycle,
@@ -305,7 +331,6 @@ class OutageTests(Watched, TestCase):
         await eventually(lambda: listener.protocol)
         await self.asterisk.down()
         await eventually(lambda: listener.protocol is None)
-        await claimWaitOver()
         waiting = [self.db.insertAction(SERVER, "Hangup", f"HL{n:04d}", ["Channel: SIP/x-1"])
                    for n in range(12)]
 
@@ -390,15 +415,6 @@ class OutageTests(Watched, TestCase):
         self.assertTrue(problems[0].startswith(
             f"cannot serve metrics and the status page on tcp:{taken.getHost().port}"), problems)
         self.assertIn("Address already in use", problems[0])
-
-
-def claimWaitOver():
-    """
-    Fires once a claim that began waiting in MariaDB before the listener went is over
-    (--idle-wait, 1 s): such a claim still takes the first row that comes and holds it
-    in QUEUE (the fast path's issue 16); these tests count rows left NEW.
-    """
-    return deferLater(reactor, 1.5, lambda: None)
 
 
 async def eventuallyAsync(check, timeout=20.0, interval=0.1):
@@ -493,7 +509,6 @@ class BrowserTests(Watched, TestCase):
         listener = next(s for s in acqs if isinstance(s, Listener))
         await self.asterisk.down()
         await eventually(lambda: listener.protocol is None)
-        await claimWaitOver()
         waiting = [self.db.insertAction(SERVER, "Hangup", f"V12071822000000{n:05d}",
                                         [f"Channel: SIP/carrier-{n:08x}"],
                                         channel=f"SIP/carrier-{n:08x}") for n in range(30)]
