@@ -66,7 +66,8 @@ class ServersRowTests(TestCase):
 
     async def send(self, n: int) -> int:
         man_id = self.db.insertAction(SERVER, "Hangup", f"HL{n:018d}", [f"Channel: SIP/x-{n}"])
-        await eventually(lambda: self.db.status(man_id) == "SENT", timeout=20)
+        # Answered, not only SENT: the mark commits just before the action is written.
+        await eventually(lambda: (self.db.action(man_id) or {}).get("answered_at"), timeout=20)
         return man_id
 
     async def test_followsTheRow(self):
