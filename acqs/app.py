@@ -208,7 +208,8 @@ def acqsServices(
     allowed = (None if "*" in settings.allow_actions
                else {name.lower() for name in settings.allow_actions})
     sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
-                    maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
+                    maxSessions=settings.max_sessions, maxOriginates=live.maxOriginates,
+                    maxConnecting=settings.max_connecting,
                     warm=settings.warm_sessions, warmIdle=settings.warm_idle,
                     wakeup=Wakeup(reactor, store, settings.server_ip, settings.wakeup,
                                   settings.poll_interval, settings.idle_poll_interval),

@@ -94,16 +94,17 @@ class MemoryStore:
     def status(self, man_id: int) -> str:
         return self.rows[man_id].status
 
-    def lookForNew(self, server_ip):
+    def lookForNew(self, server_ip, originates=True, others=True):
         self.looks += 1
         if self.failing is not None:
             return fail(self.failing)
-        return succeed(bool(self._new()))
+        return succeed(bool(self._new(originates, others)))
 
-    def waitForNew(self, server_ip, timeout, step):
-        return Deferred.fromCoroutine(self._waitForNew(timeout, step))
+    def waitForNew(self, server_ip, timeout, step, originates=True, others=True):
+        return Deferred.fromCoroutine(self._waitForNew(timeout, step, originates, others))
 
-    async def _waitForNew(self, timeout: float, step: float):
+    async def _waitForNew(self, timeout: float, step: float, originates: bool = True,
+                          others: bool = True):
         if not self.serverInfo.waits:
             raise CannotWait("memory cannot wait")
         wait = dict(timeout=timeout, step=step, at=self.clock.seconds())
@@ -111,20 +112,23 @@ class MemoryStore:
         if self.failing is not None:
             raise self.failing
         started = self.clock.seconds()
-        if not self._new():
+        if not self._new(originates, others):
             waiting = self._newRow = Deferred()
             call = self.clock.callLater(timeout, lambda: waiting.called or waiting.callback(None))
             await waiting
             if call.active():
                 call.cancel()
-        wait["found"] = bool(self._new())
+        wait["found"] = bool(self._new(originates, others))
+        wait["originates"], wait["others"] = originates, others
         return wait["found"], 1 + int((self.clock.seconds() - started) / step)
 
-    def claim(self, server_ip, limit, instance, send=0, refuse=None):
-        return Deferred.fromCoroutine(self._claim(limit, send))
+    def claim(self, server_ip, limit, instance, send=0, refuse=None, originates=None):
+        return Deferred.fromCoroutine(self._claim(limit, send, originates))
 
-    async def _claim(self, limit: int, send: int) -> List[ActionRow]:
-        self.claims.append(dict(limit=limit, send=send, at=self.clock.seconds()))
+    async def _claim(self, limit: int, send: int,
+                     originates: Optional[int] = None) -> List[ActionRow]:
+        self.claims.append(dict(limit=limit, send=send, originates=originates,
+                                at=self.clock.seconds()))
         if self.failing is not None:
             raise self.failing
         if self.gate is not None:
@@ -132,7 +136,13 @@ class MemoryStore:
         self._tokens += 1
         token = f"claim{self._tokens}"
         claimed = []
-        for n, row in enumerate(self._new()[:limit]):
+        if originates is None:
+            rows = self._new()[:limit]
+        else:
+            rows = ([row for row in self._new() if row.action != "Originate"][:limit]
+                    + [row for row in self._new() if row.action == "Originate"][:originates])
+            rows.sort(key=lambda row: row.man_id)
+        for n, row in enumerate(rows):
             marked = n < send
             row.status, row.token = (SENT if marked else QUEUE), token
             row.outcome = "sending" if marked else "queued"
@@ -141,8 +151,9 @@ class MemoryStore:
                                      marked=marked))
         return claimed
 
-    def _new(self) -> List[Row]:
-        return [row for row in self.rows.values() if row.status == NEW]
+    def _new(self, originates: bool = True, others: bool = True) -> List[Row]:
+        return [row for row in self.rows.values() if row.status == NEW
+                and (originates if row.action == "Originate" else others)]
 
     def _own(self, claims, outcomes) -> List[Row]:
         return [self.rows[man_id] for man_id, token in claims
@@ -428,7 +439,9 @@ class TransitionTests(SenderTestCase):
 
     def test_claimSizedToRoom(self):
         """A claim asks for no more rows than free sessions can carry; a full claim is
-        followed by another at once, without waiting in the database."""
+        followed by another at once, without waiting in the database for rows of its
+        class (while it has no room, only Originates, which have their own, are waited
+        for)."""
         for _ in range(5):
             self.store.insert()
         self.start(maxSessions=3)
@@ -443,7 +456,8 @@ class TransitionTests(SenderTestCase):
         self.advance(0.2)
         second = self.store.claims[1]
         self.assertEqual(second["limit"], 3)
-        self.assertEqual([w for w in self.store.waits if w["at"] < second["at"]], [])
+        self.assertEqual([w for w in self.store.waits if w["at"] < second["at"]
+                          and w["others"]], [])
 
     def test_claimFails(self):
         """A failing claim (or wait) is counted and said once; rounds go on every NAP
