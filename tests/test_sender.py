@@ -909,3 +909,112 @@ class PolledStopTests(SenderTestCase):
         self.successResultOf(stopped)
         self.assertEqual(self.store.rows[man_id].reason, "acqs stopped before sending it")
         self.assertEqual(self.store.status(man_id), NEW)
+
+
+ORIGINATE = ("Channel: Local/8600051@default", "Context: default", "Exten: 8600051",
+             "Priority: 1", "Timeout: 60000")
+
+
+class OriginateRoomTests(SenderTestCase):
+    """
+    Originates have a room of their own (C{maxOriginates}): a synchronous
+    Originate's session stays open while its call rings, and must not hold
+    up agents' actions, which have C{maxSessions}.
+    """
+
+    def ringing(self, count: int) -> List[int]:
+        """C{count} Originates claimed, sent and ringing (unanswered); their man_ids."""
+        man_ids = [self.store.insert("Originate", *ORIGINATE) for _ in range(count)]
+        for _ in range(count):
+            self.advance(0.05)
+            self.logInAll()
+            self.advance(0)
+        return man_ids
+
+    def test_hangupGoesOutWhileOriginatesRing(self):
+        """With more Originates ringing than --max-sessions, a Hangup inserted meanwhile
+        is claimed and written at once, on a session of its own."""
+        sender = self.start(linger=10.0, maxSessions=2, maxOriginates=6)
+        originates = self.ringing(6)
+        self.assertEqual([self.store.status(m) for m in originates], [SENT] * 6)
+        self.assertEqual((sender.ringingCount, sender.originateCount), (6, 6))
+        hangup = self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.02)
+        self.logInAll()
+        self.advance(0)
+        self.assertEqual(self.carrying(hangup).written.name, "Hangup")
+        self.assertEqual(self.store.status(hangup), SENT)
+        self.assertEqual(sender.ringingCount, 6)
+
+    def test_originatesBeyondRoomWaitAsNew(self):
+        """Originates beyond --max-originates stay NEW, not QUEUE, while a Hangup behind
+        them is claimed; one that answers makes room for the next, oldest first."""
+        sender = self.start(maxSessions=5, maxOriginates=3)
+        originates = [self.store.insert("Originate", *ORIGINATE) for _ in range(5)]
+        hangup = self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates],
+                         [QUEUE] * 3 + [NEW] * 2)
+        self.assertEqual(self.store.status(hangup), QUEUE)
+        self.logInAll()
+        self.advance(0.1)
+        self.logInAll()
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates], [SENT] * 3 + [NEW] * 2)
+        self.assertEqual(sender.ringingCount, 3)
+        self.assertTrue(all(c["originates"] in (0, 3) for c in self.store.claims[1:]),
+                        self.store.claims)
+        self.carrying(originates[0]).answer()
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates],
+                         [SENT] * 3 + [QUEUE, NEW])
+
+    def test_ringingDoesNotShrinkOthersRoom(self):
+        """Claims size their rows of other actions to --max-sessions whatever rings."""
+        self.start(maxSessions=4, maxOriginates=10)
+        self.ringing(8)
+        before = len(self.store.claims)
+        for _ in range(6):
+            self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.05)
+        [claim] = [c for c in self.claimsSince(before) if c["limit"]][:1]
+        self.assertEqual(claim["limit"], 4)
+
+    def test_lingeringOriginatesLogOffForWaitingOnes(self):
+        """Sessions lingering after their Originates' answers count against the room, and
+        log off early when Originates wait, so the room is never exceeded."""
+        sender = self.start(linger=10.0, maxSessions=5, maxOriginates=2)
+        first = self.ringing(2)
+        for man_id in first:
+            self.carrying(man_id).answer()
+        self.advance(0)
+        self.assertEqual((sender.ringingCount, sender.originateCount), (0, 2))
+        later = [self.store.insert("Originate", *ORIGINATE) for _ in range(2)]
+        self.advance(0.1)
+        self.logInAll()
+        self.advance(0.1)
+        self.assertEqual(sender.originateCount, 2)
+        self.assertEqual([self.store.status(m) for m in later], [SENT] * 2)
+        self.assertTrue(all(self.carrying(m).closed.called for m in first))
+
+    def test_stopReleasesWaitingOriginates(self):
+        """Originates claimed but not yet on a session go back to NEW when acqs stops,
+        not left in QUEUE."""
+        self.start(maxConnecting=1, maxOriginates=5)
+        originates = [self.store.insert("Originate", *ORIGINATE) for _ in range(4)]
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates], [QUEUE] * 4)
+        self.stopNow()
+        self.assertEqual([self.store.status(m) for m in originates], [NEW] * 4)
+
+    def test_roomFollowsTheServersRow(self):
+        """The room is read at each claim, so a changed servers row takes effect."""
+        room = [2]
+        self.start(maxOriginates=lambda: room[0])
+        for _ in range(5):
+            self.store.insert("Originate", *ORIGINATE)
+        self.advance(0.1)
+        self.assertEqual(sum(r.status == QUEUE for r in self.store.rows.values()), 2)
+        room[0] = 4
+        self.advance(0.1)
+        self.assertEqual(sum(r.status == QUEUE for r in self.store.rows.values()), 4)
