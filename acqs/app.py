@@ -285,6 +285,8 @@ def snapshotOf(
             "new_waiting_since": newRows.waitingSince,
             "new_seen_at": newRows.lookedAt,
             "sessions": sender.sessionCount,
+            "ringing": sender.ringingCount,
+            "max_originates": sender.maxOriginates,
             "backlog": sender.backlogCount,
             "sent": sender.sent,
             "tracked_calls": len(listener.tracker),

@@ -280,6 +280,8 @@ def render(status: Dict[str, object], problems: List[Problem], rows: List[RowVie
         ("rows waiting as NEW", _backlog(status)),
         ("actions sent", status.get("sent")),
         ("send sessions open", status.get("sessions")),
+        ("Originates ringing", None if status.get("ringing") is None
+         else f"{status['ringing']} (room for {status.get('max_originates')})"),
         ("claimed, waiting for a session", status.get("backlog")),
         ("calls followed", status.get("tracked_calls")),
         ("updates waiting to be written", status.get("updates_pending")),
