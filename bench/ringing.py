@@ -2,7 +2,7 @@
 Agents' rows while synchronous Originates ring (issue 15, part 2).
 
     python bench/ringing.py [--ringing 200] [--long-ring 30] [--rate 10]
-                            [--seconds 20] [--code DIR] [ACQS OPTIONS ...]
+                            [--seconds 20] [--drain 200] [--code DIR] [ACQS OPTIONS ...]
 
 Set-up as bench/e2e.py's (a scratch database, acqs' simulator in a process
 of its own, twistd acqs under bench/e2e_reaper.py), at acqs' default
@@ -15,6 +15,7 @@ Load: C{--ringing} synchronous Originates, as VICIdial's dialer writes them
 seconds before it answers; once they have reached the simulator (or 10 s
 passed), Hangup and Redirect rows in turn at C{--rate} a second, Poisson
 arrivals, for C{--seconds}: each is answered at once (no such channel).
+Then it waits up to C{--drain} seconds for those still to reach AMI.
 
 Figures: INSERT->AMI (commit -> the simulator parses the action, as in
 bench/e2e.py) p50/p99/max of the Hangups and of the Redirects; the
@@ -86,6 +87,8 @@ def main(argv):
     parser.add_argument("--long-ring", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--drain", type=float, default=200.0,
+                        help="seconds to wait after the load for rows still to reach AMI")
     parser.add_argument("--code", help="run the SUT from this tree")
     args, extra = parser.parse_known_args(argv)
     args.dialect, args.ring, args.hold = "asterisk22", 0.2, 0.5
@@ -140,7 +143,7 @@ def main(argv):
             n += 1
         loadEnded = time.monotonic()
         while (any(c not in asterisk.originates for c in inserted)
-               and time.monotonic() - loadEnded < args.long_ring + 20):
+               and time.monotonic() - loadEnded < args.drain):
             time.sleep(0.1)
         peak = watch.peak
         print(f"{args.ringing} synchronous Originates ringing {args.long_ring:g} s"

@@ -107,7 +107,8 @@ class MemoryStore:
                           others: bool = True):
         if not self.serverInfo.waits:
             raise CannotWait("memory cannot wait")
-        wait = dict(timeout=timeout, step=step, at=self.clock.seconds())
+        wait = dict(timeout=timeout, step=step, at=self.clock.seconds(), originates=originates,
+                    others=others)
         self.waits.append(wait)
         if self.failing is not None:
             raise self.failing
@@ -119,7 +120,6 @@ class MemoryStore:
             if call.active():
                 call.cancel()
         wait["found"] = bool(self._new(originates, others))
-        wait["originates"], wait["others"] = originates, others
         return wait["found"], 1 + int((self.clock.seconds() - started) / step)
 
     def claim(self, server_ip, limit, instance, send=0, refuse=None, originates=None):
@@ -1018,3 +1018,22 @@ class OriginateRoomTests(SenderTestCase):
         room[0] = 4
         self.advance(0.1)
         self.assertEqual(sum(r.status == QUEUE for r in self.store.rows.values()), 4)
+
+    def test_fullClassWaitsShortlyForTheOther(self):
+        """While rows of other actions have no room, the wake-up looks for Originates only,
+        and briefly, so a Hangup waiting as NEW is claimed as soon as room comes back."""
+        self.start(maxSessions=1, maxOriginates=5)
+        first = self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.05)
+        self.logInAll()
+        self.advance(0.05)
+        second = self.store.insert("Hangup", "Channel: SIP/agent-2")
+        self.advance(0.5)
+        self.assertEqual(self.store.status(second), NEW)
+        recent = [w for w in self.store.waits if w["at"] > self.clock.seconds() - 0.4]
+        self.assertTrue(recent)
+        self.assertEqual({(w["originates"], w["others"]) for w in recent}, {(True, False)})
+        self.assertLessEqual(max(w["timeout"] for w in recent), NAP)
+        self.carrying(first).answer()
+        self.advance(NAP + 0.02)
+        self.assertEqual(self.store.status(second), QUEUE)
