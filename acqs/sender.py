@@ -14,7 +14,9 @@ connecting at once (Asterisk's AMI listen backlog is short), at most
 C{maxSessions} are open, lingering ones included, and C{warm} of them may
 wait logged in for rows to come (each still carries one action only).
 While claimed rows wait for a session, lingering sessions are logged off
-oldest first to make room.
+oldest first to make room.  An idle session that ends by itself within
+C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
+only after a pause, longer each time, as probes back off.
 
 Originates are a class of their own.  Asterisk answers a synchronous
 Originate (VICIdial sends no C{Async}) only once its call answers, and
@@ -25,9 +27,7 @@ C{servers} row) and not against C{maxSessions}, so agents' Hangups and
 Redirects never wait behind ringing calls.  Claims take no more Originates
 than that room holds (the others stay NEW, and rows behind them are still
 claimed); while it is full, the wake-up looks only for rows of other
-actions.  An idle session that ends by itself within
-C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
-only after a pause, longer each time, as probes back off.
+actions, and briefly (room coming back cannot end a wait in the database).
 
 A claim marks its first rows SENT itself (a transaction less), as many as
 sessions wait logged in as it starts; the sessions are kept for them, and a
