@@ -311,7 +311,13 @@ class FakeSession:
             self._close()
 
     def abandon(self) -> None:
+        """Give up now, as ActionSession's does: the connection is cut, and an action
+        still waiting for its answer is recorded as unanswered."""
         self.stop()
+        if self.written is not None and not self.answered.called:
+            self.answered.callback(SendResult(self.action.man_id, self.action.claim, False,
+                                              "the AMI connection was closed"))
+        self._close()
 
     def _close(self) -> None:
         if not self.closed.called:
@@ -476,6 +482,26 @@ class TransitionTests(SenderTestCase):
         self.store.failing = None
         man_id = self.store.insert()
         self.advance(0.1)
+        self.assertEqual((sender.claimFailingSince, sender.claimError), (None, None))
+        self.assertEqual(self.store.status(man_id), QUEUE)
+
+    def test_claimBugLogged(self):
+        """A claim that fails unexpectedly (a bug, not an outage) is logged once with its
+        traceback and counted; claiming goes on every NAP seconds, and takes the rows
+        once the claim works again."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.store.failing = RuntimeError("unexpected")
+        sender = self.start()
+        self.advance(1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertLessEqual(len(self.store.claims), 1 / NAP + 1)
+        self.assertEqual(sender.claimFailures, len(self.store.claims))
+        self.assertEqual((sender.claimFailingSince, sender.claimError), (0, "unexpected"))
+        said = [formatEvent(e) for e in logged if "claim" in formatEvent(e).lower()]
+        self.assertEqual(said, ["Claiming rows failed"])
+        self.store.failing = None
+        man_id = self.store.insert()
+        self.advance(NAP)
         self.assertEqual((sender.claimFailingSince, sender.claimError), (None, None))
         self.assertEqual(self.store.status(man_id), QUEUE)
 
@@ -909,6 +935,29 @@ class PolledStopTests(SenderTestCase):
         self.successResultOf(stopped)
         self.assertEqual(self.store.rows[man_id].reason, "acqs stopped before sending it")
         self.assertEqual(self.store.status(man_id), NEW)
+
+    def test_stopAbandonsUnanswered(self):
+        """An action Asterisk never answers holds a stop up for stopTimeout seconds, no
+        longer: its session is then abandoned, said in the log, and the row is recorded
+        as sent without an answer (it may have run), never given back to NEW."""
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        sender = self.start(stopTimeout=5.0)
+        man_id = self.store.insert()
+        self.advance(0)
+        self.sessions[0].logIn()
+        self.advance(0)
+        self.assertEqual(self.store.status(man_id), SENT)
+        stopped = sender.stopService()
+        self.advance(4.9)
+        self.assertNoResult(stopped)
+        self.advance(0.2)
+        self.successResultOf(stopped)
+        self.assertIn("1 sessions still waiting for Asterisk after 5 s; abandoning them",
+                      [formatEvent(e) for e in logged])
+        row = self.store.rows[man_id]
+        self.assertEqual((row.status, row.outcome, row.response, row.attempts),
+                         (SENT, "sent", "N", 0))
+        self.assertEqual(sender.sessionCount, 0)
 
 
 ORIGINATE = ("Channel: Local/8600051@default", "Context: default", "Exten: 8600051",

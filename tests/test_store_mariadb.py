@@ -28,7 +28,7 @@ from .databases import mysqlConnection, scratchMySQL
 SERVER = "10.10.11.12"
 OTHER = "10.10.11.13"
 
-# The INSERT that GUI clients send, verbatim from ../shared/reference/ACQS.txt.
+# The INSERT that GUI clients send, verbatim from VICIdial's ACQS.txt.
 ACQS_INSERT = (
     "INSERT INTO vicidial_manager values('','','2004-01-30 17:22:53','NEW','N','10.10.11.12',"
     "'','Originate','DL40130172253cc160','Channel: local/8600011@demo','Context: default',"

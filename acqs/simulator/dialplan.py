@@ -6,7 +6,7 @@ An L{Exten} says how a call to it behaves (ring, answer, stay up, dial a
 further leg, join a MeetMe conference); L{Exten.applications} spells that
 out as the C{(application, data)} priorities real Asterisk prints in its
 C{Newexten} events, so that a dialplan written here reads the same on the
-wire as the one in C{/work/shared/asterisk/etc/extensions.conf}.
+wire as the one in C{tests/asterisk/etc/extensions.conf}.
 
 Simplified: patterns match in the order they were written (exact names
 first), not in Asterisk's specificity order; only C{${EXTEN}} and
@@ -165,7 +165,7 @@ class Dialplan:
 
 DEFAULT_DIALPLAN = Dialplan(
     {
-        # Mirrors /work/shared/asterisk/etc/extensions.conf.
+        # Mirrors tests/asterisk/etc/extensions.conf.
         "acqs-test": {
             "8600011": Exten(answer=True, hold=2),
             "8600012": Exten(ring=3, answer=True, hold=2),

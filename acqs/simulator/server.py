@@ -64,7 +64,7 @@ class User:
         return f"User({self.username!r}, read={self.read!r}, write={self.write!r})"
 
 
-# The users of the test Asterisk (/work/shared/asterisk/etc/manager.conf.in):
+# The users of the test Asterisk (tests/asterisk/etc/manager.conf.in):
 # username -> secret, and their permissions there.
 DEFAULT_USERS: Mapping[str, str] = MappingProxyType(
     {"sender": "sendersecret", "listener": "listenersecret"})

@@ -1,7 +1,7 @@
 """
 Where the disposable Asterisk 22 for integration tests is.
 
-CI starts one with ../shared/asterisk/asterisk-ctl and sets
+Start one with tests/asterisk/asterisk-ctl (CONTRIBUTING.rst) and set
 ACQS_TEST_ASTERISK to its AMI client endpoint string, and
 ACQS_TEST_ASTERISK_CTL to asterisk-ctl itself, with which tests start
 private ones (another asterisk.conf, or to restart it).  Never point them at
@@ -28,13 +28,13 @@ SKIP = (
     None
     if ENDPOINT
     else "no disposable Asterisk 22: set ACQS_TEST_ASTERISK to the AMI endpoint of one started"
-    " with ../shared/asterisk/asterisk-ctl (e.g. tcp:host=127.0.0.1:port=5040)"
+    " with tests/asterisk/asterisk-ctl (e.g. tcp:host=127.0.0.1:port=5040)"
 )
 SKIP_PRIVATE = (
     None
     if CTL and os.access(CTL, os.X_OK)
     else "no asterisk-ctl to start a private Asterisk 22 with: set ACQS_TEST_ASTERISK_CTL to"
-    " ../shared/asterisk/asterisk-ctl"
+    " the absolute path of tests/asterisk/asterisk-ctl"
 )
 
 

@@ -3,9 +3,9 @@
 
 Re-run against a private Asterisk (the default port is 5039):
 
-    /work/shared/asterisk/asterisk-ctl start /tmp/acqs-asterisk-capture 5039
+    tests/asterisk/asterisk-ctl start /tmp/acqs-asterisk-capture 5039
     python3 tests/data/asterisk22/capture.py [--port 5039] [--out DIR] [-v] [FLOW ...]
-    /work/shared/asterisk/asterisk-ctl stop /tmp/acqs-asterisk-capture
+    tests/asterisk/asterisk-ctl stop /tmp/acqs-asterisk-capture
 
 With no FLOW every flow in FLOWS runs, one after the other; DIR defaults to this
 script's directory. Each AMI connection a flow opens has a role (listener, sender,

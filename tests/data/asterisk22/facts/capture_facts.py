@@ -5,10 +5,10 @@ These flows need more than the shared test fixture: PJSIP on loopback UDP, a use
 may only run CLI commands, and an extra dialplan context. --setup PREFIX adds them to a
 private Asterisk started with asterisk-ctl (its copies under PREFIX/etc/asterisk only):
 
-    /work/shared/asterisk/asterisk-ctl start /tmp/ast-facts 5061
+    tests/asterisk/asterisk-ctl start /tmp/ast-facts 5061
     python3 tests/data/asterisk22/facts/capture_facts.py --setup /tmp/ast-facts
     python3 tests/data/asterisk22/facts/capture_facts.py --port 5061 [-v] [FLOW ...]
-    /work/shared/asterisk/asterisk-ctl stop /tmp/ast-facts
+    tests/asterisk/asterisk-ctl stop /tmp/ast-facts
 
 The files have the format of ../capture.py (whose Conn and Flow this script uses):
 <flow>.<role>.ami are the bytes received, <flow>.<role>.sent the bytes sent. Besides,
@@ -36,7 +36,8 @@ import capture  # noqa: E402  (../capture.py)
 from capture import CALLERID, both_up, local_channels, settled  # noqa: E402
 
 capture.USERS["cmdonly"] = "cmdonlysecret"
-CTL = "/work/shared/asterisk/asterisk-ctl"
+CTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "asterisk",
+                   "asterisk-ctl")
 
 # ---- what --setup adds to the fixture ---------------------------------------------
 
