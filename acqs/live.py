@@ -206,5 +206,6 @@ def logThrough(observer: ILogObserver, *objects: object) -> None:
     """Send what each of C{objects} logs through its C{log} to C{observer} instead."""
     for obj in objects:
         cls = type(obj)
-        obj.log = Logger(namespace=f"{cls.__module__}.{cls.__name__}", source=obj,  # type: ignore
-                         observer=observer)
+        # Any object with a class-level log; IQueueStore, for one, does not declare it.
+        obj.log = Logger(  # type: ignore[attr-defined]
+            namespace=f"{cls.__module__}.{cls.__name__}", source=obj, observer=observer)
