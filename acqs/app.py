@@ -142,7 +142,7 @@ def readServerSettings(settings: Settings, live: LiveSettings) -> None:
     except StoreUnavailable as e:
         if not settings.send_secret:
             raise SystemExit(f"twistd acqs: not starting: no AMI secret: none given, and {where}"
-                             f" could not be read: {e}")
+                             f" could not be read: {e}") from None
         Logger().warn("Could not read VICIdial's servers row of {server_ip} ({reason});"
                       " it is read again every 5 s", server_ip=settings.server_ip,
                       reason=str(e))
@@ -165,7 +165,7 @@ def takeInstanceName(settings: Settings) -> None:
         registerInstance(url, settings.server_ip, settings.instance, socket.gethostname(),
                          os.getpid(), settings.stale_after, pidAlive)
     except InstanceConflict as e:
-        raise SystemExit(f"acqs: not starting: {e}")
+        raise SystemExit(f"acqs: not starting: {e}") from None
     except StoreUnavailable as e:
         Logger().warn("Could not check that no other process runs as instance {instance}"
                       " ({reason}); starting", instance=settings.instance, reason=str(e))
