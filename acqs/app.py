@@ -209,7 +209,8 @@ def acqsServices(
     allowed = (None if "*" in settings.allow_actions
                else {name.lower() for name in settings.allow_actions})
     sender = Sender(reactor, store, openSession, settings.server_ip, settings.instance,
-                    maxSessions=settings.max_sessions, maxConnecting=settings.max_connecting,
+                    maxSessions=settings.max_sessions, maxOriginates=live.maxOriginates,
+                    maxConnecting=settings.max_connecting,
                     warm=settings.warm_sessions, warmIdle=settings.warm_idle,
                     wakeup=Wakeup(reactor, store, settings.server_ip, settings.wakeup,
                                   settings.poll_interval, settings.idle_poll_interval),
@@ -290,6 +291,8 @@ def snapshotOf(
             "new_waiting_since": newRows.waitingSince,
             "new_seen_at": newRows.lookedAt,
             "sessions": sender.sessionCount,
+            "ringing": sender.ringingCount,
+            "max_originates": sender.maxOriginates,
             "backlog": sender.backlogCount,
             "sent": sender.sent,
             "tracked_calls": len(listener.tracker),

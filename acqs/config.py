@@ -86,6 +86,7 @@ class Settings:
     idle_poll_interval: float = 0.25
     linger: float = 10.0
     max_sessions: int = 50
+    max_originates: Optional[int] = None  # None: sized from servers.max_vicidial_trunks
     max_connecting: int = 4
     warm_sessions: int = 2
     warm_idle: float = 10.0
@@ -260,6 +261,14 @@ def _optionalPath(text: str) -> Optional[str]:
     return text or None
 
 
+def _countOrAuto(text: str) -> Optional[int]:
+    return None if text.strip().lower() in ("", "auto") else count(text)
+
+
+def _atLeastOneOrNone(value) -> Optional[str]:
+    return None if value is None else _atLeastOne(value)
+
+
 def _optionalHours(text: str) -> Optional[float]:
     return seconds(text) if text.strip() else None
 
@@ -334,6 +343,10 @@ OPTIONS = (
            parse=seconds, check=_notNegative),
     Option("max-sessions", "max_sessions", "most AMI send sessions open at once",
            parse=count, check=_atLeastOne),
+    Option("max-originates", "max_originates",
+           "most send sessions carrying Originates (ringing calls); auto: twice"
+           " servers.max_vicidial_trunks, 100 at least, 200 without it",
+           parse=_countOrAuto, check=_atLeastOneOrNone, shown="auto"),
     Option("max-connecting", "max_connecting", "most send sessions logging in at once",
            parse=count, check=_atLeastOne),
     Option("warm-sessions", "warm_sessions", "send sessions logged in ahead of rows",

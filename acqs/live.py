@@ -46,6 +46,24 @@ ROW_FIELDS = ("man_id", "man_ids", "callerid", "uniqueid")
 
 Watcher = Callable[[FrozenSet[str]], None]
 
+# Originate sessions (L{originateRoom}) where VICIdial's servers row does not
+# say how many trunks the box has, and the fewest it says.
+ORIGINATES_UNKNOWN = 200
+ORIGINATES_LEAST = 100
+
+
+def originateRoom(trunks: Optional[int]) -> int:
+    """
+    How many sessions may carry Originates at once, by VICIdial's
+    C{servers.max_vicidial_trunks} (the most calls its dialer places on the
+    box): twice that, for agents' manual dials, phone logins and transfers
+    beside the dialer's calls, and at least L{ORIGINATES_LEAST};
+    L{ORIGINATES_UNKNOWN} where the row does not say.
+    """
+    if trunks is None:
+        return ORIGINATES_UNKNOWN
+    return max(ORIGINATES_LEAST, 2 * trunks)
+
 
 class LiveSettings:
     """
@@ -68,6 +86,11 @@ class LiveSettings:
         self.row: Optional[ServerRow] = None
         self._absent: Optional[str] = None  # what was said of a missing table or row
         self._watchers: List[Watcher] = []
+
+    def maxOriginates(self) -> int:
+        """C{--max-originates}, or as L{originateRoom} sizes it from the servers row."""
+        given = self._settings.max_originates
+        return given if given is not None else originateRoom(self.max_vicidial_trunks)
 
     def sendCredentials(self) -> Tuple[str, str]:
         return self.send_user, self.send_secret

@@ -197,6 +197,14 @@ class AcqsCollector:
                      sender.sessionCount)
         yield _gauge("acqs_ami_sessions_lingering", "Send sessions lingering after their action",
                      sender.lingeringCount)
+        yield _gauge("acqs_ami_sessions_originating",
+                     "Send sessions carrying Originates, lingering ones included",
+                     sender.originateCount)
+        yield _gauge("acqs_originates_ringing",
+                     "Originates awaiting their answer (synchronous ones: calls ringing)",
+                     sender.ringingCount)
+        yield _gauge("acqs_originates_max", "The most send sessions carrying Originates",
+                     sender.maxOriginates)
         yield _gauge("acqs_backlog_rows", "Claimed rows waiting for a send session",
                      sender.backlogCount)
         yield _gauge("acqs_ami_up", "1 while the sender reaches AMI (or has not tried yet)",

@@ -18,6 +18,17 @@ oldest first to make room.  An idle session that ends by itself within
 C{SHORT_LIFE} of its login is a failure: warm sessions are then replaced
 only after a pause, longer each time, as probes back off.
 
+Originates are a class of their own.  Asterisk answers a synchronous
+Originate (VICIdial sends no C{Async}) only once its call answers, and
+holds that session's Logoff behind it, so its session stays open while the
+call rings.  Sessions carrying Originates, lingering ones included, count
+against C{maxOriginates} (read at every claim: it may follow VICIdial's
+C{servers} row) and not against C{maxSessions}, so agents' Hangups and
+Redirects never wait behind ringing calls.  Claims take no more Originates
+than that room holds (the others stay NEW, and rows behind them are still
+claimed); while it is full, the wake-up looks only for rows of other
+actions, and briefly (room coming back cannot end a wait in the database).
+
 A claim marks its first rows SENT itself (a transaction less), as many as
 sessions wait logged in as it starts; the sessions are kept for them, and a
 row marked so goes out at once on one, or back to NEW at once if none is
@@ -40,7 +51,7 @@ UPDATED with the call's channel.
 """
 
 from collections import OrderedDict, deque
-from typing import Callable, Collection, Deque, Optional, Sequence
+from typing import Callable, Collection, Deque, Optional, Sequence, Tuple, Union
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -54,9 +65,10 @@ from .ami.outage import LOGIN_REFUSED, SHUTTING_DOWN, cause, refusedLoginDelay
 from .batching import BatchWriter
 from .metrics import NO_OBSERVER, Observer
 from .session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
+from .store.claims import isOriginate
 from .store.interfaces import IQueueStore, StoreUnavailable
 from .store.records import SendResult
-from .wakeup import Wakeup
+from .wakeup import LONGEST, Wakeup
 
 SessionOpener = Callable[[], ActionSession]
 
@@ -91,6 +103,8 @@ class Sender(Service):
     @param metrics: told of the rows claimed and released (L{acqs.metrics}).
     @param wakeup: what tells it that NEW rows came; a L{Wakeup} of the
         store's with its defaults if None.
+    @param maxOriginates: the most sessions carrying Originates (ringing
+        or lingering), or what gives it at each claim.
     """
 
     log = Logger()
@@ -104,6 +118,7 @@ class Sender(Service):
         instance: str,
         *,
         maxSessions: int = 50,
+        maxOriginates: Union[int, Callable[[], int]] = 200,
         maxConnecting: int = 4,
         warm: int = 0,
         warmIdle: float = 10.0,
@@ -126,11 +141,15 @@ class Sender(Service):
         self.serverIP = serverIP
         self.instance = instance
         self._maxSessions = maxSessions
+        self._maxOriginates = (maxOriginates if callable(maxOriginates)
+                               else lambda: maxOriginates)
         self._maxConnecting = maxConnecting
         self._warm = warm
         self._warmIdle = warmIdle
         self._napping: Optional[Deferred] = None
-        self._more = True  # the last claim filled its room: claim again at once
+        # The classes (others, Originates) whose room the last claim filled:
+        # while they still have room, claim again at once.
+        self._more = (True, True)
         self._probeInterval = probeInterval
         self._onOriginate = onOriginate
         self._onAnswer = onAnswer
@@ -140,7 +159,8 @@ class Sender(Service):
         self._held: Optional[str] = None
         self._waiting = False  # for the listener
         self._stopTimeout = stopTimeout
-        self._backlog: Deque[Action] = deque()
+        self._backlog: Deque[Action] = deque()  # rows of other actions than Originate
+        self._originateBacklog: Deque[Action] = deque()
         # Every open session, and those in each state, oldest first: kept as
         # sessions move on, so that no step scans them all.
         self._sessions: "OrderedDict[ActionSession, None]" = OrderedDict()
@@ -149,6 +169,10 @@ class Sender(Service):
         self._idleSessions: "OrderedDict[ActionSession, float]" = OrderedDict()
         self._sending: "OrderedDict[ActionSession, None]" = OrderedDict()  # awaiting answers
         self._done: "OrderedDict[ActionSession, None]" = OrderedDict()  # answered: lingering
+        # Carrying an Originate, until closed; and those whose Originate awaits
+        # its answer (a synchronous one: while its call rings).
+        self._originating: "OrderedDict[ActionSession, None]" = OrderedDict()
+        self._ringing: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._retirements = {}  # idle session -> the call that retires it
         self._reserved = set()  # idle sessions a claim in progress may mark rows for
         self._overdue = set()  # reserved sessions whose idle time ran out meanwhile
@@ -182,7 +206,21 @@ class Sender(Service):
 
     @property
     def backlogCount(self) -> int:
-        return len(self._backlog)
+        return len(self._backlog) + len(self._originateBacklog)
+
+    @property
+    def maxOriginates(self) -> int:
+        return max(1, self._maxOriginates())
+
+    @property
+    def originateCount(self) -> int:
+        """Sessions carrying an Originate, lingering ones included."""
+        return len(self._originating)
+
+    @property
+    def ringingCount(self) -> int:
+        """Originates awaiting Asterisk's answer (synchronous ones: their calls ring)."""
+        return len(self._ringing)
 
     @property
     def idleCount(self) -> int:
@@ -201,8 +239,12 @@ class Sender(Service):
         self._stopping = False
         self._looping = self._loop.start(0, now=True)
 
-    def _room(self) -> int:
-        return self._maxSessions - len(self._sending) - len(self._backlog)
+    def _rooms(self) -> Tuple[int, int]:
+        """Room for rows of other actions, and for Originates."""
+        others = (self._maxSessions - (len(self._sending) - len(self._ringing))
+                  - len(self._backlog))
+        originates = self.maxOriginates - len(self._ringing) - len(self._originateBacklog)
+        return max(0, others), max(0, originates)
 
     def _mayClaim(self) -> bool:
         if self._stopping or self.amiDownSince is not None:
@@ -234,10 +276,15 @@ class Sender(Service):
             if not self._claimable():
                 await self._nap(NAP)
                 return
-            waited = not self._more  # after a claim that filled its room, more at once
+            room, originates = self._rooms()
+            waited = not ((self._more[0] and room > 0) or (self._more[1] and originates > 0))
             if waited:
                 try:
-                    if not await self.wakeup.wait():
+                    # While a class has no room, the wait for the other's rows
+                    # stays short: room coming back cannot end it.
+                    if not await self.wakeup.wait(originates=originates > 0, others=room > 0,
+                                                  longest=LONGEST if room and originates
+                                                  else NAP):
                         return
                 except StoreUnavailable:
                     pass  # the claim tries, and reports the failure as claims do
@@ -246,13 +293,14 @@ class Sender(Service):
                 if not self._claimable():
                     await self._nap(NAP)
                     return
-            room = self._room()
-            claimed = await self._claim(room)
+            room, originates = self._rooms()
+            claimed = await self._claim(room, originates)
             if claimed is None:
                 await self._nap(NAP)
                 return
-            self._more = claimed == room
-            if claimed:
+            others, ringing = claimed
+            self._more = (room > 0 and others == room, originates > 0 and ringing == originates)
+            if others or ringing:
                 self.wakeup.claimed()
             elif waited:
                 # NEW rows there, none claimable (another claim holds them): no spin.
@@ -263,7 +311,7 @@ class Sender(Service):
 
     def _claimable(self) -> bool:
         """Whether a claim may run now: there is room, and AMI and the listener are there."""
-        return self._mayClaim() and self._room() > 0
+        return self._mayClaim() and any(self._rooms())
 
     def _nap(self, seconds: float) -> Deferred:
         """Wait C{seconds}, or less if room frees up or acqs stops (L{_wake})."""
@@ -282,17 +330,19 @@ class Sender(Service):
         if napping is not None and not napping.called:
             napping.callback(None)
 
-    async def _claim(self, room: int) -> Optional[int]:
+    async def _claim(self, room: int, originates: int) -> Optional[Tuple[int, int]]:
         """
-        Claim up to C{room} rows and queue them; how many, or None if
-        claiming failed.  The first are marked for the sessions idle as the
-        claim starts.
+        Claim up to C{room} rows of other actions and C{originates}
+        Originates, and queue them; how many of each, or None if claiming
+        failed.  The first are marked for the sessions idle as the claim
+        starts.
         """
-        ready = [s for s in self._idleSessions if s not in self._reserved][:room]
+        ready = [s for s in self._idleSessions if s not in self._reserved][:room + originates]
         self._reserved.update(ready)
         try:
             rows = await self._store.claim(self.serverIP, room, self.instance, send=len(ready),
-                                           refuse=lambda row: refusal(row, self._allowed))
+                                           refuse=lambda row: refusal(row, self._allowed),
+                                           originates=originates)
         except Exception as e:
             self._unreserve(ready)
             self.claimFailures += 1
@@ -318,7 +368,8 @@ class Sender(Service):
         # Only now: a session that was given a row is no longer idle, and stays.
         self._unreserve(ready)
         self._pump()
-        return len(rows)
+        ringing = sum(1 for row in rows if isOriginate(row.action))
+        return len(rows) - ringing, ringing
 
     def _unreserve(self, sessions: Sequence[ActionSession]) -> None:
         """A claim is done with C{sessions}: those whose idle time ran out meanwhile retire."""
@@ -348,7 +399,7 @@ class Sender(Service):
             self._releaseNow(action.man_id, action.claim, action.name,
                              "not sent: AMI unreachable when it was claimed")
         elif not action.marked:
-            self._backlog.append(action)
+            (self._originateBacklog if action.originates else self._backlog).append(action)
         elif self._idleSessions:
             self._give(next(iter(self._idleSessions)), action)
         else:
@@ -365,20 +416,31 @@ class Sender(Service):
         if self._stopping:
             self._releaseBacklog("acqs stopped before sending it")
             return
-        while self._backlog and self._idleSessions:
-            self._give(next(iter(self._idleSessions)), self._backlog.popleft())
+        # Agents' actions first: they never wait behind Originates.
+        while self._idleSessions and (self._backlog or self._originateBacklog):
+            backlog = self._backlog or self._originateBacklog
+            self._give(next(iter(self._idleSessions)), backlog.popleft())
+        waiting = len(self._backlog) + len(self._originateBacklog)
         if self.amiDownSince is None:
             warm = self._warm if self._warmHold is None else 0
-            wanted = (len(self._backlog) + warm - len(self._idleSessions)
-                      - len(self._connecting))
+            wanted = waiting + warm - len(self._idleSessions) - len(self._connecting)
             while (wanted > 0 and len(self._connecting) < self._maxConnecting
-                   and len(self._sessions) < self._maxSessions):
+                   and self._generalCount() < self._maxSessions):
                 self._open()
                 wanted -= 1
-        if self._backlog and len(self._sessions) >= self._maxSessions:
-            lingering = [s for s in self._done if s.lingering]
-            for session in lingering[: len(self._backlog)]:
+        if waiting and self._generalCount() >= self._maxSessions:
+            lingering = [s for s in self._done if s.lingering and s not in self._originating]
+            for session in lingering[:waiting]:
                 session.endLinger()
+        excess = len(self._originating) + len(self._originateBacklog) - self.maxOriginates
+        if excess > 0:
+            lingering = [s for s in self._originating if s.lingering]
+            for session in lingering[:excess]:
+                session.endLinger()
+
+    def _generalCount(self) -> int:
+        """Sessions open but for those carrying Originates: at most C{maxSessions}."""
+        return len(self._sessions) - len(self._originating)
 
     def _open(self) -> ActionSession:
         session = self._openSession()
@@ -423,6 +485,8 @@ class Sender(Service):
     def _give(self, session: ActionSession, action: Action) -> None:
         del self._idleSessions[session]
         self._sending[session] = None
+        if action.originates:
+            self._originating[session] = self._ringing[session] = None
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
             call.cancel()
@@ -439,6 +503,7 @@ class Sender(Service):
     def _answered(self, result: SendResult, action: Action, givenAt: float,
                   session: ActionSession) -> None:
         self._sending.pop(session, None)
+        self._ringing.pop(session, None)
         if session in self._sessions:
             self._done[session] = None
         self._wake()  # its session lingers now: room for another row
@@ -452,6 +517,8 @@ class Sender(Service):
 
     def _notSent(self, failure: Failure, action: Action, session: ActionSession) -> None:
         self._sending.pop(session, None)
+        self._ringing.pop(session, None)
+        self._wake()
         reason = failure.getErrorMessage() if failure.check(NotSent) else repr(failure.value)
         if failure.check(ClaimLost):
             self.log.warn("man_id {man_id} {action} not sent: {reason}; left to it",
@@ -468,7 +535,7 @@ class Sender(Service):
         self._wake()
         idleSince = self._idleSessions.get(session)
         for sessions in (self._sessions, self._connecting, self._idleSessions, self._sending,
-                         self._done):
+                         self._done, self._originating, self._ringing):
             sessions.pop(session, None)
         call = self._retirements.pop(session, None)
         if call is not None and call.active():
@@ -502,9 +569,10 @@ class Sender(Service):
         self._pump()
 
     def _releaseBacklog(self, reason: str) -> None:
-        for action in self._backlog:
-            self._releaseNow(action.man_id, action.claim, action.name, reason)
-        self._backlog.clear()
+        for backlog in (self._backlog, self._originateBacklog):
+            for action in backlog:
+                self._releaseNow(action.man_id, action.claim, action.name, reason)
+            backlog.clear()
 
     def _release(self, items: Sequence) -> Deferred:
         byReason = {}

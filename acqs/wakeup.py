@@ -89,23 +89,27 @@ class Wakeup:
         """Rows came: look at the fast step again."""
         self._lastRow = self._clock.seconds()
 
-    async def wait(self) -> bool:
+    async def wait(self, originates: bool = True, others: bool = True,
+                   longest: float = LONGEST) -> bool:
         """
-        Whether a NEW row came: after a wait in the server (up to its
-        length), or after one look (and, when it found none, a pause of one
-        step).  Fails with L{StoreUnavailable} when the database does.
+        Whether a NEW row came (of the classes that have room: without
+        C{originates}, one that is no Originate; without C{others}, an
+        Originate): after a wait in the server (up to its length, and
+        C{longest} seconds), or after one look (and, when it found none, a
+        pause of one step).  Fails with L{StoreUnavailable} when
+        the database does.
         """
         step, left = schedule(self._clock.seconds() - self._lastRow, self._fast, self._idle)
         if self.mode == WAIT:
             try:
                 found, looks = await self._store.waitForNew(
-                    self.serverIP, max(step, min(LONGEST, left)), step)
+                    self.serverIP, max(step, min(longest, left)), step, originates, others)
             except CannotWait as e:
                 self._fallBack(str(e))
             else:
                 self.looks += looks
                 return found
-        found = await self._store.lookForNew(self.serverIP)
+        found = await self._store.lookForNew(self.serverIP, originates, others)
         self.looks += 1
         if not found:
             await self._pause(step)

@@ -279,7 +279,8 @@ def render(status: Dict[str, object], problems: List[Problem], rows: List[RowVie
             and status.get("store_error") else "")),
         ("rows waiting as NEW", _backlog(status)),
         ("actions sent", status.get("sent")),
-        ("send sessions open", status.get("sessions")),
+        ("send sessions open", status.get("sessions") if status.get("ringing") is None
+         else f"{status['sessions']}, {status['ringing']} of them ringing"),
         ("claimed, waiting for a session", status.get("backlog")),
         ("calls followed", status.get("tracked_calls")),
         ("updates waiting to be written", status.get("updates_pending")),

@@ -305,11 +305,11 @@ def machineCPU():
 class Asterisk:
     """bench/e2e_asterisk.py in its own process, and what it reports."""
 
-    def __init__(self, args, listenSecret, log):
+    def __init__(self, args, listenSecret, log, extra=()):
         self.process = subprocess.Popen(
             [sys.executable, str(BENCH / "e2e_asterisk.py"), "--dialect", args.dialect,
              "--ring", str(args.ring), "--hold", str(args.hold),
-             "--send-secret", SEND_SECRET, "--listen-secret", listenSecret],
+             "--send-secret", SEND_SECRET, "--listen-secret", listenSecret, *extra],
             stdout=subprocess.PIPE, stderr=log, env=_env())
         first = self.process.stdout.readline().split()
         if first[:1] != [b"port"]:

@@ -11,7 +11,7 @@ writes one line per fact to stdout, each with the wall-clock time
 
     port PORT                the port, once listening
     L TIME USERNAME          a Login action arrived
-    O TIME CALLERID          an Originate arrived (its Callerid header), or a Hangup
+    O TIME CALLERID          an Originate arrived (its Callerid header), or a Hangup or Redirect
                              of SIP/CALLERID (bench/e2e.py --load hangups)
     R TIME CALLERID          the first Newstate Ringing or Up of a channel whose
                              caller ID name is CALLERID
@@ -45,12 +45,16 @@ from acqs.simulator import Exten, HangupHandler, Simulator, User
 from acqs.simulator.dialplan import Dialplan
 
 AGENT = "8600051"
+# A phone that rings --long-ring seconds before it answers (bench/ringing.py):
+# a synchronous Originate to it is answered only then.
+RINGING = "8600052"
 CONTEXT = "bench"
 
 
-def dialplan(ring: float, hold: float) -> Dialplan:
+def dialplan(ring: float, hold: float, longRing: float = 30.0) -> Dialplan:
     return Dialplan({CONTEXT: {
         AGENT: Exten(answer=True, hold=None),
+        RINGING: Exten(ring=longRing, answer=True, hold=None),
         "_9X.": Exten(ring=ring, answer=True, hold=hold, dial="SIP/carrier/${EXTEN:1}",
                       dialTimeout=60),
         "h": HangupHandler(),
@@ -79,7 +83,7 @@ class Reporter:
         action = (message.get("Action") or "").lower()
         if action == "originate":
             self.write(f"O {time.time():.6f} {message.get('Callerid') or ''}\n")
-        elif action == "hangup":  # bench --load hangups: Channel: SIP/CALLERID
+        elif action in ("hangup", "redirect"):  # --load hangups, bench/ringing.py
             self.write(f"O {time.time():.6f} {(message.get('Channel') or '')[4:]}\n")
         elif action == "login":
             self.write(f"L {time.time():.6f} {username}\n")
@@ -105,12 +109,13 @@ async def main(reactor, argv) -> None:
     parser.add_argument("--dialect", default="asterisk22")
     parser.add_argument("--ring", type=float, default=0.2)
     parser.add_argument("--hold", type=float, default=0.5)
+    parser.add_argument("--long-ring", type=float, default=30.0)
     parser.add_argument("--send-secret", default="sendersecret")
     parser.add_argument("--listen-secret", default="listenersecret")
     options = parser.parse_args(argv)
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     simulator = Simulator(reactor, dialect=options.dialect,
-                          dialplan=dialplan(options.ring, options.hold),
+                          dialplan=dialplan(options.ring, options.hold, options.long_ring),
                           users=users(options.send_secret, options.listen_secret))
     simulator.testEvents = False
     reporter = Reporter(sys.stdout.buffer)

@@ -41,6 +41,19 @@ class LiveSettingsTests(SynchronousTestCase):
                       self.text())
         self.assertNotIn("rowsecret", self.text())
 
+    def test_originateRoomFromTrunks(self):
+        """Without --max-originates, the room for Originates is twice the servers row's
+        max_vicidial_trunks, 100 at least, and 200 until a row says; the option beats it."""
+        live = self.live()
+        self.assertEqual(live.maxOriginates(), 200)
+        live.follow(ServerRead(ROW))  # 23 trunks
+        self.assertEqual(live.maxOriginates(), 100)
+        live.follow(ServerRead(attr.evolve(ROW, max_vicidial_trunks=96)))
+        self.assertEqual(live.maxOriginates(), 192)
+        given = self.live(max_originates=40)
+        given.follow(ServerRead(attr.evolve(ROW, max_vicidial_trunks=96)))
+        self.assertEqual(given.maxOriginates(), 40)
+
     def test_roleUsersLongerThanThree(self):
         """A role user of 3 characters or fewer gives way to ASTmgrUSERNAME, as in VICIdial."""
         live = self.live()

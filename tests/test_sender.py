@@ -94,37 +94,41 @@ class MemoryStore:
     def status(self, man_id: int) -> str:
         return self.rows[man_id].status
 
-    def lookForNew(self, server_ip):
+    def lookForNew(self, server_ip, originates=True, others=True):
         self.looks += 1
         if self.failing is not None:
             return fail(self.failing)
-        return succeed(bool(self._new()))
+        return succeed(bool(self._new(originates, others)))
 
-    def waitForNew(self, server_ip, timeout, step):
-        return Deferred.fromCoroutine(self._waitForNew(timeout, step))
+    def waitForNew(self, server_ip, timeout, step, originates=True, others=True):
+        return Deferred.fromCoroutine(self._waitForNew(timeout, step, originates, others))
 
-    async def _waitForNew(self, timeout: float, step: float):
+    async def _waitForNew(self, timeout: float, step: float, originates: bool = True,
+                          others: bool = True):
         if not self.serverInfo.waits:
             raise CannotWait("memory cannot wait")
-        wait = dict(timeout=timeout, step=step, at=self.clock.seconds())
+        wait = dict(timeout=timeout, step=step, at=self.clock.seconds(), originates=originates,
+                    others=others)
         self.waits.append(wait)
         if self.failing is not None:
             raise self.failing
         started = self.clock.seconds()
-        if not self._new():
+        if not self._new(originates, others):
             waiting = self._newRow = Deferred()
             call = self.clock.callLater(timeout, lambda: waiting.called or waiting.callback(None))
             await waiting
             if call.active():
                 call.cancel()
-        wait["found"] = bool(self._new())
+        wait["found"] = bool(self._new(originates, others))
         return wait["found"], 1 + int((self.clock.seconds() - started) / step)
 
-    def claim(self, server_ip, limit, instance, send=0, refuse=None):
-        return Deferred.fromCoroutine(self._claim(limit, send))
+    def claim(self, server_ip, limit, instance, send=0, refuse=None, originates=None):
+        return Deferred.fromCoroutine(self._claim(limit, send, originates))
 
-    async def _claim(self, limit: int, send: int) -> List[ActionRow]:
-        self.claims.append(dict(limit=limit, send=send, at=self.clock.seconds()))
+    async def _claim(self, limit: int, send: int,
+                     originates: Optional[int] = None) -> List[ActionRow]:
+        self.claims.append(dict(limit=limit, send=send, originates=originates,
+                                at=self.clock.seconds()))
         if self.failing is not None:
             raise self.failing
         if self.gate is not None:
@@ -132,7 +136,13 @@ class MemoryStore:
         self._tokens += 1
         token = f"claim{self._tokens}"
         claimed = []
-        for n, row in enumerate(self._new()[:limit]):
+        if originates is None:
+            rows = self._new()[:limit]
+        else:
+            rows = ([row for row in self._new() if row.action != "Originate"][:limit]
+                    + [row for row in self._new() if row.action == "Originate"][:originates])
+            rows.sort(key=lambda row: row.man_id)
+        for n, row in enumerate(rows):
             marked = n < send
             row.status, row.token = (SENT if marked else QUEUE), token
             row.outcome = "sending" if marked else "queued"
@@ -141,8 +151,9 @@ class MemoryStore:
                                      marked=marked))
         return claimed
 
-    def _new(self) -> List[Row]:
-        return [row for row in self.rows.values() if row.status == NEW]
+    def _new(self, originates: bool = True, others: bool = True) -> List[Row]:
+        return [row for row in self.rows.values() if row.status == NEW
+                and (originates if row.action == "Originate" else others)]
 
     def _own(self, claims, outcomes) -> List[Row]:
         return [self.rows[man_id] for man_id, token in claims
@@ -428,7 +439,9 @@ class TransitionTests(SenderTestCase):
 
     def test_claimSizedToRoom(self):
         """A claim asks for no more rows than free sessions can carry; a full claim is
-        followed by another at once, without waiting in the database."""
+        followed by another at once, without waiting in the database for rows of its
+        class (while it has no room, only Originates, which have their own, are waited
+        for)."""
         for _ in range(5):
             self.store.insert()
         self.start(maxSessions=3)
@@ -443,7 +456,8 @@ class TransitionTests(SenderTestCase):
         self.advance(0.2)
         second = self.store.claims[1]
         self.assertEqual(second["limit"], 3)
-        self.assertEqual([w for w in self.store.waits if w["at"] < second["at"]], [])
+        self.assertEqual([w for w in self.store.waits if w["at"] < second["at"]
+                          and w["others"]], [])
 
     def test_claimFails(self):
         """A failing claim (or wait) is counted and said once; rounds go on every NAP
@@ -895,3 +909,131 @@ class PolledStopTests(SenderTestCase):
         self.successResultOf(stopped)
         self.assertEqual(self.store.rows[man_id].reason, "acqs stopped before sending it")
         self.assertEqual(self.store.status(man_id), NEW)
+
+
+ORIGINATE = ("Channel: Local/8600051@default", "Context: default", "Exten: 8600051",
+             "Priority: 1", "Timeout: 60000")
+
+
+class OriginateRoomTests(SenderTestCase):
+    """
+    Originates have a room of their own (C{maxOriginates}): a synchronous
+    Originate's session stays open while its call rings, and must not hold
+    up agents' actions, which have C{maxSessions}.
+    """
+
+    def ringing(self, count: int) -> List[int]:
+        """C{count} Originates claimed, sent and ringing (unanswered); their man_ids."""
+        man_ids = [self.store.insert("Originate", *ORIGINATE) for _ in range(count)]
+        for _ in range(count):
+            self.advance(0.05)
+            self.logInAll()
+            self.advance(0)
+        return man_ids
+
+    def test_hangupGoesOutWhileOriginatesRing(self):
+        """With more Originates ringing than --max-sessions, a Hangup inserted meanwhile
+        is claimed and written at once, on a session of its own."""
+        sender = self.start(linger=10.0, maxSessions=2, maxOriginates=6)
+        originates = self.ringing(6)
+        self.assertEqual([self.store.status(m) for m in originates], [SENT] * 6)
+        self.assertEqual((sender.ringingCount, sender.originateCount), (6, 6))
+        hangup = self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.02)
+        self.logInAll()
+        self.advance(0)
+        self.assertEqual(self.carrying(hangup).written.name, "Hangup")
+        self.assertEqual(self.store.status(hangup), SENT)
+        self.assertEqual(sender.ringingCount, 6)
+
+    def test_originatesBeyondRoomWaitAsNew(self):
+        """Originates beyond --max-originates stay NEW, not QUEUE, while a Hangup behind
+        them is claimed; one that answers makes room for the next, oldest first."""
+        sender = self.start(maxSessions=5, maxOriginates=3)
+        originates = [self.store.insert("Originate", *ORIGINATE) for _ in range(5)]
+        hangup = self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates],
+                         [QUEUE] * 3 + [NEW] * 2)
+        self.assertEqual(self.store.status(hangup), QUEUE)
+        self.logInAll()
+        self.advance(0.1)
+        self.logInAll()
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates], [SENT] * 3 + [NEW] * 2)
+        self.assertEqual(sender.ringingCount, 3)
+        self.assertTrue(all(c["originates"] in (0, 3) for c in self.store.claims[1:]),
+                        self.store.claims)
+        self.carrying(originates[0]).answer()
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates],
+                         [SENT] * 3 + [QUEUE, NEW])
+
+    def test_ringingDoesNotShrinkOthersRoom(self):
+        """Claims size their rows of other actions to --max-sessions whatever rings."""
+        self.start(maxSessions=4, maxOriginates=10)
+        self.ringing(8)
+        before = len(self.store.claims)
+        for _ in range(6):
+            self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.05)
+        [claim] = [c for c in self.claimsSince(before) if c["limit"]][:1]
+        self.assertEqual(claim["limit"], 4)
+
+    def test_lingeringOriginatesLogOffForWaitingOnes(self):
+        """Sessions lingering after their Originates' answers count against the room, and
+        log off early when Originates wait, so the room is never exceeded."""
+        sender = self.start(linger=10.0, maxSessions=5, maxOriginates=2)
+        first = self.ringing(2)
+        for man_id in first:
+            self.carrying(man_id).answer()
+        self.advance(0)
+        self.assertEqual((sender.ringingCount, sender.originateCount), (0, 2))
+        later = [self.store.insert("Originate", *ORIGINATE) for _ in range(2)]
+        self.advance(0.1)
+        self.logInAll()
+        self.advance(0.1)
+        self.assertEqual(sender.originateCount, 2)
+        self.assertEqual([self.store.status(m) for m in later], [SENT] * 2)
+        self.assertTrue(all(self.carrying(m).closed.called for m in first))
+
+    def test_stopReleasesWaitingOriginates(self):
+        """Originates claimed but not yet on a session go back to NEW when acqs stops,
+        not left in QUEUE."""
+        self.start(maxConnecting=1, maxOriginates=5)
+        originates = [self.store.insert("Originate", *ORIGINATE) for _ in range(4)]
+        self.advance(0.1)
+        self.assertEqual([self.store.status(m) for m in originates], [QUEUE] * 4)
+        self.stopNow()
+        self.assertEqual([self.store.status(m) for m in originates], [NEW] * 4)
+
+    def test_roomFollowsTheServersRow(self):
+        """The room is read at each claim, so a changed servers row takes effect."""
+        room = [2]
+        self.start(maxOriginates=lambda: room[0])
+        for _ in range(5):
+            self.store.insert("Originate", *ORIGINATE)
+        self.advance(0.1)
+        self.assertEqual(sum(r.status == QUEUE for r in self.store.rows.values()), 2)
+        room[0] = 4
+        self.advance(0.1)
+        self.assertEqual(sum(r.status == QUEUE for r in self.store.rows.values()), 4)
+
+    def test_fullClassWaitsShortlyForTheOther(self):
+        """While rows of other actions have no room, the wake-up looks for Originates only,
+        and briefly, so a Hangup waiting as NEW is claimed as soon as room comes back."""
+        self.start(maxSessions=1, maxOriginates=5)
+        first = self.store.insert("Hangup", "Channel: SIP/agent-1")
+        self.advance(0.05)
+        self.logInAll()
+        self.advance(0.05)
+        second = self.store.insert("Hangup", "Channel: SIP/agent-2")
+        self.advance(0.5)
+        self.assertEqual(self.store.status(second), NEW)
+        recent = [w for w in self.store.waits if w["at"] > self.clock.seconds() - 0.4]
+        self.assertTrue(recent)
+        self.assertEqual({(w["originates"], w["others"]) for w in recent}, {(True, False)})
+        self.assertLessEqual(max(w["timeout"] for w in recent), NAP)
+        self.carrying(first).answer()
+        self.advance(NAP + 0.02)
+        self.assertEqual(self.store.status(second), QUEUE)

@@ -20,10 +20,10 @@ class NoRows:
 
     serverInfo = None
 
-    def claim(self, server_ip, limit, instance, send=0, refuse=None):
+    def claim(self, server_ip, limit, instance, send=0, refuse=None, originates=None):
         return succeed([])
 
-    def lookForNew(self, server_ip):
+    def lookForNew(self, server_ip, originates=True, others=True):
         return succeed(False)
 
     def markSending(self, claims):

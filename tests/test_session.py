@@ -233,6 +233,27 @@ class SendTests(SessionTestCase):
         self.assertEqual(self.successResultOf(session.answered).answered, True)
 
 
+    def test_ringingSessionHeldUntilItsAnswer(self):
+        """VICIdial's synchronous Originate (Timeout 60000) to a phone nobody answers: its
+        session stays open the whole minute, past --action-timeout, its Logoff (written
+        right behind) answered only after the Originate's failure, which is recorded N;
+        then the session closes."""
+        action = rowAction(ActionRow(10, "10.10.11.12", "Originate", CID, (
+            "Channel: Local/8600013@acqs-test", "Context: acqs-test", "Exten: 8600100",
+            "Priority: 1", f"Callerid: {CID}", "Timeout: 60000", "", "", "", "")))
+        session = self.session(action, timeout=10, linger=0)
+        self.advance(59)
+        self.assertEqual(len(self.sent("Originate")), 1)
+        self.assertEqual(self.sent("Logoff"), [])  # held behind the ringing Originate
+        self.assertNoResult(session.answered)
+        self.assertNoResult(session.closed)
+        self.advance(2)
+        result = self.successResultOf(session.answered)
+        self.assertEqual((result.answered, result.callAnswered), (False, False))
+        self.assertEqual(len(self.sent("Logoff")), 1)
+        self.successResultOf(session.closed)
+
+
 class FailureTests(SessionTestCase):
     def test_loginRefused(self):
         """A refused login means not sent (the row may go again); nothing is marked."""

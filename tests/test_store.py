@@ -86,6 +86,46 @@ class QueueStoreTests:
         self.assertEqual(len(rows), 3)
         self.assertEqual([self.db.status(i) for i in ids], ["QUEUE"] * 3 + ["NEW"])
 
+    async def test_claimOriginatesWithinTheirRoom(self):
+        """With a room for Originates, a claim takes at most that many, oldest first; those
+        beyond stay NEW, and rows of other actions behind them are claimed up to the
+        limit, in man_id order."""
+        ids = [self.db.insertAction(SERVER, action, f"M{n:019d}")
+               for n, action in enumerate(["Originate"] * 4 + ["Hangup", "Originate",
+                                                               "Redirect", "Hangup"], 1)]
+        rows = await self.store.claim(SERVER, 2, "box1", originates=1)
+        self.assertEqual(self.ids(rows), [ids[0], ids[4], ids[6]])
+        self.assertEqual([self.db.status(i) for i in ids],
+                         ["QUEUE", "NEW", "NEW", "NEW", "QUEUE", "NEW", "QUEUE", "NEW"])
+        rows = await self.store.claim(SERVER, 0, "box1", originates=2)
+        self.assertEqual(self.ids(rows), ids[1:3])
+        rows = await self.store.claim(SERVER, 5, "box1", originates=0)
+        self.assertEqual(self.ids(rows), [ids[7]])
+        self.assertEqual([i for i in ids if self.db.status(i) == "NEW"], [ids[3], ids[5]])
+
+    async def test_claimPastAFullLookOfOriginates(self):
+        """Originates without room that fill a claim's first look do not hide the rows of
+        other actions behind them."""
+        originates = self.db.insertActions(SERVER, 6)
+        hangups = self.db.insertActions(SERVER, 2, action="Hangup")
+        rows = await self.store.claim(SERVER, 2, "box1", originates=1)
+        self.assertEqual(self.ids(rows), originates[:1] + hangups)
+
+    async def test_lookForClasses(self):
+        """A look may ask for Originates only, or for rows of other actions only."""
+        self.db.insertAction(SERVER, "Originate", CID)
+        self.assertFalse(await self.store.lookForNew(SERVER, originates=False))
+        self.assertTrue(await self.store.lookForNew(SERVER, others=False))
+        self.db.insertAction(SERVER, "Hangup", CID)
+        self.assertTrue(await self.store.lookForNew(SERVER, originates=False))
+        if self.waits:
+            self.assertEqual(await self.store.waitForNew(SERVER, 0.05, 0.01, others=False),
+                             (True, 1))
+            await self.claimAll()
+            self.db.insertAction(SERVER, "Originate", CID)
+            self.assertEqual(
+                (await self.store.waitForNew(SERVER, 0.05, 0.01, originates=False))[0], False)
+
     async def test_claimNothing(self):
         """With no NEW rows, or a limit below 1, a claim returns no rows."""
         self.assertEqual(await self.claimAll(), [])

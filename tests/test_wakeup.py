@@ -47,7 +47,7 @@ class RecordingStore:
         self.failing: Optional[Exception] = None
         self.pending: Optional[Deferred] = None
 
-    def waitForNew(self, server_ip, timeout, step):
+    def waitForNew(self, server_ip, timeout, step, originates=True, others=True):
         self.waits.append((timeout, step))
         if not self.canWait:
             return fail(CannotWait("MySQL 8.0.36 cannot wait in the server"))
@@ -56,7 +56,7 @@ class RecordingStore:
         self.pending = Deferred()
         return self.pending
 
-    def lookForNew(self, server_ip):
+    def lookForNew(self, server_ip, originates=True, others=True):
         self.looks += 1
         if self.failing is not None:
             return fail(self.failing)

@@ -158,6 +158,12 @@ class PageTests(SynchronousTestCase):
         self.assertIn(">129, the oldest inserted 96 s ago</dd>", page)
         self.assertIn(">none</dd>", self.render(new_rows=0))
 
+    def test_ringingShown(self):
+        """The send sessions open say how many of them carry ringing Originates."""
+        page = self.render(sessions=57, ringing=40)
+        self.assertIn("<dt>send sessions open</dt><dd", page)
+        self.assertIn(">57, 40 of them ringing</dd>", page)
+
     def test_rowsEscaped(self):
         """What GUI clients wrote is shown as text, never as markup."""
         page = self.render(rows=[row(callerid='<script>alert("x")</script>',

@@ -20,6 +20,11 @@ claimant will not send (its C{refuse} rule) and rows the dead check stops
 become DEAD in the claim itself, with response N.  A claim may mark its
 first rows sending itself, for sessions ready to send them.
 
+Originates may have a room of their own (C{originates}): a synchronous
+Originate holds its session until its call answers, so Originates beyond
+that room stay NEW, and rows of other actions behind them are still
+claimed, oldest first.
+
 The dead check (VICIdial's): a claimed Hangup or Redirect whose callerid
 already belongs to a DEAD row of the same server_ip is not sent, unless one
 of its cmd lines is C{Exten: 8309} or C{Exten: 8310} (a recording); it
@@ -66,21 +71,67 @@ def underClaimLock(t: Transaction, server_ip: str, info: ServerInfo,
     return result
 
 
-def claim(t: Transaction, server_ip: str, limit: int, instance: str, token: str,
-          info: ServerInfo, send: int, refuse: Refuse) -> Claimed:
-    """
-    Claim up to C{limit} NEW rows of C{server_ip} for C{instance} under
-    C{token}, marking the first C{send} of them sending where the table is
-    transactional; dead-checked and refused rows become DEAD.
-    """
-    found = t.select(
+def isOriginate(action: Optional[str]) -> bool:
+    """Whether a row's C{action} is an Originate (as L{acqs.actions} reads it)."""
+    return (action or "").strip().lower() == "originate"
+
+
+# The rows that are no Originate, in SQL (VICIdial writes "Originate"; a
+# row this misses is sorted out by isOriginate).
+NO_ORIGINATE = " AND COALESCE(action, '') <> 'Originate'"
+ONLY_ORIGINATES = " AND action = 'Originate'"
+
+
+def _oldestNew(t: Transaction, server_ip: str, info: ServerInfo, limit: int,
+               after: int = 0, originates: bool = True) -> List[tuple]:
+    return t.select(
         "SELECT {columns} FROM vicidial_manager WHERE server_ip = %s AND status = 'NEW'"
-        " ORDER BY man_id LIMIT %s{claimLock}",
-        (server_ip, limit),
+        " AND man_id > %s{which} ORDER BY man_id LIMIT %s{claimLock}",
+        (server_ip, after, limit),
         columns=_ROW_COLUMNS,
+        which="" if originates else NO_ORIGINATE,
         claimLock=t.dialect.claimLock(info),
     )
-    rows = [_actionRow(row, token) for row in found]
+
+
+def _found(t: Transaction, server_ip: str, info: ServerInfo, limit: int,
+           originates: Optional[int]) -> List[tuple]:
+    """
+    The oldest NEW rows: up to C{limit}, or, with C{originates}, up to
+    C{limit} that are no Originate and up to C{originates} Originates.
+    """
+    if originates is None:
+        return _oldestNew(t, server_ip, info, limit)
+    found = _oldestNew(t, server_ip, info, limit + originates, originates=originates > 0)
+    rows, others, left = [], 0, originates
+    for row in found:
+        if isOriginate(row[2]):
+            if left > 0:
+                left -= 1
+                rows.append(row)
+        elif others < limit:
+            others += 1
+            rows.append(row)
+    if others < limit and len(found) == limit + originates and found:
+        # Originates beyond their room filled the look: others may lie behind.
+        for row in _oldestNew(t, server_ip, info, limit - others, found[-1][0],
+                              originates=False):
+            if not isOriginate(row[2]):
+                rows.append(row)
+    return rows
+
+
+def claim(t: Transaction, server_ip: str, limit: int, instance: str, token: str,
+          info: ServerInfo, send: int, refuse: Refuse,
+          originates: Optional[int] = None) -> Claimed:
+    """
+    Claim up to C{limit} NEW rows of C{server_ip} for C{instance} under
+    C{token} (with C{originates}: up to C{limit} rows that are no
+    Originate, and up to C{originates} Originates), marking the first
+    C{send} of them sending where the table is transactional; dead-checked
+    and refused rows become DEAD.
+    """
+    rows = [_actionRow(row, token) for row in _found(t, server_ip, info, limit, originates)]
     checked = _deadChecked(t, server_ip, rows)
     refused = {}
     for row in rows:

@@ -31,7 +31,8 @@ class IQueueStore(Interface):
 
     serverInfo = Attribute("The L{ServerInfo} of the database, once the first claim knows it.")
 
-    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None):
+    def claim(server_ip: str, limit: int, instance: str, send: int = 0, refuse=None,
+              originates=None):
         """
         Move up to C{limit} NEW rows of C{server_ip} to QUEUE, oldest
         man_id first, recording C{instance} as their claimant; no two
@@ -44,20 +45,27 @@ class IQueueStore(Interface):
         not on MyISAM, where the mark stays a step of its own).  A claim
         never waits for rows (L{waitForNew} does, apart).  Fires with the
         claimed L{ActionRow}s, in man_id order, each with its claim token.
+        With C{originates} (a count), C{limit} counts the rows that are no
+        Originate, and at most C{originates} Originates are claimed beside
+        them: those beyond stay NEW, and rows behind them are claimed.
         """
 
-    def lookForNew(server_ip: str):
+    def lookForNew(server_ip: str, originates: bool = True, others: bool = True):
         """
-        Fires with whether a NEW row of C{server_ip} is there: one indexed
-        look, in autocommit, that locks nothing beyond itself.
+        Fires with whether a NEW row of C{server_ip} is there (without
+        C{originates}: one that is no Originate; without C{others}: an
+        Originate): one indexed look, in autocommit, that locks nothing
+        beyond itself.
         """
 
-    def waitForNew(server_ip: str, timeout: float, step: float):
+    def waitForNew(server_ip: str, timeout: float, step: float, originates: bool = True,
+                   others: bool = True):
         """
         Look for a NEW row of C{server_ip} at once and then every C{step}
         seconds, for C{timeout} seconds at most, in the database itself,
         outside any transaction (no row lock, the metadata lock only for
-        each look).  Fires with C{(found, looks)}; fails with L{CannotWait}
+        each look); only rows of the classes asked for count, as in
+        L{lookForNew}.  Fires with C{(found, looks)}; fails with L{CannotWait}
         where the database cannot (L{ServerInfo.waits}).
         """
 

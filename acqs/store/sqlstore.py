@@ -128,14 +128,15 @@ class SQLQueueStore:
 
     @_deferred
     async def claim(self, server_ip: str, limit: int, instance: str, send: int = 0,
-                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None):
-        if limit < 1:
+                    refuse: Optional[Callable[[ActionRow], Optional[str]]] = None,
+                    originates: Optional[int] = None):
+        if limit < 1 and not originates:
             return []
         async with self._claiming:
             info = await self._probe()
             rows, checked, refused = await self._run(
                 underClaimLock, server_ip, info, claim, limit, cut(instance, INSTANCE),
-                secrets.token_hex(8), info, send, refuse,
+                secrets.token_hex(8), info, send, refuse, originates,
             )
             self._inFlight.update(row.man_id for row in rows)
         self.deadChecked += len(checked)
@@ -149,16 +150,18 @@ class SQLQueueStore:
         return rows
 
     @_deferred
-    async def lookForNew(self, server_ip: str):
-        return await self._autocommit(waiting.lookForNew, server_ip)
+    async def lookForNew(self, server_ip: str, originates: bool = True, others: bool = True):
+        return await self._autocommit(waiting.lookForNew, server_ip, originates, others)
 
     @_deferred
-    async def waitForNew(self, server_ip: str, timeout: float, step: float):
+    async def waitForNew(self, server_ip: str, timeout: float, step: float,
+                         originates: bool = True, others: bool = True):
         info = await self._probe()
         if not info.waits:
             raise CannotWait(self._whyNoWait(info))
         return await self._autocommit(waiting.waitForNew, server_ip,
-                                      1 + max(0, round(timeout / step)), step)
+                                      1 + max(0, round(timeout / step)), step, originates,
+                                      others)
 
     def _whyNoWait(self, info: ServerInfo) -> str:
         if self._waitless:

@@ -17,10 +17,11 @@ the claim lock's turn.)
 
 from typing import Tuple
 
+from .claims import NO_ORIGINATE, ONLY_ORIGINATES
 from .transaction import Transaction
 
 _LOOK = ("SELECT EXISTS (SELECT 1 FROM vicidial_manager"
-         " WHERE server_ip = %s AND status = 'NEW')")
+         " WHERE server_ip = %s AND status = 'NEW'{which})")
 
 # MariaDB's compound statement (10.1.1+): the first look at once, then one
 # every step; SLEEP and the looks run in the server, no client round trip.
@@ -37,19 +38,33 @@ _WAIT = f"""BEGIN NOT ATOMIC
 END"""
 
 
-def lookForNew(t: Transaction, server_ip: str) -> bool:
-    """Whether a NEW row of C{server_ip} is there now (one index lookup)."""
-    [(found,)] = t.select(_LOOK, (server_ip,))
+def _which(originates: bool, others: bool) -> str:
+    if originates == others:
+        return ""
+    return ONLY_ORIGINATES if originates else NO_ORIGINATE
+
+
+def lookForNew(t: Transaction, server_ip: str, originates: bool = True,
+               others: bool = True) -> bool:
+    """
+    Whether a NEW row of C{server_ip} is there now (one index lookup);
+    without C{originates}, one that is no Originate; without C{others}, an
+    Originate.
+    """
+    [(found,)] = t.select(_LOOK, (server_ip,), which=_which(originates, others))
     return bool(found)
 
 
-def waitForNew(t: Transaction, server_ip: str, looks: int, step: float) -> Tuple[bool, int]:
+def waitForNew(t: Transaction, server_ip: str, looks: int, step: float,
+               originates: bool = True, others: bool = True) -> Tuple[bool, int]:
     """
-    MariaDB: look for a NEW row of C{server_ip} at once and then every
-    C{step} seconds, C{looks} times at most, in one statement; whether one
-    came, and how many looks it took.
+    MariaDB: look for a NEW row of C{server_ip} (of the classes asked for,
+    as L{lookForNew}) at once and then every C{step} seconds, C{looks}
+    times at most, in one statement; whether one came, and how many looks
+    it took.
     """
-    t.execute(t.dialect.sql(_WAIT), (server_ip, max(1, looks), step, server_ip))
+    t.execute(t.dialect.sql(_WAIT, which=_which(originates, others)),
+              (server_ip, max(1, looks), step, server_ip))
     [(found, looked)] = t.fetchall()
     while t.nextset():
         pass

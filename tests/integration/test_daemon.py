@@ -809,3 +809,56 @@ class Asterisk13CallTests(SimulatorCalls, TestCase):
     """Calls end to end on the simulator speaking Asterisk 13 (13.38)."""
 
     dialect = "asterisk13"
+
+
+class RingingCalls:
+    """
+    Agents' rows while synchronous Originates ring: Asterisk answers each only when
+    its call answers or fails, so its session stays open; a Hangup must not wait.
+    Subclasses give C{endpoint()}.
+    """
+
+    RINGING = 8  # more than max_sessions, so that the old shared cap would hold the Hangup
+    RING = 6000  # ms: the Originates' Timeout; Local/8600013@acqs-test never answers
+
+    async def test_hangupWhileOriginatesRing(self):
+        """With more synchronous Originates ringing than --max-sessions, a Hangup inserted
+        meanwhile is answered while they all still ring; each Originate, unanswered at its
+        Timeout, is then recorded with Asterisk's refusal (response N)."""
+        startAcqs(self, self.db, self.endpoint(), max_sessions=2, warm_sessions=0,
+                  action_timeout=5.0)
+        calls = [self.insert("Originate", "Channel: Local/8600013@acqs-test",
+                             "Context: acqs-test", "Exten: 8600100", "Priority: 1",
+                             f"Timeout: {self.RING}") for _ in range(self.RINGING)]
+
+        def allSent():
+            """every Originate is SENT (on the wire, its call ringing)"""
+            return all((self.db.action(m) or {}).get("sending_at") for m in calls)
+
+        await eventually(allSent, timeout=10)
+        hangup = self.insert("Hangup", "Channel: SIP/none-0001")
+        self.assertEqual(await self.answered(hangup, timeout=3), "N")
+        self.assertEqual([self.db.action(m)["answered_at"] for m in calls],
+                         [None] * self.RINGING)
+        for man_id in calls:
+            self.assertEqual(await self.answered(man_id, timeout=self.RING / 1000 + 10), "N")
+
+
+class SimulatorRingingTests(RingingCalls, EndToEnd, TestCase):
+    """Agents' rows while calls ring, on the simulator (Asterisk 22)."""
+
+    def setUp(self):
+        super().setUp()
+        self.simulator = SimulatorOnTCP(self, "asterisk22")
+
+    def endpoint(self):
+        return self.simulator.endpoint
+
+
+class RealAsteriskRingingTests(RingingCalls, EndToEnd, TestCase):
+    """Agents' rows while calls ring, on the real Asterisk 22."""
+
+    skip = asterisk.SKIP
+
+    def endpoint(self):
+        return asterisk.endpoint()
