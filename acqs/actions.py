@@ -135,7 +135,7 @@ def rowAction(row: ActionRow, allowed: Optional[Collection[str]] = None,
     lines = dict(zip(CMD_LINE_COLUMNS, row.cmd_lines))
     meetme = None
     if MEETME_PLACEHOLDER in (lines["cmd_line_b"] or ""):
-        channel, conference = (lines.pop(c, None) or "" for c in ("cmd_line_j", "cmd_line_k"))
+        channel, conference = (lines.pop(c, "") for c in ("cmd_line_j", "cmd_line_k"))
         if not channel.strip() or not conference.strip().isdigit():
             return refuse("volume control needs the channel in cmd_line_j"
                           " and the conference number in cmd_line_k")

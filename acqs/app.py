@@ -20,7 +20,7 @@ follows VICIdial's servers row.
 
 import os
 import socket
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, FrozenSet, List, Optional
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
@@ -142,7 +142,7 @@ def readServerSettings(settings: Settings, live: LiveSettings) -> None:
     except StoreUnavailable as e:
         if not settings.send_secret:
             raise SystemExit(f"twistd acqs: not starting: no AMI secret: none given, and {where}"
-                             f" could not be read: {e}")
+                             f" could not be read: {e}") from None
         Logger().warn("Could not read VICIdial's servers row of {server_ip} ({reason});"
                       " it is read again every 5 s", server_ip=settings.server_ip,
                       reason=str(e))
@@ -165,7 +165,7 @@ def takeInstanceName(settings: Settings) -> None:
         registerInstance(url, settings.server_ip, settings.instance, socket.gethostname(),
                          os.getpid(), settings.stale_after, pidAlive)
     except InstanceConflict as e:
-        raise SystemExit(f"acqs: not starting: {e}")
+        raise SystemExit(f"acqs: not starting: {e}") from None
     except StoreUnavailable as e:
         Logger().warn("Could not check that no other process runs as instance {instance}"
                       " ({reason}); starting", instance=settings.instance, reason=str(e))
@@ -190,7 +190,8 @@ def acqsServices(
                           greetingTimeout=settings.greeting_timeout, credentials=credentials)
 
     sendFactory = factory(live.sendCredentials, "off")
-    metrics = Metrics(settings.allow_actions) if settings.metrics else NO_OBSERVER
+    exported = Metrics(settings.allow_actions) if settings.metrics else None
+    metrics = NO_OBSERVER if exported is None else exported
 
     def openSession() -> ActionSession:
         return ActionSession(reactor, endpoint, sendFactory, settings.linger,
@@ -223,7 +224,12 @@ def acqsServices(
                               readServer=live.wantsRows,
                               standsIn=presence.standsIn if presence else lambda: False)
     logThrough(rowLogGate(lambda: live.row_logs), listener, sender, store)
-    live.whenChanged(lambda changed: changed & LISTENER and logInAgain(listener, settings))
+
+    def relogin(changed: FrozenSet[str]) -> None:
+        if changed & LISTENER:
+            logInAgain(listener, settings)
+
+    live.whenChanged(relogin)
     newRows = NewRowsWatch(reactor, store, settings.server_ip)
     services: List[IService] = [Writer(reactor, writes, settings.action_timeout), listener,
                                 sender, housekeeper, newRows]
@@ -233,8 +239,8 @@ def acqsServices(
                           metricsError=lambda: web[0].error if web else None, presence=presence)
     if settings.status_file:
         services.append(StatusFile(reactor, settings.status_file, snapshot))
-    if settings.metrics:
-        services.extend(webServices(reactor, settings.metrics, metrics, listener, sender,
+    if exported is not None and settings.metrics:
+        services.extend(webServices(reactor, settings.metrics, exported, listener, sender,
                                     housekeeper, store, snapshot, _describe, newRows))
         web.extend(s for s in services if isinstance(s, WebService))
     return services

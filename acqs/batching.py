@@ -8,17 +8,17 @@ items applied in the order they came.
 """
 
 from collections import deque
-from typing import Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Deque, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 
 class BatchWriter:
     """
-    Write items through C{write(batch)} (a Deferred-returning callable).
+    Write items through C{write(batch)} (returning a Deferred or a coroutine).
 
     With C{retry}, a failed batch is kept and tried again after a growing
     delay, so nothing is lost while the database is away; the outage is
@@ -32,7 +32,7 @@ class BatchWriter:
     def __init__(
         self,
         clock: IReactorTime,
-        write: Callable[[Sequence], Deferred],
+        write: Callable[[Sequence[Any]], Awaitable[Any]],
         name: str,
         *,
         retry: bool = True,
@@ -52,7 +52,7 @@ class BatchWriter:
         self._maxRetryDelay = maxRetryDelay
         self._delay = delay
         self._queue: Deque[Tuple[object, Optional[Deferred]]] = deque()
-        self._scheduled = None  # the pending delayed call that starts a batch
+        self._scheduled: Optional[IDelayedCall] = None  # the delayed call that starts a batch
         self._inFlight = 0  # items of the batch being written
         self._failures = 0
         self._idleWaiters: List[Deferred] = []
@@ -69,7 +69,7 @@ class BatchWriter:
 
     def write(self, item: object) -> Deferred:
         """Queue C{item}; the Deferred fires with what C{write(batch)} returned for its batch."""
-        d = Deferred()
+        d: Deferred[Any] = Deferred()
         self._enqueue(item, d)
         return d
 
@@ -146,6 +146,6 @@ class BatchWriter:
         """Fires once every item added so far has been written (or dropped)."""
         if not self._queue and not self._inFlight:
             return succeed(None)
-        d = Deferred()
+        d: Deferred[None] = Deferred()
         self._idleWaiters.append(d)
         return d

@@ -48,9 +48,10 @@ INITDB_PRIVILEGES = ("CREATE", "ALTER", "INDEX")
 
 # AMI probes: (action, headers); with no channel, Asterisk refuses what it
 # would do, so only "Permission denied" says anything.
-SEND_PROBES = (("Originate", ()), ("Redirect", ()), ("Hangup", ()),
+Probes = Tuple[Tuple[str, Tuple[Tuple[str, str], ...]], ...]
+SEND_PROBES: Probes = (("Originate", ()), ("Redirect", ()), ("Hangup", ()),
                ("Command", (("Command", "core show uptime"),)))
-LISTEN_PROBES = (("Ping", ()),
+LISTEN_PROBES: Probes = (("Ping", ()),
                  ("Filter", (("Operation", "Add"), ("Filter", "^Event: Newstate[[:space:]]"))),
                  ("CoreShowChannels", ()),
                  ("Command", (("Command", "core show channels concise"),)))

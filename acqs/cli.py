@@ -114,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: Optional[List[str]] = None, out: TextIO = None, err: TextIO = None) -> int:
+def main(argv: Optional[List[str]] = None, out: Optional[TextIO] = None,
+         err: Optional[TextIO] = None) -> int:
     """The C{acqs} console script: run a subcommand, return its exit status."""
     arguments = parser().parse_args(argv)
     return arguments.run(arguments, out or sys.stdout, err or sys.stderr)

@@ -62,6 +62,9 @@ def _hostName() -> str:
     return socket.gethostname()[:INSTANCE_WIDTH]
 
 
+DEFAULT_DB = "mysql://cron@127.0.0.1:3306/asterisk"
+
+
 @attr.s(frozen=True, auto_attribs=True, repr=False)
 class Settings:
     """
@@ -70,7 +73,7 @@ class Settings:
     """
 
     server_ip: str = "127.0.0.1"
-    db: str = "mysql://cron@127.0.0.1:3306/asterisk"
+    db: str = DEFAULT_DB
     db_password: Optional[str] = None
     ami: str = "tcp:host=127.0.0.1:port=5038"
     send_user: str = "cron"
@@ -187,6 +190,10 @@ class _ParseOnly:
     """Stands for a reactor while an endpoint string is parsed; connects nothing."""
 
     nameResolver = None
+
+    def installNameResolver(self, resolver):
+        old, self.nameResolver = self.nameResolver, resolver
+        return old
 
 
 def _endpoint(value) -> Optional[str]:
@@ -396,14 +403,14 @@ def readINI(path: str) -> Dict[str, str]:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
     except OSError as e:
-        raise usage.UsageError(f"cannot read the --config file {path}: {e.strerror}")
+        raise usage.UsageError(f"cannot read the --config file {path}: {e.strerror}") from None
     except configparser.MissingSectionHeaderError:
-        raise usage.UsageError(f"{path} must start with a [{SECTION}] line")
+        raise usage.UsageError(f"{path} must start with a [{SECTION}] line") from None
     except configparser.ParsingError as e:
         lines = ", ".join(str(n) for n, _ in e.errors)
-        raise usage.UsageError(f"{path} line {lines}: expected 'key = value'")
+        raise usage.UsageError(f"{path} line {lines}: expected 'key = value'") from None
     except configparser.Error as e:
-        raise usage.UsageError(f"{path}: {e.message}")
+        raise usage.UsageError(f"{path}: {e.message}") from None
     others = [s for s in parser.sections() if s != SECTION]
     if others:
         raise usage.UsageError(
@@ -423,7 +430,7 @@ def readINI(path: str) -> Dict[str, str]:
     return values
 
 
-def readAstguiclient(path: str) -> Dict[str, str]:
+def readAstguiclient(path: str) -> Dict[str, Optional[str]]:
     """
     Read C{/etc/astguiclient.conf} as VICIdial's scripts do: every space, tab
     and C{>} removed, anything after C{#} or C{;} dropped, a name matched by
@@ -450,7 +457,7 @@ def readAstguiclient(path: str) -> Dict[str, str]:
             if line.startswith(name):
                 found[name] = line.rpartition("=")[2]
     server, database = found.get("VARDB_server"), found.get("VARDB_database")
-    values = {}
+    values: Dict[str, Optional[str]] = {}
     if found.get("VARserver_ip"):
         values["server-ip"] = found["VARserver_ip"]
     if server and database:
@@ -479,7 +486,7 @@ def _readSecretFile(path: str, what: str, allowEmpty: bool = False) -> Optional[
             secret = f.readline().rstrip("\r\n")
             mode = os.fstat(f.fileno()).st_mode
     except OSError as e:
-        raise usage.UsageError(f"cannot read the {what} file {path}: {e.strerror}")
+        raise usage.UsageError(f"cannot read the {what} file {path}: {e.strerror}") from None
     if not secret and not allowEmpty:
         raise usage.UsageError(f"the {what} file {path} is empty")
     _warnIfPublic(path, mode, what)
@@ -507,7 +514,8 @@ def _secret(
     if env.get(f"ACQS_{_envName(name)}"):
         return env[f"ACQS_{_envName(name)}"]
     if ini.get(name):
-        _warnIfPublic(iniPath, os.stat(iniPath).st_mode, what)
+        if iniPath is not None:  # it is: the ini values come from that file
+            _warnIfPublic(iniPath, os.stat(iniPath).st_mode, what)
         return ini.get(name)
     if ini.get(f"{name}-file"):
         return _readSecretFile(ini.get(f"{name}-file"), what, allowEmpty)
@@ -531,7 +539,7 @@ def _parsed(option: Option, value: Any, where: str) -> Any:
         try:
             value = option.parse(value)
         except ValueError as e:
-            raise usage.UsageError(f"{where}: {e}")
+            raise usage.UsageError(f"{where}: {e}") from None
     if option.check is not None and value is not None:
         problem = option.check(value)
         if problem:
@@ -565,7 +573,7 @@ def loadSettings(
     )
     values, dbSource = _plainValues((cli, ini, vicidial))
     given = frozenset(values)
-    url = values.get("db", attr.fields_dict(Settings)["db"].default)
+    url = values.get("db", DEFAULT_DB)
     values["db"], urlPassword = withoutPassword(url)
 
     def secret(name: str, what: str, allowEmpty: bool = False) -> Optional[str]:
@@ -574,6 +582,7 @@ def loadSettings(
     send = secret("send-secret", "send secret")
     listen = secret("listen-secret", "listen secret")
     send, listen = send or listen, listen or send
+    dbPassword: Optional[str]
     if dbSource is cli and urlPassword is not None:
         _warnCommandLine("password in --db", "--db-password-file or ACQS_DB_PASSWORD")
         dbPassword = urlPassword

@@ -45,7 +45,7 @@ calls acqs is waiting for, and never touches the database.
 
 import re
 from collections import OrderedDict
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple, Union
+from typing import Dict, FrozenSet, Iterable, List, Optional, Protocol, Set, Tuple, Union
 
 import attr
 
@@ -62,6 +62,12 @@ _STATE_NUMBERS = {"3": DIALING, "5": "ringing", "6": "up"}
 _LOSERS = ("<ZOMBIE>", "<MASQ>")
 
 Update = Union[CallUpdated, CallDialing, CallMoved, CallDead, CallEnded]
+
+
+class Fields(Protocol):
+    """An event's headers as L{readEvent} reads them: an AMI message or a dict."""
+
+    def get(self, key: str, /) -> Optional[str]: ...
 
 ENDED_UNSEEN = ("its synchronous Originate was answered, no event of the call was seen, and"
                 " no live channel carried its callerid when the listener caught up: it ended"
@@ -113,7 +119,7 @@ class ChannelEvent:
     linkedid: str = ""  # Asterisk 12+: the uniqueid of the call's first channel
 
 
-def readEvent(event: Mapping[str, str]) -> Optional[ChannelEvent]:
+def readEvent(event: Fields) -> Optional[ChannelEvent]:
     """
     Read a Newstate, Hangup, OriginateResponse, Rename, CoreShowChannel or
     Status event of any dialect; None for other events and for events

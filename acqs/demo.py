@@ -18,10 +18,14 @@ from typing import Dict, List, Optional
 import attr
 from twisted.application.service import Service
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.tcp import Port
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from .app import Acqs, acqsServices
 from .config import Settings
@@ -48,7 +52,7 @@ class SimulatorService(Service):
     def __init__(self, reactor, simulator: Simulator):
         self._reactor = reactor
         self.simulator = simulator
-        self.port = None
+        self.port: Optional[Port] = None
 
     def startService(self) -> None:
         super().startService()
@@ -56,9 +60,10 @@ class SimulatorService(Service):
 
     def stopService(self) -> Optional[Deferred]:
         super().stopService()
-        return self.port.stopListening()
+        return None if self.port is None else self.port.stopListening()
 
 
+@implementer(IStreamClientEndpoint)
 @attr.s(frozen=True)
 class SimulatorEndpoint:
     """Connects to the simulator wherever it ended up listening."""
@@ -67,7 +72,10 @@ class SimulatorEndpoint:
     service: SimulatorService = attr.ib()
 
     def connect(self, factory) -> Deferred:
-        port = self.service.port.getHost().port
+        listening = self.service.port
+        if listening is None:
+            return fail(ConnectionRefusedError("the simulator is not listening yet"))
+        port = listening.getHost().port
         return TCP4ClientEndpoint(self.reactor, "127.0.0.1", port, timeout=5).connect(factory)
 
 
@@ -121,6 +129,8 @@ class SampleClient(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
+        if self._looping is None:  # never started
+            return succeed(None)
         self._loop.stop()
         return self._looping.addCallback(lambda _: self._pool.close())
 
@@ -158,6 +168,8 @@ class Watcher(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
+        if self._looping is None:  # never started
+            return succeed(None)
         self._loop.stop()
         return self._looping.addCallback(lambda _: self._pool.close())
 

@@ -275,7 +275,7 @@ def _sipHangupCause(rule: _Rule, at: float) -> None:
     if code.startswith(SKIPPED_SIP_CODE):
         return
     number = _integer(code)
-    if not _fits(number, SMALLINT_UNSIGNED):
+    if number is None or not _fits(number, SMALLINT_UNSIGNED):
         rule.misfit("sip_hangup_cause", "sip_hangup_cause is a SMALLINT UNSIGNED: SIP result"
                                         f" {result!r} is not written")
         return
@@ -298,7 +298,8 @@ _READERS: Dict[str, Callable[[_Rule, float], None]] = {
 
 def leadID(callerid: str) -> int:
     """The lead id in a VICIdial callerid: the number at characters 11 to 20 (0 if none)."""
-    digits = _LEAD.match(callerid[10:20]).group(1)
+    match = _LEAD.match(callerid[10:20])  # it always does, maybe with no digits
+    digits = match.group(1) if match is not None else ""
     return int(digits) if digits else 0
 
 

@@ -103,8 +103,9 @@ class DutyWriter:
         return Deferred.fromCoroutine(self._find())
 
     async def _find(self) -> Dict[str, Optional[str]]:
-        self._setPlan(dutyPlan(await self._store.dutyColumns()))
-        return self.plan
+        plan = dutyPlan(await self._store.dutyColumns())
+        self._setPlan(plan)
+        return plan
 
     def _setPlan(self, plan: Dict[str, Optional[str]]) -> None:
         self.plan = plan

@@ -19,7 +19,7 @@ import socket
 from typing import Callable, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -46,7 +46,7 @@ class Housekeeper(Service):
         interval: float = 5.0,
         keepHours: Optional[float] = None,
         pruneInterval: float = 60.0,
-        onServer: Optional[Callable[[ServerRead], None]] = None,
+        onServer: Optional[Callable[[ServerRead], object]] = None,
         readServer: Callable[[], bool] = lambda: True,
         standsIn: Callable[[], bool] = lambda: False,
     ):
@@ -105,7 +105,8 @@ class Housekeeper(Service):
 
     def _tell(self, server: ServerRead) -> None:
         try:
-            self._onServer(server)
+            if self._onServer is not None:  # it is: reading the row asks for one
+                self._onServer(server)
         except Exception:
             self.log.failure("Following VICIdial's servers row failed")
 
@@ -128,4 +129,4 @@ class Housekeeper(Service):
         super().stopService()
         if self._loop.running:
             self._loop.stop()
-        return self._looping
+        return succeed(None) if self._looping is None else self._looping  # None: never started

@@ -31,16 +31,16 @@ ends a call unseen.
 """
 
 import random
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, cast
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import implementer, provider
 
 from .ami.errors import ActionTimeout, AMIConnectionLost, AMIError
 from .ami.outage import LOGIN_REFUSED, cause, refusedLoginDelay
@@ -94,6 +94,7 @@ def reconnectPolicy(initialDelay: float = 0.5, maxDelay: float = 1.0, jitter=ran
     return delay
 
 
+@provider(ILogObserver)
 def _withoutRetries(event: dict) -> None:
     if not str(event.get("log_format", "")).startswith("Scheduling retry"):
         globalLogPublisher(event)
@@ -180,7 +181,8 @@ class Listener(Service):
         self._refreshInterval = refreshInterval
         self._refreshing: Optional[Deferred] = None
         self._refreshed = False
-        self._catchUp = None  # a catch-up brought forward for unseen answered calls
+        # A catch-up brought forward for unseen answered calls.
+        self._catchUp: Optional[IDelayedCall] = None
         self._loginFailures = 0  # in a row
         self._refusals = 0  # logins refused in a row (a wrong secret)
         self._failedAt: Optional[float] = None  # when the failures began to be said
@@ -248,9 +250,12 @@ class Listener(Service):
 
     def _connectFailed(self, failure: Failure) -> None:
         if not failure.check(CancelledError):
-            self._failed(failure.value, "connect to")
+            # Twisted types Failure.value as Optional; a Failure always holds its exception.
+            self._failed(cast(BaseException, failure.value), "connect to")
 
     def _awaitConnection(self) -> None:
+        if self._client is None:  # only while running, after startService made it
+            return
         self._client.whenConnected().addCallbacks(
             self._connection, lambda failure: failure.trap(CancelledError))
 
@@ -482,12 +487,12 @@ class Listener(Service):
         except Exception as e:
             self._listFailed(str(e))
             return None
-        live = readConcise(lines)
-        if live is None:
+        concise = readConcise(lines)
+        if concise is None:
             self._listFailed(f"{CONCISE!r} printed something else: {lines[:1]}")
             return None
         self._catchingUpWith(CONCISE, refused)
-        return live, not live
+        return concise, not concise
 
     def _catchingUpWith(self, way: Optional[str], why: str) -> None:
         """Say how the listener catches up, once (and again when that changes)."""
@@ -524,10 +529,12 @@ class Listener(Service):
             self._catchUp.cancel()
         if self._refresher.running:
             self._refresher.stop()
-        await self._refreshing
+        if self._refreshing is not None:  # None: never started
+            await self._refreshing
         if self.protocol is not None:
             await self.protocol.logoff(self._pingTimeout)
-        await self._client.stopService()
+        if self._client is not None:
+            await self._client.stopService()
         try:
             await self.updates.whenIdle().addTimeout(self._stopTimeout, self._clock)
         except Exception:

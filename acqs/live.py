@@ -29,9 +29,9 @@ from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.logger import (FilteringLogObserver, ILogObserver, LogLevel, Logger,
-                            PredicateResult, globalLogPublisher)
-from zope.interface import implementer
+from twisted.logger import (FilteringLogObserver, ILogFilterPredicate, ILogObserver, LogLevel,
+                            Logger, PredicateResult, globalLogPublisher)
+from zope.interface import implementer, provider
 
 from .config import Settings
 from .store.servers import ServerRead, ServerRow
@@ -199,13 +199,14 @@ class LiveEndpoint:
     def __init__(self, reactor, ami: Callable[[], str]):
         self._reactor = reactor
         self._ami = ami
-        self._parsed: Tuple[Optional[str], Optional[IStreamClientEndpoint]] = (None, None)
+        self._parsed: Optional[Tuple[str, IStreamClientEndpoint]] = None
 
     def connect(self, protocolFactory):
         text = self._ami()
-        if self._parsed[0] != text:
-            self._parsed = (text, clientFromString(self._reactor, text))
-        return self._parsed[1].connect(protocolFactory)
+        parsed = self._parsed
+        if parsed is None or parsed[0] != text:
+            parsed = self._parsed = (text, clientFromString(self._reactor, text))
+        return parsed[1].connect(protocolFactory)
 
 
 def rowLogGate(rowLogs: Callable[[], bool], observer=globalLogPublisher) -> ILogObserver:
@@ -214,6 +215,7 @@ def rowLogGate(rowLogs: Callable[[], bool], observer=globalLogPublisher) -> ILog
     while C{rowLogs()} is false.
     """
 
+    @provider(ILogFilterPredicate)
     def predicate(event) -> PredicateResult:
         if (event.get("log_level") == LogLevel.info and not rowLogs()
                 and any(name in event for name in ROW_FIELDS)):
@@ -227,5 +229,6 @@ def logThrough(observer: ILogObserver, *objects: object) -> None:
     """Send what each of C{objects} logs through its C{log} to C{observer} instead."""
     for obj in objects:
         cls = type(obj)
-        obj.log = Logger(namespace=f"{cls.__module__}.{cls.__name__}", source=obj,  # type: ignore
-                         observer=observer)
+        # Any object with a class-level log; IQueueStore, for one, does not declare it.
+        obj.log = Logger(  # type: ignore[attr-defined]
+            namespace=f"{cls.__module__}.{cls.__name__}", source=obj, observer=observer)

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.process_collector import ProcessCollector
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -300,4 +300,4 @@ class InsertToSend(Service):
         super().stopService()
         if self._loop.running:
             self._loop.stop()
-        return self._looping
+        return succeed(None) if self._looping is None else self._looping  # None: never started

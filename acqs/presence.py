@@ -32,7 +32,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -254,7 +254,7 @@ class Presence(Service):
         if self._loop.running:
             self._loop.stop()
         self._untitle()
-        return self._looping
+        return succeed(None) if self._looping is None else self._looping  # None: never started
 
     def _look(self) -> Deferred:
         return Deferred.fromCoroutine(self._lookSafely())

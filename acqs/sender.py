@@ -51,11 +51,12 @@ UPDATED with the call's channel.
 """
 
 from collections import OrderedDict, deque
-from typing import Callable, Collection, Deque, Optional, Sequence, Tuple, Union
+from typing import (Callable, Collection, Deque, Dict, List, Optional, Sequence, Set, Tuple,
+                    Union, cast)
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, DeferredList, FirstError, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -67,7 +68,7 @@ from .metrics import NO_OBSERVER, Observer
 from .session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from .store.claims import isOriginate
 from .store.interfaces import IQueueStore, StoreUnavailable
-from .store.records import SendResult
+from .store.records import Claim, Refusal, SendResult
 from .wakeup import LONGEST, Wakeup
 
 SessionOpener = Callable[[], ActionSession]
@@ -173,16 +174,20 @@ class Sender(Service):
         # its answer (a synchronous one: while its call rings).
         self._originating: "OrderedDict[ActionSession, None]" = OrderedDict()
         self._ringing: "OrderedDict[ActionSession, None]" = OrderedDict()
-        self._retirements = {}  # idle session -> the call that retires it
-        self._reserved = set()  # idle sessions a claim in progress may mark rows for
-        self._overdue = set()  # reserved sessions whose idle time ran out meanwhile
+        # Idle session -> the call that retires it.
+        self._retirements: Dict[ActionSession, IDelayedCall] = {}
+        # Idle sessions a claim in progress may mark rows for.
+        self._reserved: Set[ActionSession] = set()
+        # Reserved sessions whose idle time ran out meanwhile.
+        self._overdue: Set[ActionSession] = set()
         self._loop = LoopingCall(self._round)
         self._loop.clock = clock
         self._looping: Optional[Deferred] = None
         self._stopping = False
-        self._probe = None  # the delayed call of the next probe
+        self._probe: Optional[IDelayedCall] = None  # the delayed call of the next probe
         self._probeFailures = 0
-        self._warmHold = None  # the delayed call that ends a pause in replacing warm sessions
+        # The delayed call that ends a pause in replacing warm sessions.
+        self._warmHold: Optional[IDelayedCall] = None
         self._warmFailures = 0
         self._reminded = 0.0
         self.amiDownSince: Optional[float] = None
@@ -384,7 +389,10 @@ class Sender(Service):
         session, or back to NEW if none is left.  While AMI is down or acqs
         stops, every row goes back.
         """
-        action = rowAction(row, self._allowed, claimedAt)  # the claim refused what it refuses
+        action = rowAction(row, self._allowed, claimedAt)
+        if isinstance(action, Refusal):  # not reached: the claim refused these rows itself
+            self._releaseNow(action.man_id, action.claim, row.action, action.reason)
+            return
         if action.ignored:
             self.log.warn("man_id {man_id} {action}: left out {columns}, which are not"
                           " 'Name: value' header lines", man_id=action.man_id,
@@ -456,7 +464,8 @@ class Sender(Service):
         if ok and session.idle:
             self._idleSessions[session] = self._clock.seconds()
         if not ok:
-            self._amiFailed(session.loginError)
+            if session.loginError is not None:  # set before loggedIn fires False
+                self._amiFailed(session.loginError)
             return
         self.amiReachedAt = self._clock.seconds()
         if self.amiDownSince is not None:
@@ -529,7 +538,8 @@ class Sender(Service):
             self.log.error("man_id {man_id} {action} not sent, back to NEW: {reason}",
                            man_id=action.man_id, action=action.name, reason=reason)
         elif not self._stopping:
-            self._amiFailed(failure.value)
+            # Twisted types Failure.value as Optional; a Failure always holds its exception.
+            self._amiFailed(cast(BaseException, failure.value))
 
     def _closed(self, _: object, session: ActionSession) -> None:
         self._wake()
@@ -575,17 +585,17 @@ class Sender(Service):
             backlog.clear()
 
     def _release(self, items: Sequence) -> Deferred:
-        byReason = {}
+        byReason: Dict[str, List[Claim]] = {}
         for claim, reason in items:
             byReason.setdefault(reason, []).append(claim)
         return DeferredList(
             [self._store.release(claims, reason) for reason, claims in byReason.items()],
             fireOnOneErrback=True, consumeErrors=True,
-        ).addErrback(lambda f: f.value.subFailure)
+        ).addErrback(_firstFailure)
 
     # AMI outages
 
-    def _amiFailed(self, error: Exception) -> None:
+    def _amiFailed(self, error: BaseException) -> None:
         """A session could not reach AMI: pause claiming (once) and probe."""
         if self._stopping:
             return
@@ -631,7 +641,8 @@ class Sender(Service):
             self._loop.stop()
         self._wake()
         self.wakeup.interrupt()
-        await self._looping
+        if self._looping is not None:  # None: never started
+            await self._looping
         for call in (self._probe, self._warmHold):
             if call is not None and call.active():
                 call.cancel()
@@ -659,8 +670,13 @@ class Sender(Service):
 
 def _within(clock: IReactorTime, d: Deferred, timeout: float) -> Deferred:
     """Fires True once C{d} fires, or False after C{timeout}; C{d} is not cancelled."""
-    result = Deferred()
-    call = clock.callLater(timeout, lambda: result.called or result.callback(False))
+    result: Deferred[bool] = Deferred()
+
+    def expire() -> None:
+        if not result.called:
+            result.callback(False)
+
+    call = clock.callLater(timeout, expire)
 
     def done(value):
         if not result.called:
@@ -670,3 +686,9 @@ def _within(clock: IReactorTime, d: Deferred, timeout: float) -> Deferred:
 
     d.addBoth(done)
     return result
+
+
+def _firstFailure(failure: Failure) -> Failure:
+    """The failure of the first release that failed, out of DeferredList's FirstError."""
+    error = failure.value
+    return error.subFailure if isinstance(error, FirstError) else failure

@@ -13,10 +13,10 @@ An action Asterisk answers "Asterisk is shutting down" never ran (Asterisk
 answers every action so, unread, while it shuts down): not sent either.
 """
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
 from .actions import Action, meetmeUser
@@ -29,6 +29,10 @@ TEXT_WIDTH = 255
 # Asterisk's answer to every action while it shuts down, given before it
 # looks at the action (main/manager.c, process_message).
 SHUTTING_DOWN = "Asterisk is shutting down"
+
+_T = TypeVar("_T")
+# What a session is given: its action, and how to mark the action's row.
+Given = Tuple[Action, Callable[[], Deferred]]
 
 
 class NotSent(Exception):
@@ -81,17 +85,16 @@ class ActionSession:
         self._linger = linger
         self._timeout = timeout
         self.action: Optional[Action] = None
-        self._beforeSend: Optional[Callable[[], Deferred]] = None
-        self._given = Deferred()  # fires when the action is given
+        self._given: Deferred[Given] = Deferred()  # fires when the action is given
         self._step: Optional[Deferred] = None  # what the session waits for now
         self._protocol: Optional[AMIProtocol] = None
-        self._lingerCall = None
+        self._lingerCall: Optional[IDelayedCall] = None
         self._marking = False
         self._stopping = False
         self._abandoned = False
         self.loginError: Optional[Exception] = None
-        self.loggedIn = Deferred()
-        self.answered = Deferred()
+        self.loggedIn: Deferred[bool] = Deferred()
+        self.answered: Deferred[SendResult] = Deferred()
         self.closed = Deferred.fromCoroutine(self._run())
 
     @property
@@ -112,18 +115,19 @@ class ActionSession:
         """Carry C{action}: mark it with C{beforeSend()}, then send it."""
         if self.action is not None:
             raise RuntimeError("a session carries one action")
-        self.action, self._beforeSend = action, beforeSend
+        self.action = action
         if self.closed.called:  # it never logged in, or its connection went
             why = self.loginError or "the AMI session ended before its action came"
             self.answered.errback(NotSent(str(why) or repr(why)))
             return
-        self._given.callback(action)
+        self._given.callback((action, beforeSend))
 
     def endLinger(self) -> None:
         """Log off now if lingering."""
-        if self.lingering:
+        if self._lingerCall is not None and self._lingerCall.active():
             self._lingerCall.cancel()
-            self._step.callback(None)
+            if self._step is not None:  # the linger's own Deferred
+                self._step.callback(None)
 
     def stop(self) -> None:
         """
@@ -148,7 +152,7 @@ class ActionSession:
         if self._protocol is not None:
             self._protocol.transport.abortConnection()
 
-    async def _wait(self, d: Deferred) -> object:
+    async def _wait(self, d: "Deferred[_T]") -> _T:
         self._step = d
         try:
             return await d
@@ -158,7 +162,7 @@ class ActionSession:
     async def _run(self) -> None:
         try:
             started = self._clock.seconds()
-            protocol = await self._wait(self._factory.connect(self._endpoint))
+            protocol: AMIProtocol = await self._wait(self._factory.connect(self._endpoint))
             connected = self._clock.seconds()
             self._metrics.connected(connected - started)
             self._protocol = protocol
@@ -173,15 +177,16 @@ class ActionSession:
             return
         self.loggedIn.callback(True)
         try:
-            await self._wait(_orLost(self._given, protocol))
-            if self.action.meetme is not None:
-                await self._findMeetmeUser(protocol)
+            action, beforeSend = await self._wait(_orLost(self._given, protocol))
+            if action.meetme is not None:
+                self.action = action = await self._findMeetmeUser(protocol, action,
+                                                                  *action.meetme)
             if self._stopping:
                 raise CancelledError()
             # Once the mark is asked for, it may commit: the action must go out.
             self._marking = True
             try:
-                marked = await self._beforeSend()
+                marked = await beforeSend()
             except Exception as e:
                 raise MarkFailed(f"the row could not be marked SENT: {e}") from e
             if not marked:
@@ -196,19 +201,22 @@ class ActionSession:
             return
         # Without a linger the Logoff goes right behind the action: Asterisk
         # answers them in order, and one round trip is saved.
-        result, bye = await self._send(protocol, logoff=self._linger <= 0 or self._stopping)
+        result, bye = await self._send(protocol, action,
+                                       logoff=self._linger <= 0 or self._stopping)
         if isinstance(result, NotRun):
             self.answered.errback(result)
             await (bye or protocol.logoff(self._timeout))
             return
         self.answered.callback(result)
         if bye is None and not self._stopping:
-            self._lingerCall = self._clock.callLater(self._linger, lambda: self._step.callback(None))
-            await self._wait(Deferred())
+            lingered: Deferred[None] = Deferred()
+            self._lingerCall = self._clock.callLater(self._linger, lingered.callback, None)
+            await self._wait(lingered)
         await (bye or protocol.logoff(self._timeout))
 
-    async def _findMeetmeUser(self, protocol: AMIProtocol) -> None:
-        channel, conference = self.action.meetme
+    async def _findMeetmeUser(self, protocol: AMIProtocol, action: Action, channel: str,
+                              conference: str) -> Action:
+        """C{action} with the MeetMe user number of C{channel}, or as it is if none."""
         try:
             output = await self._wait(protocol.command(f"meetme list {conference}",
                                                        self._timeout))
@@ -219,16 +227,15 @@ class ActionSession:
             self.log.warn(
                 "man_id {man_id}: {channel} not found in MeetMe conference {conference}"
                 " ({output}); sending the volume control unchanged",
-                man_id=self.action.man_id, channel=channel, conference=conference,
+                man_id=action.man_id, channel=channel, conference=conference,
                 output=" / ".join(output)[:200],
             )
-        else:
-            self.action = self.action.withMeetmeUser(user)
+            return action
+        return action.withMeetmeUser(user)
 
-    async def _send(self, protocol: AMIProtocol, logoff: bool):
-        """Send the action (and a Logoff behind it, if C{logoff}): its result (L{NotRun} if
+    async def _send(self, protocol: AMIProtocol, action: Action, logoff: bool):
+        """Send C{action} (and a Logoff behind it, if C{logoff}): its result (L{NotRun} if
         Asterisk did not run it), and the Logoff's Deferred or None."""
-        action = self.action
         actionID = action.actionID or nextActionID()
         answering = action.answerTimeout(self._timeout)
 
@@ -259,9 +266,9 @@ class ActionSession:
         return answer, bye
 
 
-def _orLost(given: Deferred, protocol: AMIProtocol) -> Deferred:
+def _orLost(given: "Deferred[Given]", protocol: AMIProtocol) -> "Deferred[Given]":
     """Fires when the action is given; fails if the connection goes first."""
-    waiting = Deferred(lambda _: None)
+    waiting: Deferred[Given] = Deferred(lambda _: None)
 
     def fire(result):
         if waiting.called:

@@ -13,11 +13,12 @@ import signal
 import time
 from typing import Any, Callable, Iterable, Optional
 
+from twisted.application.service import IService
 from twisted.logger import FileLogObserver, eventAsJSON, formatEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.python.logfile import LogFile
 
-from .config import ASTGUICLIENT_CONF, MASK, OPTIONS, loadSettings
+from .config import ASTGUICLIENT_CONF, MASK, OPTIONS, Settings, loadSettings
 
 LOG_ROTATE_BYTES = 1_000_000  # as twistd's --logfile
 
@@ -70,6 +71,7 @@ def makeService(options: Options, reactor=None):
         from twisted.internet import reactor
     settings = options.settings
     # Written separately; imported only when run.
+    build: Callable[[Settings, Any], IService]
     if settings.demo:
         from .demo import buildDemo as build
     else:

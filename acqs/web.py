@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.application.service import IService, Service
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -272,7 +272,7 @@ def render(status: Dict[str, object], problems: List[Problem], rows: List[RowVie
                                      bool(status.get("listener_connected")))),
         ("sender reaches AMI", _sender(status)),
         ("claims succeed", claims),
-        ("database", (status.get("database") or "not known yet")
+        ("database", str(status.get("database") or "not known yet")
          + (f"; {_wakeup(status)}" if status.get("wakeup") else "")),
         ("database reachable", _yes(status.get("store_ok"))
          + (f": {status.get('store_error')}" if status.get("store_ok") is False
@@ -351,9 +351,12 @@ class WebService(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
-        self._listening.cancel()
+        listening = self._listening
+        if listening is None:  # never started: a MultiService stops every child
+            return succeed(None)
+        listening.cancel()
         port, self._port = self._port, None
-        return port.stopListening() if port is not None else self._listening
+        return port.stopListening() if port is not None else listening
 
 
 def webServices(reactor, description: str, metrics: Metrics, listener, sender, housekeeper,

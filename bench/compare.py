@@ -85,7 +85,7 @@ def table(acqs, perl):
     for rate in rates:
         ours, theirs = rows(acqs, rate), rows(perl, rate)
 
-        def each(label, get, digits=1, compare=True):
+        def each(label, get, digits=1, compare=True, rate=rate, ours=ours, theirs=theirs):
             lines.append((f"{rate:g}/s: {label}", span([get(r) for r in theirs], digits),
                           span([get(r) for r in ours], digits),
                           ratio([get(r) for r in ours], [get(r) for r in theirs])

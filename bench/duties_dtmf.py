@@ -27,13 +27,13 @@ from twisted.internet.task import deferLater, react
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from acqs.ami.message import Message  # noqa: E402
-from acqs.dutywriter import DutyWriter  # noqa: E402
-from acqs.store import openStore  # noqa: E402
-from acqs.store.dialects import dialectFor  # noqa: E402
-from acqs.store.schema import initdb  # noqa: E402
-from acqs.store.url import parseURL  # noqa: E402
-from tests.vicidial_tables import createVICIdialTables  # noqa: E402
+from acqs.ami.message import Message
+from acqs.dutywriter import DutyWriter
+from acqs.store import openStore
+from acqs.store.dialects import dialectFor
+from acqs.store.schema import initdb
+from acqs.store.url import parseURL
+from tests.vicidial_tables import createVICIdialTables
 
 SERVER = "10.10.11.12"
 DIGITS = 10  # per call

@@ -71,7 +71,7 @@ def mysqlConnection(url: Optional[DatabaseURL] = None, database: bool = False):
         if database:
             raise
         _unreachable[key] = f"MariaDB is not reachable at {url} ({e}); set {MYSQL_ENV}"
-        raise SkipTest(_unreachable[key])
+        raise SkipTest(_unreachable[key]) from None
     connection.autocommit(True)
     return connection
 

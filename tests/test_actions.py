@@ -24,7 +24,8 @@ class RowActionTests(SynchronousTestCase):
         self.assertTrue(a.callAnswered)
 
     def test_headerOrderAsStored(self):
-        """Rows from VICIdial's dialer (Exten in b, Channel in d) keep their order; VDACnote goes out."""
+        """Rows from VICIdial's dialer (Exten in b, Channel in d) keep their order; VDACnote goes
+        out."""
         a = rowAction(row("Originate", "Exten: 8365", "Context: default",
                           "Channel: Local/913125551234@default", "Priority: 1",
                           "Callerid: V1126100312000012345", "Timeout: 60000", "", "", "",
@@ -70,8 +71,10 @@ class RowActionTests(SynchronousTestCase):
             "empty action": (row(""), "is not an AMI action name"),
             "spaces in action": (row("Orig inate"), "is not an AMI action name"),
             "Logoff": (row("Logoff"), "acqs logs in and off by itself"),
-            "CR/LF": (row("Redirect", "Channel: SIP/1\r\nAction: Hangup"), "cmd_line_b holds CR or LF"),
-            "bare CR/LF": (row("Hangup", "Channel: SIP/1", "x\nAction: Logoff"), "cmd_line_c holds CR or LF"),
+            "CR/LF": (row("Redirect", "Channel: SIP/1\r\nAction: Hangup"),
+                      "cmd_line_b holds CR or LF"),
+            "bare CR/LF": (row("Hangup", "Channel: SIP/1", "x\nAction: Logoff"),
+                           "cmd_line_c holds CR or LF"),
         }
         for name, (r, reason) in cases.items():
             result = rowAction(r)
@@ -122,8 +125,10 @@ class VolumeControlTests(SynchronousTestCase):
     def test_meetmeUser(self):
         """The user number is read from the channel's line of 'meetme list'."""
         output = [
-            "User #: 01         100 Agent                  Channel: SIP/100-00000001    (unmonitored) 00:00:33",
-            "User #: 02  3125551234 Customer               Channel: SIP/carrier-0002    (unmonitored) 00:00:20",
+            "User #: 01         100 Agent                  Channel: SIP/100-00000001"
+            "    (unmonitored) 00:00:33",
+            "User #: 02  3125551234 Customer               Channel: SIP/carrier-0002"
+            "    (unmonitored) 00:00:20",
             "2 users in that conference.",
         ]
         self.assertEqual(meetmeUser(output, "SIP/carrier-0002"), "02")
@@ -133,7 +138,8 @@ class VolumeControlTests(SynchronousTestCase):
 
 class AnswerTimeoutTests(SynchronousTestCase):
     def test_syncOriginateWaitsForTheCall(self):
-        """A synchronous Originate waits its Timeout (or Asterisk's 30 s) beyond the action timeout."""
+        """A synchronous Originate waits its Timeout (or Asterisk's 30 s) beyond the action
+        timeout."""
         self.assertEqual(rowAction(row("Originate", "Timeout: 45000")).answerTimeout(10), 55)
         self.assertEqual(rowAction(row("Originate", "Channel: SIP/1")).answerTimeout(10), 40)
         self.assertEqual(rowAction(row("Originate", "Timeout: soon")).answerTimeout(10), 40)

@@ -136,7 +136,8 @@ class ReaderTests(SynchronousTestCase):
         """A message holding a line over the line limit is dropped with a report."""
         out = self.reader.feed(b"Event: A\r\nX: " + b"y" * 100 + b"\r\n\r\nEvent: B\r\n\r\n")
         self.assertEqual(out, [b"Event: B"])
-        self.assertEqual(self.discarded, [(len(b"Event: A\r\nX: ") + 100, "has a line that is too long")])
+        self.assertEqual(self.discarded,
+                         [(len(b"Event: A\r\nX: ") + 100, "has a line that is too long")])
 
 
 class PeekTests(SynchronousTestCase):

@@ -49,8 +49,8 @@ class ProtocolTestCase(SynchronousTestCase):
         body += b"".join(line + b"\r\n" for line in lines[1:])
         self.protocol.dataReceived(body + b"\r\n")
 
-    def lose(self, reason=ConnectionLost("gone")):
-        self.protocol.connectionLost(Failure(reason))
+    def lose(self, reason=None):
+        self.protocol.connectionLost(Failure(reason or ConnectionLost("gone")))
 
 
 class GreetingTests(SynchronousTestCase):
@@ -178,7 +178,8 @@ class ActionTests(ProtocolTestCase):
 
     def test_unsafeHeaderNothingWritten(self):
         """An action with CR/LF in a header fails and writes nothing at all."""
-        d = self.protocol.sendAction("Redirect", [("Channel", "SIP/1"), ("Exten", "1\r\nAction: Hangup")])
+        d = self.protocol.sendAction("Redirect",
+                                     [("Channel", "SIP/1"), ("Exten", "1\r\nAction: Hangup")])
         self.failureResultOf(d, UnsafeHeader)
         self.assertEqual(self.transport.value(), b"")
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -247,7 +248,8 @@ class ListTests(ProtocolTestCase):
         even when items arrive before the response."""
         d = self.protocol.sendAction("Status", listEnd="StatusComplete")
         aid = self.lastActionID().encode()
-        self.protocol.dataReceived(b"Event: Status\r\nChannel: Zap/1-1\r\nActionID: " + aid + b"\r\n\r\n")
+        self.protocol.dataReceived(
+            b"Event: Status\r\nChannel: Zap/1-1\r\nActionID: " + aid + b"\r\n\r\n")
         self.respond(b"Response: Success", b"Message: Channel status will follow")
         self.protocol.dataReceived(b"Event: StatusComplete\r\nActionID: " + aid + b"\r\n\r\n")
         result = self.successResultOf(d)
@@ -388,7 +390,8 @@ class EventTests(ProtocolTestCase):
         self.assertEqual(len(observer), 2)
 
     def test_eventsBeforeResponse(self):
-        """Events that precede their action's response are dispatched and the response still lands."""
+        """Events that precede their action's response are dispatched and the response still
+        lands."""
         seen = []
         self.protocol.registerEvent("Newchannel", seen.append)
         d = self.protocol.sendAction("Originate", {"Channel": "Local/1@x"})
@@ -409,8 +412,9 @@ class EventTests(ProtocolTestCase):
         """Many events in one read are all dispatched, in order."""
         seen = []
         self.protocol.registerEvent("Newstate", lambda m: seen.append(m["Uniqueid"]))
-        data = b"".join(b"Event: Newstate\r\nUniqueid: %d\r\n\r\nEvent: VarSet\r\nValue: x\r\n\r\n" % i
-                        for i in range(100))
+        data = b"".join(
+            b"Event: Newstate\r\nUniqueid: %d\r\n\r\nEvent: VarSet\r\nValue: x\r\n\r\n" % i
+            for i in range(100))
         self.protocol.dataReceived(data)
         self.assertEqual(seen, [str(i) for i in range(100)])
 

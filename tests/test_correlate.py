@@ -94,7 +94,8 @@ class ReadEventTests(SynchronousTestCase):
     def test_hangup(self):
         """A Hangup gives the uniqueid and cause."""
         e = hangup("SIP/carrier-00000001", "1764152345.7", cause="17")
-        self.assertEqual((e.kind, e.uniqueid, e.cause), (HANGUP, "1764152345.7", "17 Normal Clearing"))
+        self.assertEqual((e.kind, e.uniqueid, e.cause),
+                         (HANGUP, "1764152345.7", "17 Normal Clearing"))
 
     def test_otherEventsIgnored(self):
         """Events the rules do not use, or lacking channel or uniqueid, read as None."""
@@ -131,7 +132,8 @@ class TrackerTests(SynchronousTestCase):
                          [])
         self.assertEqual(t.observe(hangup("Local/8600012@acqs-test-00000001;2", "1.2")), [])
         self.assertEqual(t.observe(hangup("Local/8600012@acqs-test-00000001;1", "1.1")),
-                         [CallDead("1.1", "Local/8600012@acqs-test-00000001;1", "16 Normal Clearing")])
+                         [CallDead("1.1", "Local/8600012@acqs-test-00000001;1",
+                                   "16 Normal Clearing")])
         self.assertEqual(len(t), 0)
 
     def test_dialledLegWins(self):

@@ -53,6 +53,12 @@ class OutageTests(SynchronousTestCase):
         self.network.advance(self.clock, 15)
         self.successResultOf(d)
 
+    def test_stopBeforeStart(self):
+        """A listener stopped before it started (a MultiService stops every child, also
+        when an earlier one's start failed) stops at once and connects nowhere."""
+        self.successResultOf(self.listener.stopService())
+        self.assertEqual(self.attempts, 0)
+
     def said(self, level=None):
         return [formatEvent(e) for e in self.logged
                 if level is None or e["log_level"] == level]

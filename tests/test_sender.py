@@ -898,6 +898,17 @@ class PollTests(SenderTestCase):
 
 
 class StopTests(SenderTestCase):
+    def test_stopBeforeStart(self):
+        """A sender stopped before it started (a MultiService stops every child, also when
+        an earlier one's start failed) stops at once, having claimed nothing."""
+        sender = Sender(self.clock, self.store, lambda: FakeSession(self.clock, 0.0), SERVER,
+                        "box1")
+        self.store.insert()
+        stopped = sender.stopService()
+        self.advance(60)
+        self.successResultOf(stopped)
+        self.assertEqual(self.store.claims, [])
+
     def test_stopReleasesBacklog(self):
         """Stopping releases the rows waiting for a session, lets a session waiting for its
         answer finish, and leaves no row in QUEUE."""

@@ -1014,7 +1014,8 @@ class QueueStoreTests:
         await self.store.heartbeat(SERVER, "box1", "host-a", 1)
         with self.assertRaises(InstanceConflict) as caught:
             await self.register(host="host-b")
-        self.assertIn("'box1' of 10.10.11.12 already runs on host-a as pid 1", str(caught.exception))
+        self.assertIn("'box1' of 10.10.11.12 already runs on host-a as pid 1",
+                      str(caught.exception))
         with self.assertRaises(InstanceConflict):
             await self.register(host="host-a", pid=2, alive=(1,))
         await self.register(instance="box2")
@@ -1155,7 +1156,10 @@ class MyISAMQueueStoreTests(QueueStoreTests, TestCase):
             "CREATE TRIGGER no_dead BEFORE UPDATE ON vicidial_manager FOR EACH ROW"
             " IF NEW.status = 'DEAD' THEN"
             " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no DEAD today'; END IF")
-        refuseSecond = (lambda row: "refused" if row.man_id == ids[1] else None)
+
+        def refuseSecond(row):
+            return "refused" if row.man_id == ids[1] else None
+
         with self.assertRaises(StoreUnavailable):
             await self.store.claim(SERVER, 10, "box1", send=2, refuse=refuseSecond)
         self.assertEqual([self.db.status(i) for i in ids], ["QUEUE", "NEW"])

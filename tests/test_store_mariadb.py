@@ -236,8 +236,9 @@ class MarkAndWaitRaceTests(TestCase):
         ids = []
         while len(ids) < self.ROWS:
             burst = min(random.choice((1, 3, 8)), self.ROWS - len(ids))
-            ids += await deferToThread(lambda: [
-                db.insertAction(SERVER, "Hangup", f"R{len(ids) + n:019d}", connection=gui)
+            first = len(ids)
+            ids += await deferToThread(lambda first=first, burst=burst: [
+                db.insertAction(SERVER, "Hangup", f"R{first + n:019d}", connection=gui)
                 for n in range(burst)])
             await deferLater(reactor, random.choice((0, 0.01, 0.05)), lambda: None)
         return ids

@@ -236,7 +236,7 @@ class SQLiteInitdbTests(InitdbTests, TestCase):
         try:
             [entry] = metadata.entry_points(group="console_scripts", name="acqs")
         except ValueError:
-            raise SkipTest("acqs is not installed (no acqs console script)")
+            raise SkipTest("acqs is not installed (no acqs console script)") from None
         self.assertEqual(entry.value, "acqs.cli:main")
         script = os.path.join(os.path.dirname(sys.executable), "acqs")
         if not os.path.exists(script):

@@ -74,7 +74,7 @@ class ReplayTests(SynchronousTestCase):
         events = []
         proto.registerEvent(None, events.append)
         pending = {}
-        for number, raw, headers in sent:
+        for number, _raw, headers in sent:
             action = value(headers, "Action")
             rest = [(k, v) for k, v in headers if k not in ("Action", "ActionID")]
             if action == "Command":

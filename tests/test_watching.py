@@ -7,13 +7,15 @@ parsing and endings.
 from prometheus_client.exposition import generate_latest
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from acqs.config import loadSettings
 from acqs.metrics import Metrics
 from acqs.rowscli import FAILED, OK, _ended, _headers, _lines, duration, freshCallerid, plain
 from acqs.store.reads import RowView
 from acqs.health import Problem
-from acqs.web import HealthPage, render
+from acqs.web import HealthPage, WebService, render
 
 
 def row(**values) -> RowView:
@@ -266,3 +268,11 @@ class HealthPageTests(SynchronousTestCase):
         code, body = self.get(listener_connected=False, listener_down_since=900.0)
         self.assertEqual(code, 503)
         self.assertEqual(body.splitlines()[0], "UNHEALTHY")
+
+
+class WebServiceTests(SynchronousTestCase):
+    def test_stopBeforeStart(self):
+        """A web service stopped before it started (a MultiService stops every child, also
+        when an earlier one's start failed) is stopped at once instead of raising."""
+        service = WebService(None, "tcp:0", Site(Resource()))
+        self.assertIsNone(self.successResultOf(service.stopService()))

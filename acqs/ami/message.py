@@ -72,10 +72,12 @@ class Message:
         self._malformed = ()
         return self
 
-    def _parse(self) -> None:
+    def _parse(self) -> List[Header]:
+        # Only called while _headers is None, which fromBytes pairs with _raw.
+        raw = self._raw or b""
         headers = []
         malformed = []
-        for line in self._raw.decode("utf-8", "replace").split("\n"):
+        for line in raw.decode("utf-8", "replace").split("\n"):
             if line.endswith("\r"):
                 line = line[:-1]
             key, sep, value = line.partition(":")
@@ -86,6 +88,7 @@ class Message:
         self._headers = headers
         self._malformed = tuple(malformed)
         self._raw = None
+        return headers
 
     def _lookup(self) -> dict:
         if self._index is None:
@@ -99,7 +102,7 @@ class Message:
     def headers(self) -> List[Header]:
         """Every C{(name, value)} pair, in wire order."""
         if self._headers is None:
-            self._parse()
+            return self._parse()
         return self._headers
 
     @property

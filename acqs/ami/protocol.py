@@ -14,9 +14,9 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Uni
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import (IDelayedCall, IReactorTime, IStreamClientEndpoint,
+                                         ITCPTransport)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -54,7 +54,7 @@ class _Pending:
     action: str
     deferred: Deferred
     listEnd: Optional[str]  # lower-cased name of the event closing a list
-    timer: object = None
+    timer: Optional[IDelayedCall] = None
     response: Optional[Message] = None
     events: List[Message] = attr.Factory(list)
     complete: Optional[Message] = None
@@ -83,6 +83,8 @@ class AMIProtocol(Protocol):
     """
 
     log = Logger()
+    # Set by makeConnection before any data, action or close can reach this protocol.
+    transport: ITCPTransport
 
     def __init__(self, clock: IReactorTime, timeout: float = DEFAULT_TIMEOUT):
         self._clock = clock
@@ -212,7 +214,8 @@ class AMIProtocol(Protocol):
 
     def _event(self, name: str, raw: bytes) -> None:
         if self._lists:
-            pending = self._lists.get(_actionIDOf(raw))
+            actionID = _actionIDOf(raw)
+            pending = None if actionID is None else self._lists.get(actionID)
             if pending is not None:
                 self._listEvent(pending, name, Message.fromBytes(raw))
                 return
@@ -226,14 +229,14 @@ class AMIProtocol(Protocol):
         ):
             pending.complete = message
             if pending.response is not None:
-                self._finishList(pending)
+                self._finishList(pending, pending.response, message)
         else:
             pending.events.append(message)
 
     def _response(self, message: Message) -> None:
         actionID = message.get("ActionID")
-        pending = self._pending.get(actionID)
-        if pending is None:
+        pending = None if actionID is None else self._pending.get(actionID)
+        if actionID is None or pending is None:
             self.log.debug("AMI: response for unknown or expired ActionID {actionID}",
                            actionID=actionID)
             return
@@ -244,16 +247,17 @@ class AMIProtocol(Protocol):
             pending.response = message
             self._lists[actionID] = pending
             if pending.complete is not None:
-                self._finishList(pending)
+                self._finishList(pending, message, pending.complete)
         else:
             self._finish(actionID, message)
 
-    def _finishList(self, pending: _Pending) -> None:
-        result = ListResult(pending.response, tuple(pending.events), pending.complete)
-        self._finish(pending.actionID, result)
+    def _finishList(self, pending: _Pending, response: Message, complete: Message) -> None:
+        self._finish(pending.actionID, ListResult(response, tuple(pending.events), complete))
 
     def _finish(self, actionID: str, result: object) -> None:
-        self._settle(actionID).deferred.callback(result)
+        pending = self._settle(actionID)
+        if pending is not None:
+            pending.deferred.callback(result)
 
     def _settle(self, actionID: str) -> Optional[_Pending]:
         """Forget the pending action C{actionID} (and its timer); it, if it was pending."""
@@ -321,8 +325,10 @@ class AMIProtocol(Protocol):
         except ValueError:
             return fail()
 
-        pending = _Pending(actionID, action, Deferred(lambda d: self._settle(actionID)),
-                           listEnd and listEnd.lower())
+        def cancel(d: Deferred) -> None:
+            self._settle(actionID)
+
+        pending = _Pending(actionID, action, Deferred(cancel), listEnd and listEnd.lower())
         if listEnd:
             self._lists[actionID] = pending
         timeout = self.timeout if timeout is None else timeout
@@ -336,7 +342,8 @@ class AMIProtocol(Protocol):
 
     def _timedOut(self, actionID: str, timeout: float) -> None:
         pending = self._settle(actionID)
-        pending.deferred.errback(ActionTimeout(pending.action, timeout))
+        if pending is not None:  # settling cancels the timer, so it always is
+            pending.deferred.errback(ActionTimeout(pending.action, timeout))
 
     def login(
         self, username: str, secret: str, events: str = "off", md5: bool = False
@@ -401,7 +408,7 @@ class AMIProtocol(Protocol):
         L{AMIConnectionLost}."""
         if self.greeting is not None:
             return succeed(self.greeting)
-        d = Deferred()
+        d: Deferred[str] = Deferred()
         if self._lost is not None:
             d.errback(AMIConnectionLost("greeting"))
         else:
@@ -415,14 +422,14 @@ class AMIProtocol(Protocol):
 
     def whenLost(self) -> Deferred:
         """Fires with the reason (an exception) once the connection is gone."""
-        d = Deferred()
+        d: Deferred[Optional[BaseException]] = Deferred()
         if self._lost is not None:
             d.callback(self._lost.value)
         else:
             self._lostWaiters.append(d)
         return d
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = reason
         why = reason.getErrorMessage()
         pending, self._pending = self._pending, {}

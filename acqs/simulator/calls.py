@@ -159,16 +159,16 @@ class _Originate:
             self.pbx._soon(self.done, success)
             return
         r = self.request
-        ch = self.channel
+        ch = self.channel if success else None
         target = (("Application", r.application), ("Data", r.appData)) if r.application else (
             ("Context", r.context), ("Exten", r.exten))
         self.pbx._emit("OriginateResponse", fields=(
             ("ActionID", r.actionID or ""),
             ("Response", "Success" if success else "Failure"),
-            ("Channel", ch.name if success else r.dialString),
+            ("Channel", r.dialString if ch is None else ch.name),
             *target,
             ("Reason", str(reason)),
-            ("Uniqueid", ch.uniqueid if success else ""),
+            ("Uniqueid", "" if ch is None else ch.uniqueid),
             ("CallerIDNum", r.callerIDNum),
             ("CallerIDName", r.callerIDName),
         ))
@@ -647,8 +647,9 @@ class PBX:
             o.at("beforeUp")
         ch.answered = self.now
         self._setState(ch, UP)
-        for point in after if o is not None else ():
-            o.at(point)
+        if o is not None:
+            for point in after:
+                o.at(point)
 
     def _indicateRinging(self, ch: Channel) -> None:
         """C{ch} tells its caller it is ringing."""

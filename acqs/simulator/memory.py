@@ -14,8 +14,9 @@ from typing import List
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
 from twisted.test import iosim
 from zope.interface import implementer
 
@@ -74,7 +75,7 @@ class MemoryNetwork:
         self.pumps = [p for p in self.pumps
                       if not (p.clientIO.disconnected and p.serverIO.disconnected)]
 
-    def advance(self, clock: IReactorTime, seconds: float, step: float = 0.05) -> None:
+    def advance(self, clock: Clock, seconds: float, step: float = 0.05) -> None:
         """Let C{seconds} pass on C{clock} in steps, moving bytes after each."""
         self.flush()
         target = clock.seconds() + seconds

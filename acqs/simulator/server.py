@@ -28,8 +28,8 @@ from typing import (Callable, Deque, Dict, Iterable, List, Mapping, Optional, Se
                     Union)
 
 import attr
-from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint, ITCPTransport
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -118,12 +118,13 @@ class AMISession(Protocol):
     """One manager connection, server side."""
 
     log = Logger()
+    # Set by makeConnection before any data or close can reach this protocol.
+    transport: ITCPTransport
 
     def __init__(self, simulator: "Simulator"):
         self._sim = simulator
         self._reader = MessageReader(self._discarded)
-        self.user: Optional[User] = None
-        self.authenticated = False
+        self.user: Optional[User] = None  # set by a successful login
         self.welcomed = False  # its login's answer was written
         self._wanted: frozenset = frozenset()
         self._filters: list = []  # what the Filter action added: (include, pattern)
@@ -143,6 +144,10 @@ class AMISession(Protocol):
     def eventsOn(self) -> bool:
         return self.authenticated and bool(self._wanted)
 
+    @property
+    def authenticated(self) -> bool:
+        return self.user is not None
+
     def __repr__(self) -> str:
         return f"<AMISession {self.sessionID} user={self.username!r}>"
 
@@ -153,7 +158,7 @@ class AMISession(Protocol):
         _noDelay(self.transport)
         self.transport.write(self._sim.dialect.greeting)
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closed = True
         if self in self._sim.sessions:
             self._sim.sessions.remove(self)
@@ -246,7 +251,8 @@ class AMISession(Protocol):
             self._reply(self._error(message, "Asterisk is shutting down"))
             return
         key = action.lower()
-        if not self.authenticated:
+        user = self.user
+        if user is None:
             if key == "login":
                 self._login(message)
             elif key == "challenge":
@@ -264,7 +270,7 @@ class AMISession(Protocol):
             self._reply(self._error(message, sim.dialect.unknownAction(action)))
             return
         needed = sim.dialect.parseClasses(sim.dialect.authority.get(key, ""))
-        granted = sim.dialect.parseClasses(self.user.write)
+        granted = sim.dialect.parseClasses(user.write)
         if not sim.dialect.permitted(granted, needed):
             self._reply(self._error(message, "Permission denied"))
             return
@@ -310,7 +316,6 @@ class AMISession(Protocol):
                         delay=sim.loginFailureDelay + sim.responseDelay)
             return
         self.user = user
-        self.authenticated = True
         self._setEventMask(message.get("Events") or "on")
         self._reply(self._success(message, "Authentication accepted"), self._welcome)
 
@@ -323,7 +328,7 @@ class AMISession(Protocol):
                                                      fields=sim.dialect.fullyBooted(up)))
             if rendered is not None:
                 self.sendEvent(*rendered)
-        sim._securityEvent("SuccessfulAuth", self, self.username)
+        sim._securityEvent("SuccessfulAuth", self, self.username or "")
 
     def _logoff(self, message: Message) -> None:
         self._reply(self._respond(message, ("Response", "Goodbye"),
@@ -341,7 +346,8 @@ class AMISession(Protocol):
         self._reply(self._respond(message, *self._sim.dialect.ping(self._sim._clock.seconds())))
 
     def _setEventMask(self, text: str) -> None:
-        """Events on, off or by class, within what the user may read."""
+        """Events on, off or by class, within what the logged-in user may read."""
+        readable = "" if self.user is None else self.user.read
         dialect = self._sim.dialect
         mask = text.strip().lower()
         if mask in _TRUE:
@@ -350,7 +356,7 @@ class AMISession(Protocol):
             wanted = frozenset()
         else:
             wanted = dialect.parseClasses(mask)
-        self._wanted = wanted & dialect.parseClasses(self.user.read)
+        self._wanted = wanted & dialect.parseClasses(readable)
 
     def _action_events(self, message: Message) -> None:
         self._setEventMask(message.get("EventMask") or "")
@@ -439,9 +445,9 @@ class AMISession(Protocol):
 
     def _action_originate(self, message: Message) -> None:
         sim = self._sim
-        request, problem = self._originateRequest(message)
-        if problem is not None:
-            self._reply(self._error(message, problem))
+        request = self._originateRequest(message)
+        if isinstance(request, str):
+            self._reply(self._error(message, request))
             return
         queued = self._success(message, "Originate successfully queued")
         if request.isAsync:
@@ -462,30 +468,30 @@ class AMISession(Protocol):
 
         sim.pbx.originate(request, done)
 
-    def _originateRequest(self, message: Message) -> Tuple[Optional[OriginateRequest],
-                                                           Optional[str]]:
+    def _originateRequest(self, message: Message) -> Union[OriginateRequest, str]:
+        """The call an Originate asks for, or why Asterisk would refuse it."""
         sim = self._sim
         channel = (message.get("Channel") or "").strip()
         if not channel:
-            return None, "Channel not specified"
+            return "Channel not specified"
         tech, sep, data = channel.partition("/")
         if not sep or not data:
-            return None, "Invalid channel"
+            return "Invalid channel"
         priority = (message.get("Priority") or "").strip()
         if priority and not priority.isdigit():
-            return None, "Invalid priority"
+            return "Invalid priority"
         timeout = (message.get("Timeout") or "30000").strip()
         if not timeout.lstrip("-").isdigit():
-            return None, "Invalid timeout"
+            return "Invalid timeout"
         exten = (message.get("Exten") or "").strip()
         context = (message.get("Context") or "").strip()
         application = (message.get("Application") or "").strip()
         if not application:
             if not (exten and context and priority):
-                return None, "Originate with 'Exten' requires 'Context' and 'Priority'"
+                return "Originate with 'Exten' requires 'Context' and 'Priority'"
             if sim.dialect.checksOriginateTarget and not sim.pbx.dialplan.exists(
                     context, exten, int(priority)):
-                return None, "Extension does not exist."
+                return "Extension does not exist."
         number, name = parseCallerID(message.get("CallerID") or "")
         variables = []
         for header in message.getall("Variable"):
@@ -500,7 +506,7 @@ class AMISession(Protocol):
             callerIDNum=number, callerIDName=name, account=message.get("Account") or "",
             variables=tuple(variables), actionID=message.get("ActionID"),
             isAsync=(message.get("Async") or "").strip().lower() in _TRUE,
-        ), None
+        )
 
 
 def _delegated(name: str, doc: str) -> property:

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import re
 import sqlite3
-from typing import Any, Dict, FrozenSet, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Sequence, Tuple, Type
 
 import pymysql
 from twisted.enterprise import adbapi
@@ -65,6 +65,8 @@ class PooledConnection(adbapi.Connection):
     outage that the store already reports once.)
     """
 
+    _connection: Any  # the DB-API connection, opened by adbapi's __init__
+
     def rollback(self):
         try:
             self._connection.rollback()
@@ -100,7 +102,7 @@ class Dialect:
 
     kind: str
     module: str  # the DB-API module's name
-    errors: Tuple[type, ...]
+    errors: Tuple[Type[Exception], ...]
     poolSize: int
     fragments: Dict[str, str]
 

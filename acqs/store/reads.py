@@ -10,7 +10,7 @@ their own.
 """
 
 from datetime import datetime
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import attr
 
@@ -27,7 +27,7 @@ EPOCH = "1970-01-01 00:00:00"
 _COLUMNS = ", ".join([f"v.{c}" for c in _VICIDIAL] + [f"a.{c}" for c in _ACQS])
 
 
-def _text(value) -> Optional[str]:
+def _text(value: Any) -> Any:
     """A time as text (milliseconds when it has them), a value as it is."""
     if isinstance(value, datetime):
         shown = value.strftime("%Y-%m-%d %H:%M:%S")
@@ -101,7 +101,7 @@ class RowView:
         values = [_text(v) for v in row]
         n = len(_VICIDIAL) - len(CMD_LINE_COLUMNS)
         head, lines, acqs = values[:n], values[n:len(_VICIDIAL)], values[len(_VICIDIAL):]
-        return cls(*head, tuple(line for line in lines if line and line != "0"), *acqs)
+        return cls(*[*head, tuple(line for line in lines if line and line != "0"), *acqs])
 
 
 def selectRows(cursor, dialect: Dialect, *, server_ip: Optional[str] = None,

@@ -18,8 +18,8 @@ from typing import Dict, List, Tuple
 
 import attr
 
-from .dialects import SCHEMA_FILES, Dialect, dialectFor
-from .url import MYSQL, DatabaseURL
+from .dialects import SCHEMA_FILES, Dialect, MySQLDialect, dialectFor
+from .url import DatabaseURL
 
 # vicidial_manager's columns, in VICIdial's order.
 VICIDIAL_COLUMNS = (
@@ -148,7 +148,7 @@ def _upgrades(dialect: Dialect, connection, creates: List[str], present=ACQS_TAB
 
 
 def _connect(dialect: Dialect, url: DatabaseURL):
-    if url.kind != MYSQL:
+    if not isinstance(dialect, MySQLDialect):
         return dialect.connect(url)
     try:
         return dialect.connect(url)
@@ -190,9 +190,9 @@ def _check(dialect: Dialect, cursor) -> Tuple[str, ...]:
             f"({', '.join(columns)}); acqs expects {', '.join(VICIDIAL_COLUMNS)}"
         )
     widths = dialect.widths(cursor, "vicidial_manager")
-    narrow = [f"{column} is {widths[column]} characters wide, not {width}"
+    narrow = [f"{column} is {found} characters wide, not {width}"
               for column, width in VICIDIAL_WIDTHS.items()
-              if widths.get(column) is not None and widths[column] < width]
+              if (found := widths.get(column)) is not None and found < width]
     if narrow:
         warnings.append(
             f"vicidial_manager is older than VICIdial 2.14's ({'; '.join(narrow)}): the"

@@ -239,8 +239,8 @@ class SQLQueueStore:
                         isAlive)
 
     @_deferred
-    async def heartbeat(self, server_ip: str, instance: str, host: str = None,
-                        pid: int = None, readServer: bool = False):
+    async def heartbeat(self, server_ip: str, instance: str, host: Optional[str] = None,
+                        pid: Optional[int] = None, readServer: bool = False):
         return await self._run(servers.heartbeatReading if readServer else recovery.heartbeat,
                                server_ip, cut(instance, INSTANCE), cut(host, HOST) or None, pid)
 
@@ -267,7 +267,7 @@ class SQLQueueStore:
             return
         self._closed = True
         if self._running:
-            waiting = Deferred()
+            waiting: Deferred[None] = Deferred()
             self._idle.append(waiting)
             await waiting
         self._pool.close()

@@ -124,7 +124,7 @@ async def settled(db, rows, timeout: float = 60.0) -> None:
     except AssertionError as e:
         left = Counter((r["status"], r["response"], (db.action(r["man_id"]) or {}).get("outcome"))
                        for r in (db.row(m) for m, _ in rows))
-        raise AssertionError(f"{e}; rows by (status, response, outcome): {dict(left)}")
+        raise AssertionError(f"{e}; rows by (status, response, outcome): {dict(left)}") from e
 
 
 def firstAfter(times: List[float], actions, moment: float) -> Optional[float]:

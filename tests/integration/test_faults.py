@@ -320,7 +320,8 @@ class RealAsteriskRestartTests(TestCase):
         await eventually(lambda: all((db.action(m) or {}).get("attempts") for m in ids))
         await deferToThread(ast.cli, "core abort shutdown")
         for man_id in ids:
-            await eventually(lambda: (db.action(man_id) or {}).get("answered_at"), timeout=30)
+            await eventually(lambda man_id=man_id: (db.action(man_id) or {}).get("answered_at"),
+                             timeout=30)
             self.assertEqual((db.row(man_id)["response"], db.action(man_id)["response_text"]),
                              ("N", "No such channel"))
         answers = {}  # channel: Asterisk's answers to its Hangups, in order

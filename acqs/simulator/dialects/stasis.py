@@ -125,13 +125,13 @@ class Asterisk22(Dialect):
         if name == "OriginateResponse":
             return [(k, v or UNKNOWN) if k in ("Uniqueid", "CallerIDNum", "CallerIDName")
                     else (k, v) for k, v in fields if (k, v) != ("ActionID", "")]
-        if name == "Hangup":
+        if name == "Hangup" and event.channel is not None:
             cause = int(event.get("Cause", "0"))
             return self.snapshot(event.channel) + fields + [("Cause-txt", causeText(cause))]
-        if name == "LocalBridge":
+        if name == "LocalBridge" and event.channel is not None and event.dest is not None:
             return (self.snapshot(event.channel, "LocalOne") + self.snapshot(event.dest, "LocalTwo")
                     + fields)
-        if name in ("DialBegin", "DialState", "DialEnd"):
+        if name in ("DialBegin", "DialState", "DialEnd") and event.dest is not None:
             caller = self.snapshot(event.channel) if event.channel is not None else []
             return caller + self.snapshot(event.dest, "Dest") + fields
         if name.startswith("Meetme") and event.channel is not None:

@@ -32,8 +32,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import capture  # noqa: E402  (../capture.py)
-from capture import CALLERID, both_up, local_channels, settled  # noqa: E402
+import capture
+from capture import CALLERID, both_up, local_channels, settled
 
 capture.USERS["cmdonly"] = "cmdonlysecret"
 CTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "asterisk",
