@@ -38,6 +38,7 @@ from .health import StatusFile
 from .housekeeping import Housekeeper
 from .listener import EVENT_MASK, Listener
 from .health import pidAlive
+from .limits import RESERVE, DescriptorLimit, descriptorsNeeded, raiseDescriptorLimit
 from .live import LISTENER, LiveEndpoint, LiveSettings, logThrough, rowLogGate
 from .metrics import NO_OBSERVER, Metrics
 from .presence import Presence, ProcessTitle, TitleLock, listProcesses
@@ -107,6 +108,7 @@ def buildService(settings: Settings, reactor) -> IService:
     takeInstanceName(settings)
     live = LiveSettings(settings)
     readServerSettings(settings, live)
+    checkDescriptors(settings.max_sessions, live.maxOriginates())
     presence = standIn(settings, reactor) if settings.stand_in else None
     store = openStore(settings.db, reactor, password=settings.db_password)
     acqs = Acqs(store)
@@ -116,6 +118,27 @@ def buildService(settings: Settings, reactor) -> IService:
                                 LiveEndpoint(reactor, lambda: live.ami), live, presence):
         service.setServiceParent(acqs)
     return acqs
+
+
+def checkDescriptors(maxSessions: int, maxOriginates: int) -> DescriptorLimit:
+    """
+    Raise the file descriptor limit to what the send sessions may take, or
+    say why AMI connections may fail beyond it.
+    """
+    limit = raiseDescriptorLimit(descriptorsNeeded(maxSessions, maxOriginates))
+    if not limit.enough:
+        Logger().warn(
+            "acqs may hold {needed} file descriptors (--max-sessions {sessions} +"
+            " --max-originates {originates} + {reserve}) but may open only {soft} (hard limit"
+            " {hard}): raise LimitNOFILE in its unit; beyond that, AMI sessions fail to"
+            " connect", needed=limit.needed, sessions=maxSessions, originates=maxOriginates,
+            reserve=RESERVE, soft=limit.soft, hard=limit.hard)
+    elif limit.soft != limit.before:
+        Logger().info("File descriptor limit raised from {before} to {soft} for"
+                      " --max-sessions {sessions} + --max-originates {originates}",
+                      before=limit.before, soft=limit.soft, sessions=maxSessions,
+                      originates=maxOriginates)
+    return limit
 
 
 def standIn(settings: Settings, reactor) -> Presence:
