@@ -181,7 +181,9 @@ class TraceTests(Tools, TestCase):
 class SendTests(Tools, TestCase):
     async def send(self, *argv):
         """C{(status, stdout, stderr)} of C{acqs send ARGV}, in a process of its own."""
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": SOURCE}
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": SOURCE,
+               # CI's coverage measures this process too (.ci/coverage_startup.py)
+               **{k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}}
         out, err, status = await getProcessOutputAndValue(
             sys.executable, ["-m", "acqs.cli", "send", *argv, "--server-ip", SERVER,
                              *self.database], env=env)
