@@ -38,7 +38,7 @@ from .health import StatusFile
 from .housekeeping import Housekeeper
 from .listener import EVENT_MASK, Listener
 from .health import pidAlive
-from .limits import RESERVE, DescriptorLimit, descriptorsNeeded, raiseDescriptorLimit
+from .limits import DescriptorWatch
 from .live import LISTENER, LiveEndpoint, LiveSettings, logThrough, rowLogGate
 from .metrics import NO_OBSERVER, Metrics
 from .presence import Presence, ProcessTitle, TitleLock, listProcesses
@@ -47,6 +47,7 @@ from .session import ActionSession
 from .store import (InstanceConflict, StoreUnavailable, lookUpServer, openStore,
                     registerInstance)
 from .store.interfaces import IQueueStore
+from .store.servers import ServerRead
 from .store.url import parseURL
 from .wakeup import Wakeup
 from .web import WebService, webServices
@@ -108,7 +109,6 @@ def buildService(settings: Settings, reactor) -> IService:
     takeInstanceName(settings)
     live = LiveSettings(settings)
     readServerSettings(settings, live)
-    checkDescriptors(settings.max_sessions, live.maxOriginates())
     presence = standIn(settings, reactor) if settings.stand_in else None
     store = openStore(settings.db, reactor, password=settings.db_password)
     acqs = Acqs(store)
@@ -118,27 +118,6 @@ def buildService(settings: Settings, reactor) -> IService:
                                 LiveEndpoint(reactor, lambda: live.ami), live, presence):
         service.setServiceParent(acqs)
     return acqs
-
-
-def checkDescriptors(maxSessions: int, maxOriginates: int) -> DescriptorLimit:
-    """
-    Raise the file descriptor limit to what the send sessions may take, or
-    say why AMI connections may fail beyond it.
-    """
-    limit = raiseDescriptorLimit(descriptorsNeeded(maxSessions, maxOriginates))
-    if not limit.enough:
-        Logger().warn(
-            "acqs may hold {needed} file descriptors (--max-sessions {sessions} +"
-            " --max-originates {originates} + {reserve}) but may open only {soft} (hard limit"
-            " {hard}): raise LimitNOFILE in its unit; beyond that, AMI sessions fail to"
-            " connect", needed=limit.needed, sessions=maxSessions, originates=maxOriginates,
-            reserve=RESERVE, soft=limit.soft, hard=limit.hard)
-    elif limit.soft != limit.before:
-        Logger().info("File descriptor limit raised from {before} to {soft} for"
-                      " --max-sessions {sessions} + --max-originates {originates}",
-                      before=limit.before, soft=limit.soft, sessions=maxSessions,
-                      originates=maxOriginates)
-    return limit
 
 
 def standIn(settings: Settings, reactor) -> Presence:
@@ -241,9 +220,17 @@ def acqsServices(
                     ready=lambda: listener.protocol is not None, writes=writes,
                     stopTimeout=settings.action_timeout, metrics=metrics,
                     hold=presence.hold if presence else lambda: None)
+    descriptors = DescriptorWatch(settings.max_sessions, live.maxOriginates)
+    if following:
+        descriptors.check()
+
+    def follow(read: ServerRead) -> None:
+        live.follow(read)
+        descriptors.check()
+
     housekeeper = Housekeeper(reactor, store, settings.server_ip, settings.instance,
                               settings.stale_after, keepHours=settings.keep_hours,
-                              onServer=live.follow if following else None,
+                              onServer=follow if following else None,
                               readServer=live.wantsRows,
                               standsIn=presence.standsIn if presence else lambda: False)
     logThrough(rowLogGate(lambda: live.row_logs), listener, sender, store)

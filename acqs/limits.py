@@ -6,7 +6,9 @@ Out of descriptors, connecting to AMI fails as if Asterisk were away.
 """
 
 import resource
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Optional
+
+from twisted.logger import Logger
 
 # Descriptors beside the send sessions: the listener, the database pool,
 # the logs, the metrics port, the wait connection.
@@ -43,3 +45,40 @@ def raiseDescriptorLimit(needed: int, limits=resource) -> DescriptorLimit:
         return found
     limits.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return found._replace(soft=target)
+
+
+class DescriptorWatch:
+    """
+    Keeps the soft limit up with what the send sessions may hold while the
+    Originates' room follows VICIdial's servers row: raised (or the
+    shortfall said) at the first L{check} and whenever the room changes.
+    """
+
+    log = Logger()
+
+    def __init__(self, maxSessions: int, maxOriginates: Callable[[], int], limits=resource):
+        self._maxSessions = maxSessions
+        self._maxOriginates = maxOriginates
+        self._limits = limits
+        self._room: Optional[int] = None
+
+    def check(self) -> Optional[DescriptorLimit]:
+        """The limit, where the room changed since the last check."""
+        room = self._maxOriginates()
+        if room == self._room:
+            return None
+        self._room = room
+        limit = raiseDescriptorLimit(descriptorsNeeded(self._maxSessions, room), self._limits)
+        if not limit.enough:
+            self.log.warn(
+                "acqs may hold {needed} file descriptors (--max-sessions {sessions} +"
+                " --max-originates {originates} + {reserve}) but may open only {soft} (hard"
+                " limit {hard}): raise LimitNOFILE in its unit; beyond that, AMI sessions fail"
+                " to connect", needed=limit.needed, sessions=self._maxSessions,
+                originates=room, reserve=RESERVE, soft=limit.soft, hard=limit.hard)
+        elif limit.soft != limit.before:
+            self.log.info("File descriptor limit raised from {before} to {soft} for"
+                          " --max-sessions {sessions} + --max-originates {originates}",
+                          before=limit.before, soft=limit.soft, sessions=self._maxSessions,
+                          originates=room)
+        return limit

@@ -8,9 +8,8 @@ import sys
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from acqs.app import checkDescriptors
 from acqs import limits as acqsLimits
-from acqs.limits import descriptorsNeeded, raiseDescriptorLimit
+from acqs.limits import DescriptorWatch, descriptorsNeeded, raiseDescriptorLimit
 
 
 class Limits:
@@ -69,7 +68,7 @@ class RaiseTests(SynchronousTestCase):
         self.assertEqual(out.stdout.split(), ["600", "600"])
 
 
-class SaidTests(SynchronousTestCase):
+class WatchTests(SynchronousTestCase):
     def said(self):
         events = []
         globalLogPublisher.addObserver(events.append)
@@ -78,30 +77,37 @@ class SaidTests(SynchronousTestCase):
 
     def test_shortfallSaid(self):
         """A hard limit below the need is a warning naming the options and LimitNOFILE."""
-        self.patch(resource, "getrlimit", lambda which: (1024, 1024))
-        self.patch(resource, "setrlimit", lambda which, limits: None)
         events = self.said()
-        checkDescriptors(50, 1200)
+        DescriptorWatch(50, lambda: 1200, Limits(1024, 1024)).check()
         [text] = [formatEvent(e) for e in events]
         self.assertIn("acqs may hold 1350 file descriptors (--max-sessions 50 +"
                       " --max-originates 1200 + 100) but may open only 1024 (hard limit 1024):"
                       " raise LimitNOFILE", text)
 
     def test_raiseSaid(self):
-        """A raise is said once, with what it was for."""
-        self.patch(resource, "getrlimit", lambda which: (256, 524288))
-        raised = []
-        self.patch(resource, "setrlimit", lambda which, limits: raised.append(limits))
+        """A raise is said once, with what it was for; enough says nothing."""
+        limits = Limits(256, 524288)
         events = self.said()
-        checkDescriptors(50, 200)
-        self.assertEqual(raised, [(350, 524288)])
-        [text] = [formatEvent(e) for e in events]
-        self.assertEqual(text, "File descriptor limit raised from 256 to 350 for"
-                               " --max-sessions 50 + --max-originates 200")
+        watch = DescriptorWatch(50, lambda: 200, limits)
+        watch.check()
+        self.assertEqual(limits.soft, 350)
+        self.assertEqual([formatEvent(e) for e in events],
+                         ["File descriptor limit raised from 256 to 350 for"
+                          " --max-sessions 50 + --max-originates 200"])
+        enough = DescriptorWatch(50, lambda: 200, Limits(20000, 20000))
+        self.assertTrue(enough.check().enough)
+        self.assertEqual(len(events), 1)
 
-    def test_enoughSaysNothing(self):
-        self.patch(resource, "getrlimit", lambda which: (20000, 20000))
-        self.patch(resource, "setrlimit", lambda which, limits: self.fail("lowered"))
-        events = self.said()
-        checkDescriptors(50, 200)
-        self.assertEqual(events, [])
+    def test_followsTheRoom(self):
+        """When the servers row widens the Originates' room, the limit follows; while it
+        stays, nothing is asked of the kernel."""
+        limits = Limits(1024, 524288)
+        room = [200]
+        watch = DescriptorWatch(50, lambda: room[0], limits)
+        watch.check()
+        self.assertEqual(limits.soft, 1024)
+        room[0] = 1200  # max_vicidial_trunks 600
+        self.assertEqual(watch.check().soft, 1350)
+        self.assertEqual(limits.soft, 1350)
+        limits.getrlimit = lambda which: self.fail("asked again")
+        self.assertIsNone(watch.check())
