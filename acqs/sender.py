@@ -65,6 +65,7 @@ from .actions import Action, refusal, rowAction
 from .ami.outage import LOGIN_REFUSED, SHUTTING_DOWN, cause, refusedLoginDelay
 from .batching import BatchWriter
 from .metrics import NO_OBSERVER, Observer
+from .pause import Pause
 from .session import ActionSession, ClaimLost, MarkFailed, NotRun, NotSent
 from .store.claims import isOriginate
 from .store.interfaces import IQueueStore, StoreUnavailable
@@ -147,7 +148,8 @@ class Sender(Service):
         self._maxConnecting = maxConnecting
         self._warm = warm
         self._warmIdle = warmIdle
-        self._napping: Optional[Deferred] = None
+        # Naps between claims, ended early when room frees up or acqs stops.
+        self._nap = Pause(clock)
         # The classes (others, Originates) whose room the last claim filled:
         # while they still have room, claim again at once.
         self._more = (True, True)
@@ -317,23 +319,6 @@ class Sender(Service):
     def _claimable(self) -> bool:
         """Whether a claim may run now: there is room, and AMI and the listener are there."""
         return self._mayClaim() and any(self._rooms())
-
-    def _nap(self, seconds: float) -> Deferred:
-        """Wait C{seconds}, or less if room frees up or acqs stops (L{_wake})."""
-        napping = self._napping = Deferred()
-        call = self._clock.callLater(seconds, self._wake)
-
-        def done(result):
-            if call.active():
-                call.cancel()
-            return result
-
-        return napping.addBoth(done)
-
-    def _wake(self) -> None:
-        napping, self._napping = self._napping, None
-        if napping is not None and not napping.called:
-            napping.callback(None)
 
     async def _claim(self, room: int, originates: int) -> Optional[Tuple[int, int]]:
         """
@@ -515,7 +500,7 @@ class Sender(Service):
         self._ringing.pop(session, None)
         if session in self._sessions:
             self._done[session] = None
-        self._wake()  # its session lingers now: room for another row
+        self._nap.end()  # its session lingers now: room for another row
         self.sent += 1
         self.log.info("man_id {man_id} {action} sent: {text} (response {response})",
                       man_id=result.man_id, action=action.name, text=result.text,
@@ -527,7 +512,7 @@ class Sender(Service):
     def _notSent(self, failure: Failure, action: Action, session: ActionSession) -> None:
         self._sending.pop(session, None)
         self._ringing.pop(session, None)
-        self._wake()
+        self._nap.end()
         reason = failure.getErrorMessage() if failure.check(NotSent) else repr(failure.value)
         if failure.check(ClaimLost):
             self.log.warn("man_id {man_id} {action} not sent: {reason}; left to it",
@@ -542,7 +527,7 @@ class Sender(Service):
             self._amiFailed(cast(BaseException, failure.value))
 
     def _closed(self, _: object, session: ActionSession) -> None:
-        self._wake()
+        self._nap.end()
         idleSince = self._idleSessions.get(session)
         for sessions in (self._sessions, self._connecting, self._idleSessions, self._sending,
                          self._done, self._originating, self._ringing):
@@ -639,7 +624,7 @@ class Sender(Service):
         self._stopping = True
         if self._loop.running:
             self._loop.stop()
-        self._wake()
+        self._nap.end()
         self.wakeup.interrupt()
         if self._looping is not None:  # None: never started
             await self._looping

@@ -26,10 +26,10 @@ The wake-up is a hint: the claim that follows decides.
 import math
 from typing import Dict, Optional, Tuple
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from .pause import Pause
 from .store.interfaces import CannotWait, IQueueStore
 
 AUTO, WAIT, POLL = "auto", "wait", "poll"
@@ -78,7 +78,7 @@ class Wakeup:
         self._fast, self._idle = step, idleStep
         self._lastRow = clock.seconds()
         self.looks = 0
-        self._pausing: Optional[Deferred] = None
+        self._pause = Pause(clock)
 
     @property
     def step(self) -> float:
@@ -123,22 +123,9 @@ class Wakeup:
         else:
             self.log.info("Polling for NEW rows: {reason}", reason=reason)
 
-    def _pause(self, seconds: float) -> Deferred:
-        pausing = self._pausing = Deferred()
-        call = self._clock.callLater(seconds, self.interrupt)
-
-        def done(result: object) -> object:
-            if call.active():
-                call.cancel()
-            return result
-
-        return pausing.addBoth(done)
-
     def interrupt(self) -> None:
         """End a pause between looks now (the sender stops)."""
-        pausing, self._pausing = self._pausing, None
-        if pausing is not None and not pausing.called:
-            pausing.callback(None)
+        self._pause.end()
 
     def snapshot(self) -> Dict[str, object]:
         """What the status file says of the wake-up."""
