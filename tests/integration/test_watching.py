@@ -473,6 +473,21 @@ class BrowserTests(Watched, TestCase):
         self.assertEqual(code, 0, err.decode("utf-8", "replace")[-2000:])
         return out.decode("utf-8", "replace")
 
+    async def screenshotText(self, width: int, height: int, check=lambda shot: None) -> str:
+        """The page as Chromium shows it in a C{width}x{height} window, read by OCR."""
+        shot = os.path.abspath(self.mktemp() + ".png")
+        await self.chromium(f"--screenshot={shot}", f"--window-size={width},{height}",
+                            "--hide-scrollbars", self.base + "/")
+        self.assertEqual(pngSize(shot), (width, height))
+        check(shot)
+        if TESSERACT is None:
+            raise SkipTest("no tesseract on this machine (.ci/run installs tesseract-ocr);"
+                           " the screenshot was taken but not read")
+        text, err, code = await getProcessOutputAndValue(TESSERACT, [shot, "-"],
+                                                         env=dict(os.environ))
+        self.assertEqual(code, 0, err)
+        return text.decode("utf-8", "replace")
+
     async def test_domInBrowser(self):
         """Chromium's DOM of the page holds the health summary and the row, as elements."""
         self.start()
@@ -489,18 +504,8 @@ class BrowserTests(Watched, TestCase):
         and life cycle (read back by OCR where tesseract is installed)."""
         self.start()
         man_id, callerid = await self.callLived()
-        shot = os.path.abspath(self.mktemp() + ".png")
-        await self.chromium(f"--screenshot={shot}", "--window-size=1600,1000",
-                            "--hide-scrollbars", self.base + "/")
-        self.assertEqual(pngSize(shot), (1600, 1000))
-        self.assertGreater(pngColours(shot), 8, "the screenshot is blank")
-        if TESSERACT is None:
-            raise SkipTest("no tesseract on this machine (.ci/run installs tesseract-ocr);"
-                           " the screenshot was taken but not read")
-        text, err, code = await getProcessOutputAndValue(TESSERACT, [shot, "-"],
-                                                         env=dict(os.environ))
-        self.assertEqual(code, 0, err)
-        words = text.decode("utf-8", "replace")
+        words = await self.screenshotText(1600, 1000, lambda shot: self.assertGreater(
+            pngColours(shot), 8, "the screenshot is blank"))
         self.assertIn("HEALTHY", words)
         self.assertIn("Last 50 rows", words)
         self.assertRegex(words, rf"(?m)^{man_id} \d{{4}}-\d\d-\d\d")
@@ -531,17 +536,7 @@ class BrowserTests(Watched, TestCase):
         """During an AMI outage a 1280x900 screenshot shows DEGRADED, the cause and the rows
         left NEW (read back by OCR)."""
         waiting = await self.outage()
-        shot = os.path.abspath(self.mktemp() + ".png")
-        await self.chromium(f"--screenshot={shot}", "--window-size=1280,900",
-                            "--hide-scrollbars", self.base + "/")
-        self.assertEqual(pngSize(shot), (1280, 900))
-        if TESSERACT is None:
-            raise SkipTest("no tesseract on this machine (.ci/run installs tesseract-ocr);"
-                           " the screenshot was taken but not read")
-        text, err, code = await getProcessOutputAndValue(TESSERACT, [shot, "-"],
-                                                         env=dict(os.environ))
-        self.assertEqual(code, 0, err)
-        words = text.decode("utf-8", "replace")
+        words = await self.screenshotText(1280, 900)
         self.assertIn("DEGRADED", words)
         self.assertIn("the AMI listener is disconnected", words)
         self.assertIn("cannot connect", words)
